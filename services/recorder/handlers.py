@@ -1,0 +1,129 @@
+"""How each event changes the stored runs: one handler per event type.
+
+Delivery is at-least-once, so every write may be applied twice or out of order, and every
+write is built to be harmless then:
+- a run's `status` document is changed in memory by `apply_to_status` (events older than
+  the stored `seq` are skipped) and written back whole by the consumer, guarded by the seq
+  it read (optimistic concurrency between recorders);
+- `epochs` and `trainings` documents are written whole: inserted if absent (epoch started)
+  or replaced only when the event is newer than the stored copy (epoch finished, run
+  completed). A stale replace collides with the unique index (error 11000): nothing to do.
+
+Whole-document writes also keep dates as BSON dates: nx-27017 stores a datetime given to
+`$set` as a string (seen with 0.8.1), but keeps it in inserted and replaced documents.
+"""
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ReplaceOne, UpdateOne
+
+from shared import names
+from shared.schemas.events import (
+    EpochFinished,
+    EpochStarted,
+    Event,
+    Heartbeat,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+)
+from shared.store import new_status_document
+
+Document = dict[str, Any]
+Write = tuple[str, UpdateOne | ReplaceOne]  # (collection name, operation)
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_sec")
+
+
+# --- status: (document, event) → the document changed in place --------------------------
+
+def on_run_started(doc: Document, event: RunStarted) -> None:
+    doc.update(
+        status="in_progress",
+        start_time=event.time,
+        end_time=None,
+        attempt=event.attempt,
+        worker=event.worker,
+        device=event.device,
+        epochs_planned=event.epochs_planned,
+        class_names=event.class_names,
+        split_sizes=event.split_sizes,
+        error=None,
+        traceback_tail=None,
+    )
+
+
+def on_heartbeat(doc: Document, event: Heartbeat) -> None:
+    pass  # heartbeat_at is set for every event
+
+
+def on_epoch_started(doc: Document, event: EpochStarted) -> None:
+    doc["current_epoch"] = event.epoch
+
+
+def on_epoch_finished(doc: Document, event: EpochFinished) -> None:
+    doc.update(
+        current_epoch=event.epoch,
+        epochs_done=event.epoch,
+        latest={name: getattr(event, name) for name in EPOCH_METRICS},
+    )
+
+
+def on_run_completed(doc: Document, event: RunCompleted) -> None:
+    doc.update(status="completed", end_time=event.summary.end_time,
+               epochs_done=event.summary.epochs_run, error=None)
+
+
+def on_run_failed(doc: Document, event: RunFailed) -> None:
+    doc.update(status="failed", end_time=event.time, error=f"{event.error_type}: {event.message}",
+               traceback_tail=event.traceback_tail)
+
+
+STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
+    RunStarted: on_run_started,
+    Heartbeat: on_heartbeat,
+    EpochStarted: on_epoch_started,
+    EpochFinished: on_epoch_finished,
+    RunCompleted: on_run_completed,
+    RunFailed: on_run_failed,
+}
+
+
+def apply_to_status(doc: Document | None, event: Event) -> Document | None:
+    """The status document after event, or None when the event is not newer than doc."""
+    if doc is not None and event.seq <= doc["seq"]:
+        return None
+    if doc is None:
+        spec = event.spec if isinstance(event, RunStarted) else {}
+        doc = new_status_document(event.run_id, spec, spec.get("version") or "v0", created_at=event.time)
+    doc = dict(doc)
+    STATUS_HANDLERS[type(event)](doc, event)
+    doc["seq"] = event.seq
+    doc["heartbeat_at"] = event.time
+    return doc
+
+
+# --- epochs and trainings: whole-document writes ---------------------------------------
+
+def other_writes(event: Event) -> list[Write]:
+    """The `epochs` and `trainings` writes of one event (most events have none)."""
+    if isinstance(event, EpochStarted):
+        # Inserted when the epoch starts so the dashboard shows it at once; a replay changes nothing.
+        doc = {"run_id": event.run_id, "epoch": event.epoch, "seq": event.seq,
+               "started_at": event.time, "finished_at": None, **dict.fromkeys(EPOCH_METRICS)}
+        key = {"run_id": event.run_id, "epoch": event.epoch}
+        return [(names.EPOCHS, UpdateOne(key, {"$setOnInsert": doc}, upsert=True))]
+    if isinstance(event, EpochFinished):
+        doc = {"run_id": event.run_id, "epoch": event.epoch, "seq": event.seq,
+               "started_at": event.time - timedelta(seconds=event.epoch_time_sec),
+               "finished_at": event.time, **{name: getattr(event, name) for name in EPOCH_METRICS}}
+        return [(names.EPOCHS, _replace_if_newer({"run_id": event.run_id, "epoch": event.epoch}, doc))]
+    if isinstance(event, RunCompleted):
+        doc = {**event.summary.model_dump(), "seq": event.seq}
+        return [(names.TRAININGS, _replace_if_newer({"run_id": event.run_id}, doc))]
+    return []
+
+
+def _replace_if_newer(key: Document, doc: Document) -> ReplaceOne:
+    return ReplaceOne({**key, "seq": {"$lt": doc["seq"]}}, doc, upsert=True)

@@ -1,0 +1,108 @@
+"""Images decoded once per job and kept as uint8 tensors; batches are cut from those tensors.
+
+Decoding and resizing every image once (instead of every epoch, as a PIL DataLoader does)
+keeps the loop from waiting on JPEG decoding.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from shared.datasets.imagefolder import DatasetError, ImageFolderIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageTensors:
+    images: torch.Tensor  # N×3×H×W uint8
+    labels: torch.Tensor  # N int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class SplitData:
+    class_names: list[str]
+    train: ImageTensors
+    val: ImageTensors
+    test: ImageTensors
+    fingerprint: str
+    skipped_files: int
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def decode_image(path: Path, size: int, max_pixels: int) -> np.ndarray:
+    """One image as size×size×3 uint8 RGB; raises OSError (or ValueError) when unusable."""
+    with Image.open(path) as image:
+        if image.width * image.height > max_pixels:
+            raise ValueError(f"{image.width}×{image.height} px is over the limit of {max_pixels}")
+        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when that is enough
+        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8)
+
+
+def _decode_all(index: ImageFolderIndex, positions: list[int], size: int, max_pixels: int) -> tuple[ImageTensors, int]:
+    arrays, labels, skipped = [], [], 0
+    for position in positions:
+        path = index.paths[position]
+        try:
+            arrays.append(decode_image(path, size, max_pixels))
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            log.warning("skipping %s: %s", path, error)
+            skipped += 1
+            continue
+        labels.append(index.labels[position])
+    if not arrays:
+        return ImageTensors(torch.empty(0, 3, size, size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)), skipped
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return ImageTensors(images, torch.tensor(labels, dtype=torch.int64)), skipped
+
+
+def load_split_data(
+    index: ImageFolderIndex, split: dict[str, list[int]], size: int, max_pixels: int
+) -> SplitData:
+    """Decode every image once into train / val / test tensors (split: from stratified_split)."""
+    decoded, skipped = {}, 0
+    for name, positions in split.items():
+        decoded[name], skipped_here = _decode_all(index, positions, size, max_pixels)
+        skipped += skipped_here
+    for name, tensors in decoded.items():
+        if len(tensors) == 0:
+            raise DatasetError(f"dataset {index.root}: no readable images in the {name} split")
+    return SplitData(index.class_names, decoded["train"], decoded["val"], decoded["test"],
+                     index.fingerprint(), skipped)
+
+
+def iterate_batches(
+    data: ImageTensors, batch_size: int, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """uint8 image batches and labels; shuffled when a generator is given."""
+    order = torch.randperm(len(data), generator=generator) if generator is not None else torch.arange(len(data))
+    for start in range(0, len(data), batch_size):
+        chosen = order[start : start + batch_size]
+        yield data.images[chosen], data.labels[chosen]
+
+
+def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 N×3×H×W → float in [-1, 1] (Normalize(mean 0.5, std 0.5), as the original)."""
+    return images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+def random_flips(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal and vertical flips, drawn per image."""
+    n = images.shape[0]
+    flip_h = torch.rand(n, generator=generator) < 0.5
+    flip_v = torch.rand(n, generator=generator) < 0.5
+    images = images.clone()
+    images[flip_h] = images[flip_h].flip(-1)
+    images[flip_v] = images[flip_v].flip(-2)
+    return images

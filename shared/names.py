@@ -1,0 +1,22 @@
+"""Every name two services must agree on: streams, queues, tasks, collections."""
+
+# Redis Stream that carries training events from trainers to the recorder.
+EVENTS_STREAM = "paddy:events"
+# Consumer group the recorders read EVENTS_STREAM with.
+RECORDER_GROUP = "recorders"
+# Events the recorder could not parse or apply, with the reason.
+DEAD_LETTER_STREAM = "paddy:events:dead"
+# Per-run attempt counter (INCR at every task start), so event seq numbers grow across attempts.
+ATTEMPT_KEY = "paddy:attempt:{run_id}"
+
+# Celery queue the trainers consume and the task names the API sends (by name: the API
+# never imports the trainer).
+TRAINING_QUEUE = "training"
+TRAIN_TASK = "paddy.train"
+
+# MongoDB: database and collection names are those of the original system.
+DATABASE = "model_logs_db"
+TRAININGS = "trainings"
+EPOCHS = "epochs"
+STATUS = "status"
+COUNTERS = "counters"

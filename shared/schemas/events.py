@@ -1,0 +1,124 @@
+"""Training events: what trainers publish on the Redis Stream and the recorder stores.
+
+Every event carries `event_id` (unique, for deduplication), `run_id`, `seq` (grows
+monotonically within a run, across attempts) and `time` (UTC). Bump SCHEMA_VERSION when a
+field changes meaning; the recorder dead-letters versions it does not know.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+# seq = attempt * SEQ_PER_ATTEMPT + n: a retried attempt's events always sort after the last one's.
+SEQ_PER_ATTEMPT = 1_000_000_000
+
+
+def utc_now() -> datetime:
+    # MongoDB stores milliseconds; truncating here keeps an event equal to its stored copy.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    run_id: str
+    seq: int = Field(ge=0)
+    time: datetime = Field(default_factory=utc_now)
+
+
+class RunStarted(_Event):
+    type: Literal["run_started"] = "run_started"
+    spec: dict = Field(description="the JobSpec, so a run started without the API is complete")
+    attempt: int = Field(ge=1)
+    worker: str
+    device: str
+    epochs_planned: int
+    class_names: list[str]
+    split_sizes: dict[str, int] = Field(description="images in train / val / test")
+
+
+class Heartbeat(_Event):
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class EpochStarted(_Event):
+    type: Literal["epoch_started"] = "epoch_started"
+    epoch: int = Field(ge=1)
+
+
+class EpochFinished(_Event):
+    type: Literal["epoch_finished"] = "epoch_finished"
+    epoch: int = Field(ge=1)
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    epoch_time_sec: float
+
+
+class TrainingSummary(BaseModel):
+    """The `trainings` document: the original system's fields (same names, same types) first."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    run_id: str
+    model_name: str
+    version: str
+    num_classes: int
+    dropout: float | None
+    feature_extraction: bool
+    batch_size: int
+    learning_rate: float
+    early_stopped: bool
+    epochs_run: int
+    train_accuracy: float
+    val_accuracy: float
+    test_accuracy: float
+    best_val_loss: float
+    duration_minutes: float
+    start_time: datetime
+    end_time: datetime
+    # Paddy's additions.
+    test_loss: float
+    class_names: list[str]
+    dataset: str
+    image_size: int
+    seed: int
+
+
+class RunCompleted(_Event):
+    type: Literal["run_completed"] = "run_completed"
+    summary: TrainingSummary
+
+
+class RunFailed(_Event):
+    type: Literal["run_failed"] = "run_failed"
+    error_type: str
+    message: str
+    traceback_tail: str = ""
+
+
+Event = Annotated[
+    RunStarted | Heartbeat | EpochStarted | EpochFinished | RunCompleted | RunFailed,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def encode_event(event: _Event) -> dict[str, str]:
+    """The fields of one stream entry."""
+    return {"event": event.model_dump_json()}
+
+
+def decode_event(fields: dict[bytes | str, bytes | str]) -> Event:
+    """Parse one stream entry; raises ValueError (pydantic's ValidationError) when malformed."""
+    raw = fields.get(b"event", fields.get("event"))
+    if raw is None:
+        raise ValueError("stream entry has no 'event' field")
+    return EVENT_ADAPTER.validate_json(raw)

@@ -1,0 +1,123 @@
+"""MongoDB access for every service: connection, indexes, and the reads and writes of runs.
+
+Collections and field names are the original system's (see DESIGN.md): `status` holds one
+document per run from the moment it is queued, `epochs` one per run and epoch, `trainings`
+one per completed run.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.database import Database
+
+from shared import names
+from shared.settings import PaddySettings
+
+
+def connect(settings: PaddySettings, timeout_ms: int = 5000) -> Database:
+    client: MongoClient = MongoClient(
+        settings.mongodb_uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        tz_aware=True,
+    )
+    return client[settings.mongodb_database]
+
+
+def ensure_indexes(db: Database) -> None:
+    """Unique keys make at-least-once delivery safe; the single run_id index serves reads.
+
+    nx-27017 does not use a compound index for a query on its first field, hence the
+    separate single-field index on epochs.run_id (DESIGN.md, "This machine").
+    """
+    db[names.STATUS].create_index([("run_id", ASCENDING)], unique=True)
+    db[names.STATUS].create_index([("created_at", DESCENDING)])
+    db[names.EPOCHS].create_index([("run_id", ASCENDING), ("epoch", ASCENDING)], unique=True)
+    db[names.EPOCHS].create_index([("run_id", ASCENDING)])
+    db[names.TRAININGS].create_index([("run_id", ASCENDING)], unique=True)
+    db[names.COUNTERS].create_index([("name", ASCENDING)], unique=True)
+
+
+def new_status_document(
+    run_id: str, spec: dict[str, Any], version: str, created_at: datetime
+) -> dict[str, Any]:
+    """A run's `status` document, whole, as it looks when queued."""
+    return {
+        "run_id": run_id,
+        "status": "queued",
+        "start_time": None,
+        "end_time": None,
+        "created_at": created_at,
+        "model_name": spec["model_name"],
+        "version": version,
+        "spec": spec,
+        "epochs_planned": spec["epochs"],
+        "epochs_done": 0,
+        "current_epoch": None,
+        "latest": {},
+        "best_val_loss": None,
+        "class_names": None,
+        "split_sizes": None,
+        "error": None,
+        "traceback_tail": None,
+        "attempt": 0,
+        "worker": None,
+        "device": None,
+        "heartbeat_at": None,
+        # The seq of the newest event applied; older events never overwrite newer state.
+        "seq": 0,
+    }
+
+
+class Store:
+    """Reads and the API's own writes. The recorder's event writes live in the recorder."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.status = db[names.STATUS]
+        self.epochs = db[names.EPOCHS]
+        self.trainings = db[names.TRAININGS]
+        self.counters = db[names.COUNTERS]
+
+    def ping(self) -> None:
+        self.db.command("ping")
+
+    def next_version(self, model_name: str) -> str:
+        """"v1", "v2", … per model, as the original numbered its runs."""
+        counter = self.counters.find_one_and_update(
+            {"name": f"version:{model_name}"},
+            {"$inc": {"value": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return f"v{counter['value']}"
+
+    def insert_queued_run(self, document: dict[str, Any]) -> None:
+        self.status.insert_one(dict(document))
+
+    def list_runs(self, limit: int = 50, skip: int = 0) -> tuple[list[dict[str, Any]], int]:
+        cursor = self.status.find({}, {"_id": 0}).sort("created_at", DESCENDING)
+        runs = list(cursor.skip(skip).limit(limit))
+        return runs, self.status.count_documents({})
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self.status.find_one({"run_id": run_id}, {"_id": 0})
+
+    def get_training(self, run_id: str) -> dict[str, Any] | None:
+        return self.trainings.find_one({"run_id": run_id}, {"_id": 0})
+
+    def get_epochs(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.epochs.find({"run_id": run_id}, {"_id": 0}).sort("epoch", ASCENDING))
+
+    def mark_failed(self, run_id: str, error: str, when: datetime) -> None:
+        """For failures the API sees itself (the job never reached a trainer).
+
+        Written as a whole document guarded by seq, like the recorder's writes: nx-27017 turns
+        a datetime given to `$set` into a string.
+        """
+        run = self.status.find_one({"run_id": run_id})
+        if run is None or run["status"] != "queued":
+            return
+        run.update(status="failed", error=error, end_time=when, seq=run["seq"] + 1)
+        self.status.replace_one({"run_id": run_id, "seq": run["seq"] - 1}, run)
