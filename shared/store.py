@@ -46,6 +46,8 @@ def new_status_document(
     return {
         "run_id": run_id,
         "status": "queued",
+        # Every status the run has had, with when: [{"status", "time"}].
+        "status_history": [{"status": "queued", "time": created_at}],
         "start_time": None,
         "end_time": None,
         "created_at": created_at,
@@ -119,5 +121,6 @@ class Store:
         run = self.status.find_one({"run_id": run_id})
         if run is None or run["status"] != "queued":
             return
-        run.update(status="failed", error=error, end_time=when, seq=run["seq"] + 1)
+        run.update(status="failed", error=error, end_time=when, seq=run["seq"] + 1,
+                   status_history=[*run["status_history"], {"status": "failed", "time": when}])
         self.status.replace_one({"run_id": run_id, "seq": run["seq"] - 1}, run)

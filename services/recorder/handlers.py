@@ -98,7 +98,10 @@ def apply_to_status(doc: Document | None, event: Event) -> Document | None:
         spec = event.spec if isinstance(event, RunStarted) else {}
         doc = new_status_document(event.run_id, spec, spec.get("version") or "v0", created_at=event.time)
     doc = dict(doc)
+    status_before = doc["status"]
     STATUS_HANDLERS[type(event)](doc, event)
+    if doc["status"] != status_before:
+        doc["status_history"] = [*doc["status_history"], {"status": doc["status"], "time": event.time}]
     doc["seq"] = event.seq
     doc["heartbeat_at"] = event.time
     return doc

@@ -71,6 +71,7 @@ class JobPublic(BaseModel):
 
     run_id: str
     status: RunState
+    status_history: list[dict[str, Any]] = Field(default_factory=list)
     model_name: str
     version: str
     spec: dict[str, Any]

@@ -1,0 +1,35 @@
+# Paddy: `make demo` starts everything locally, `make test` runs every test.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+STATE  ?= .paddy
+
+.PHONY: install demo test down clean
+
+# The virtualenv with every service's extra (torch comes from the trainer extra).
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Paddy needs Python 3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[trainer,api,dashboard,flower,local,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/paddy data synth --out $(STATE)/data/demo-synth --per-class 80 --size 96 --seed 0
+	$(BIN)/paddy up --detach --state-dir $(STATE)
+	$(BIN)/paddy demo --dataset demo-synth
+	@echo
+	@echo "Paddy is running: dashboard http://127.0.0.1:8501  API http://127.0.0.1:8000/docs  Flower http://127.0.0.1:5555"
+	@echo "Stop it with: make down"
+
+test: install
+	$(BIN)/python -m pytest
+
+down:
+	$(BIN)/paddy down --state-dir $(STATE)
+
+clean: down
+	rm -rf $(STATE)

@@ -1,0 +1,89 @@
+"""The API against a real redis-server and nx-27017 (no trainer: jobs stay queued)."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api import deps, settings as api_settings
+from services.api.main import app
+from shared import names
+from shared.datasets.synth import synthesize_dataset
+
+
+@pytest.fixture
+def client(settings, db):
+    for cached in (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis):
+        cached.cache_clear()
+    synthesize_dataset(settings.data_root / "leaves", per_class=3, size=32, seed=0)
+    with TestClient(app) as test_client:
+        yield test_client
+    for cached in (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis):
+        cached.cache_clear()
+
+
+def job(**overrides) -> dict:
+    return {"model_name": "custom_cnn", "dataset": "leaves", "epochs": 3, "image_size": 64, **overrides}
+
+
+def test_a_posted_job_is_queued_and_visible_at_once(client, redis_client):
+    response = client.post("/jobs", json=job())
+    assert response.status_code == 202
+    created = response.json()
+    run = client.get(f"/jobs/{created['run_id']}").json()
+    assert run["status"] == "queued" and run["epochs_planned"] == 3 and run["summary"] is None
+    assert run["spec"]["version"] == created["version"] == "v1"
+    assert redis_client.llen(names.TRAINING_QUEUE) == 1  # the Celery message waits for a trainer
+
+
+def test_jobs_are_listed_newest_first_and_versioned_per_model(client):
+    ids = [client.post("/jobs", json=job()).json()["run_id"] for _ in range(3)]
+    listed = client.get("/jobs").json()
+    assert [r["run_id"] for r in listed["data"]] == ids[::-1] and listed["count"] == 3
+    assert [r["version"] for r in listed["data"]] == ["v3", "v2", "v1"]
+    assert client.get("/jobs", params={"limit": 1, "offset": 1}).json()["data"][0]["run_id"] == ids[1]
+
+
+def detail(response) -> str:
+    return str(response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        (job(dataset="no-such-dir"), "dataset", "no-such-dir"),
+        (job(model_name="resnet9000"), "model_name", "custom_cnn"),
+        (job(epochs=0), "epochs", "greater than or equal to 1"),
+        (job(extra_field=1), "extra_field", "not permitted"),
+    ],
+)
+def test_bad_jobs_are_refused_naming_the_field(client, body, field, words):
+    response = client.post("/jobs", json=body)
+    assert response.status_code == 422
+    assert field in str(response.json()["detail"][0]["loc"]) and words in detail(response)
+    assert client.get("/jobs").json()["count"] == 0
+
+
+def test_malformed_json_is_refused(client):
+    response = client.post("/jobs", content=b'{"model_name": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "JSON" in detail(response)
+
+
+def test_unknown_runs_are_404(client):
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.get("/jobs/nope/epochs").json()["detail"] == "run nope not found"
+
+
+def test_health_reports_both_stores(client):
+    assert client.get("/health").json() == {"status": "ok", "redis": "ok", "mongodb": "ok"}
+
+
+def test_health_and_posting_when_redis_is_down(client, monkeypatch):
+    monkeypatch.setenv("PADDY_REDIS_URL", "redis://127.0.0.1:9/0")
+    monkeypatch.setenv("PADDY_BROKER_TIMEOUT_S", "0.5")
+    for cached in (api_settings.get_settings, deps.get_queue, deps.get_redis):
+        cached.cache_clear()
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json()["redis"].startswith("unreachable")
+    response = client.post("/jobs", json=job())
+    assert response.status_code == 503 and "unreachable" in detail(response)
+    [run] = client.get("/jobs").json()["data"]
+    assert run["status"] == "failed" and "broker" in run["error"]

@@ -1,0 +1,64 @@
+"""Real processes for the tests: redis-server and the nx-27017 MongoDB server on free ports."""
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from infra.local_stack import LocalStack, StackConfig
+from shared.settings import PaddySettings
+from shared.store import connect, ensure_indexes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def backing_services(tmp_path_factory) -> Iterator[LocalStack]:
+    """One redis-server and one nx-27017 for the whole session; tests keep apart by database."""
+    config = StackConfig(
+        state_dir=tmp_path_factory.mktemp("backing"), services=("redis", "mongo"),
+        redis_port=free_port(), mongo_port=free_port(),
+    )
+    with LocalStack(config) as stack:
+        yield stack
+
+
+@pytest.fixture
+def settings(backing_services: LocalStack, tmp_path: Path, monkeypatch) -> PaddySettings:
+    """Settings (also exported as PADDY_* env vars) for an empty database and an empty Redis."""
+    env = backing_services.env()
+    values = {
+        "PADDY_REDIS_URL": env["PADDY_REDIS_URL"],
+        "PADDY_MONGODB_URI": env["PADDY_MONGODB_URI"],
+        "PADDY_MONGODB_DATABASE": f"test_{uuid.uuid4().hex[:10]}",
+        "PADDY_DATA_ROOT": str(tmp_path / "data"),
+        "PADDY_ARTIFACTS_ROOT": str(tmp_path / "artifacts"),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "data").mkdir()
+    redis.Redis.from_url(values["PADDY_REDIS_URL"]).flushdb()
+    return PaddySettings()
+
+
+@pytest.fixture
+def db(settings: PaddySettings):
+    database = connect(settings)
+    ensure_indexes(database)
+    yield database
+    database.client.drop_database(database.name)
+    database.client.close()
+
+
+@pytest.fixture
+def redis_client(settings: PaddySettings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()

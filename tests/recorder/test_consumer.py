@@ -1,0 +1,133 @@
+"""The recorder against a real redis-server and nx-27017: at-least-once delivery made exact."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.recorder.consumer import Recorder
+from services.recorder.settings import RecorderSettings
+from shared import names
+from shared.schemas.events import (
+    EpochFinished,
+    EpochStarted,
+    RunCompleted,
+    RunStarted,
+    TrainingSummary,
+    encode_event,
+)
+from shared.store import new_status_document
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 3, "version": "v1"}
+
+
+def run_events(run_id: str, epochs: int = 3) -> list:
+    seq = iter(range(1_000_000_001, 1_000_001_000))
+    events = [RunStarted(run_id=run_id, seq=next(seq), time=T0, spec=SPEC, attempt=1, worker="w",
+                         device="cpu", epochs_planned=epochs, class_names=["a", "b"],
+                         split_sizes={"train": 6, "val": 2, "test": 2})]
+    for epoch in range(1, epochs + 1):
+        events.append(EpochStarted(run_id=run_id, seq=next(seq), epoch=epoch, time=T0 + timedelta(seconds=epoch)))
+        events.append(EpochFinished(run_id=run_id, seq=next(seq), epoch=epoch, time=T0 + timedelta(seconds=epoch + 0.5),
+                                    train_loss=1 / epoch, train_acc=0.5, val_loss=1 / epoch, val_acc=0.6,
+                                    epoch_time_sec=0.5))
+    summary = TrainingSummary(
+        run_id=run_id, model_name="custom_cnn", version="v1", num_classes=2, dropout=0.5,
+        feature_extraction=False, batch_size=8, learning_rate=0.001, early_stopped=False,
+        epochs_run=epochs, train_accuracy=0.9, val_accuracy=0.8, test_accuracy=0.7, best_val_loss=0.3,
+        duration_minutes=0.1, start_time=T0, end_time=T0 + timedelta(seconds=10), test_loss=0.4,
+        class_names=["a", "b"], dataset="d", image_size=64, seed=1)
+    events.append(RunCompleted(run_id=run_id, seq=next(seq), summary=summary, time=T0 + timedelta(seconds=10)))
+    return events
+
+
+def publish(redis_client, events) -> None:
+    for event in events:
+        redis_client.xadd(names.EVENTS_STREAM, encode_event(event))
+
+
+@pytest.fixture
+def recorder(settings, db, redis_client) -> Recorder:
+    recorder = Recorder(redis_client, db, RecorderSettings(consumer_name="test", block_ms=100))
+    recorder.ensure_group()
+    return recorder
+
+
+def drain(recorder: Recorder) -> None:
+    while entries := recorder._read(">"):
+        recorder.process(entries)
+
+
+def snapshot(db) -> dict:
+    return {c: sorted((({k: v for k, v in d.items() if k != "_id"}) for d in db[c].find()), key=repr)
+            for c in (names.STATUS, names.EPOCHS, names.TRAININGS)}
+
+
+def test_a_run_is_stored_with_the_original_field_types(recorder, db, redis_client):
+    db[names.STATUS].insert_one(new_status_document("r1", SPEC, "v1", created_at=T0))
+    publish(redis_client, run_events("r1"))
+    drain(recorder)
+    status = db[names.STATUS].find_one({"run_id": "r1"})
+    assert status["status"] == "completed" and status["epochs_done"] == 3
+    assert isinstance(status["start_time"], datetime) and isinstance(status["end_time"], datetime)
+    epochs = list(db[names.EPOCHS].find({"run_id": "r1"}).sort("epoch", 1))
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(isinstance(e["val_acc"], float) and isinstance(e["finished_at"], datetime) for e in epochs)
+    training = db[names.TRAININGS].find_one({"run_id": "r1"})
+    assert training["test_accuracy"] == 0.7 and isinstance(training["end_time"], datetime)
+    assert redis_client.xpending(names.EVENTS_STREAM, names.RECORDER_GROUP)["pending"] == 0
+
+
+def test_replaying_the_whole_stream_changes_nothing(recorder, db, redis_client):
+    events = run_events("r1") + run_events("r2")
+    publish(redis_client, events)
+    drain(recorder)
+    before = snapshot(db)
+    publish(redis_client, events)  # at-least-once: everything delivered again
+    drain(recorder)
+    assert snapshot(db) == before
+    assert recorder.stats.events_stored == 2 * len(events)
+
+
+def test_an_epoch_inserted_at_start_shows_before_it_ends(recorder, db, redis_client):
+    events = run_events("r1")
+    publish(redis_client, events[:2])  # run started, epoch 1 started
+    drain(recorder)
+    [epoch] = db[names.EPOCHS].find({"run_id": "r1"})
+    assert epoch["epoch"] == 1 and epoch["train_loss"] is None
+    assert db[names.STATUS].find_one({"run_id": "r1"})["current_epoch"] == 1
+
+
+def test_an_older_event_delivered_late_does_not_overwrite(recorder, db, redis_client):
+    events = run_events("r1")
+    publish(redis_client, events)
+    drain(recorder)
+    publish(redis_client, [events[0], events[3]])  # run started and epoch 1 finished, again
+    drain(recorder)
+    status = db[names.STATUS].find_one({"run_id": "r1"})
+    assert status["status"] == "completed" and status["epochs_done"] == 3
+
+
+def test_malformed_entries_are_dead_lettered_and_later_events_stored(recorder, db, redis_client):
+    redis_client.xadd(names.EVENTS_STREAM, {"event": b'{"type": "epoch_finished", "run_id": 5}'})
+    redis_client.xadd(names.EVENTS_STREAM, {"something": b"else"})
+    publish(redis_client, run_events("r1"))
+    drain(recorder)
+    dead = redis_client.xrange(names.DEAD_LETTER_STREAM)
+    assert len(dead) == 2 and all(b"reason" in fields for _id, fields in dead)
+    assert recorder.stats.dead_lettered == 2
+    assert db[names.STATUS].find_one({"run_id": "r1"})["status"] == "completed"
+    assert redis_client.xpending(names.EVENTS_STREAM, names.RECORDER_GROUP)["pending"] == 0
+
+
+def test_entries_read_but_not_acknowledged_are_stored_after_a_restart(settings, db, redis_client):
+    publish(redis_client, run_events("r1"))
+    crashed = Recorder(redis_client, db, RecorderSettings(consumer_name="rec-1"))
+    crashed.ensure_group()
+    assert crashed._read(">")  # read, then "died" before writing or acknowledging
+    assert db[names.STATUS].count_documents({}) == 0
+    restarted = Recorder(redis_client, db, RecorderSettings(consumer_name="rec-1", block_ms=100))
+    stops = iter([False, True])
+    restarted.run_forever(should_stop=lambda: next(stops))
+    assert db[names.STATUS].find_one({"run_id": "r1"})["status"] == "completed"
+    assert db[names.EPOCHS].count_documents({"run_id": "r1"}) == 3

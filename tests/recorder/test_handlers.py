@@ -1,0 +1,101 @@
+"""The status document's lifecycle, event by event (pure logic, no database)."""
+
+from datetime import UTC, datetime, timedelta
+
+from services.recorder.handlers import apply_to_status, other_writes
+from shared import names
+from shared.schemas.events import (
+    EpochFinished,
+    EpochStarted,
+    Heartbeat,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    TrainingSummary,
+)
+from shared.store import new_status_document
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v4"}
+
+
+def queued() -> dict:
+    return new_status_document("r1", SPEC, "v4", created_at=T0)
+
+
+def started(seq: int = 10) -> RunStarted:
+    return RunStarted(run_id="r1", seq=seq, time=T0, spec=SPEC, attempt=1, worker="w", device="cpu",
+                      epochs_planned=2, class_names=["a", "b"], split_sizes={"train": 6, "val": 2, "test": 2})
+
+
+def finished_epoch(epoch: int, seq: int) -> EpochFinished:
+    return EpochFinished(run_id="r1", seq=seq, time=T0 + timedelta(seconds=epoch), epoch=epoch,
+                         train_loss=1 / epoch, train_acc=0.5, val_loss=1 / epoch, val_acc=0.5, epoch_time_sec=1.0)
+
+
+def test_lifecycle_queued_to_completed():
+    doc = apply_to_status(queued(), started())
+    assert (doc["status"], doc["start_time"], doc["attempt"], doc["seq"]) == ("in_progress", T0, 1, 10)
+    doc = apply_to_status(doc, EpochStarted(run_id="r1", seq=11, epoch=1))
+    assert doc["current_epoch"] == 1 and doc["epochs_done"] == 0
+    doc = apply_to_status(doc, finished_epoch(1, 12))
+    assert doc["epochs_done"] == 1 and doc["latest"]["train_loss"] == 1.0
+    doc = apply_to_status(doc, failed(13))
+    assert doc["status"] == "failed" and doc["error"] == "DatasetError: gone"
+    assert doc["created_at"] == T0 and doc["spec"] == SPEC  # kept from the queued document
+
+
+def failed(seq: int) -> RunFailed:
+    return RunFailed(run_id="r1", seq=seq, error_type="DatasetError", message="gone")
+
+
+def test_an_older_event_never_overwrites_newer_state():
+    doc = apply_to_status(apply_to_status(queued(), started(10)), failed(20))
+    assert apply_to_status(doc, finished_epoch(1, 15)) is None
+    assert apply_to_status(doc, failed(20)) is None  # a replay of the same event
+
+
+def test_heartbeat_only_moves_the_heartbeat():
+    doc = apply_to_status(queued(), started(10))
+    later = T0 + timedelta(seconds=30)
+    after = apply_to_status(doc, Heartbeat(run_id="r1", seq=11, time=later))
+    assert after["heartbeat_at"] == later
+    assert {k: v for k, v in after.items() if k not in ("heartbeat_at", "seq")} == \
+        {k: v for k, v in doc.items() if k not in ("heartbeat_at", "seq")}
+
+
+def test_a_run_unknown_to_the_store_is_created_whole_from_run_started():
+    doc = apply_to_status(None, started())
+    assert set(doc) == set(queued())
+    assert (doc["model_name"], doc["version"], doc["status"]) == ("custom_cnn", "v4", "in_progress")
+
+
+def test_epoch_writes_insert_at_start_and_replace_only_when_newer():
+    [(collection, insert)] = other_writes(EpochStarted(run_id="r1", seq=11, epoch=1, time=T0))
+    assert collection == names.EPOCHS
+    assert insert._doc["$setOnInsert"]["train_loss"] is None
+    [(_, replace)] = other_writes(finished_epoch(1, 12))
+    assert replace._filter == {"run_id": "r1", "epoch": 1, "seq": {"$lt": 12}}
+    assert replace._doc["started_at"] == T0 and replace._doc["val_loss"] == 1.0
+
+
+def test_completion_writes_the_trainings_document():
+    summary = TrainingSummary(
+        run_id="r1", model_name="custom_cnn", version="v4", num_classes=2, dropout=None,
+        feature_extraction=False, batch_size=8, learning_rate=0.001, early_stopped=False, epochs_run=2,
+        train_accuracy=0.9, val_accuracy=0.8, test_accuracy=0.7, best_val_loss=0.3, duration_minutes=1.5,
+        start_time=T0, end_time=T0 + timedelta(minutes=1.5), test_loss=0.4, class_names=["a", "b"],
+        dataset="d", image_size=64, seed=1)
+    event = RunCompleted(run_id="r1", seq=30, summary=summary)
+    [(collection, replace)] = other_writes(event)
+    assert collection == names.TRAININGS and replace._doc["test_accuracy"] == 0.7
+    doc = apply_to_status(apply_to_status(queued(), started()), event)
+    assert (doc["status"], doc["end_time"], doc["epochs_done"]) == ("completed", summary.end_time, 2)
+
+
+def test_status_changes_are_kept_in_the_history():
+    doc = apply_to_status(queued(), started())
+    doc = apply_to_status(doc, EpochStarted(run_id="r1", seq=11, epoch=1))
+    doc = apply_to_status(doc, failed(12))
+    assert [h["status"] for h in doc["status_history"]] == ["queued", "in_progress", "failed"]
+    assert doc["status_history"][1]["time"] == T0

@@ -1,0 +1,56 @@
+"""A real (tiny) training job against a real redis-server: the events it publishes."""
+
+from pathlib import Path
+
+import pytest
+
+from services.trainer.runner import run_training
+from services.trainer.settings import TrainerSettings
+from shared import names
+from shared.datasets.imagefolder import DatasetError
+from shared.datasets.synth import synthesize_dataset
+from shared.schemas.events import SEQ_PER_ATTEMPT, decode_event
+from shared.schemas.jobs import JobSpec
+
+
+@pytest.fixture
+def dataset(settings) -> str:
+    synthesize_dataset(Path(settings.data_root) / "tiny", per_class=10, size=32, seed=3)
+    return "tiny"
+
+
+def published(redis_client) -> list:
+    return [decode_event(fields) for _id, fields in redis_client.xrange(names.EVENTS_STREAM)]
+
+
+def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, dataset):
+    spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=2, image_size=32, batch_size=8, version="v1")
+    summary = run_training("run-a", spec, TrainerSettings(), worker="test")
+    events = [e for e in published(redis_client) if e.type != "heartbeat"]
+    assert [e.type for e in events] == ["run_started", "epoch_started", "epoch_finished",
+                                        "epoch_started", "epoch_finished", "run_completed"]
+    seqs = [e.seq for e in published(redis_client)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] == SEQ_PER_ATTEMPT + 1
+    started = events[0]
+    assert started.class_names == ["Bacterialblight", "Brownspot", "Leafsmut"]
+    assert started.split_sizes == {"train": 18, "val": 6, "test": 6}
+    assert events[-1].summary == summary
+    assert summary.epochs_run == 2 and 0 <= summary.test_accuracy <= 1 and summary.version == "v1"
+
+
+def test_a_second_attempt_numbers_its_events_after_the_first(settings, redis_client, dataset):
+    spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=1, image_size=32, batch_size=8)
+    run_training("run-b", spec, TrainerSettings(), worker="test")
+    last_of_first = published(redis_client)[-1].seq
+    redis_client.delete(names.EVENTS_STREAM)
+    run_training("run-b", spec, TrainerSettings(), worker="test")
+    events = published(redis_client)
+    assert events[0].seq > last_of_first and events[0].attempt == 2
+
+
+def test_a_missing_dataset_publishes_run_failed_and_raises(settings, redis_client):
+    spec = JobSpec(model_name="custom_cnn", dataset="gone", epochs=1)
+    with pytest.raises(DatasetError):
+        run_training("run-c", spec, TrainerSettings(), worker="test")
+    [failed] = published(redis_client)
+    assert failed.type == "run_failed" and failed.error_type == "DatasetError" and "gone" in failed.message
