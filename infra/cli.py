@@ -74,7 +74,7 @@ def data_synth(
     out: Annotated[Path, typer.Option(help="output directory (ImageFolder layout)")],
     per_class: Annotated[int, typer.Option(min=1, help="images per class")] = 100,
     size: Annotated[int, typer.Option(min=16, max=2048, help="image side in pixels")] = 128,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
     """Draw a synthetic rice-leaf dataset: Bacterialblight, Brownspot and Leafsmut."""
     from shared.datasets.synth import synthesize_dataset

@@ -2,10 +2,11 @@
 
 Every image shows one green leaf blade on a varied background; the class is told only by the
 lesions on the blade (Bacterialblight: yellow-white streaks from the margin or tip; Brownspot:
-oval brown spots with a yellow halo; Leafsmut: small black specks). Lesions are masked to the
+oval brown spots with a yellow halo; Leafsmut: small black specks). Lesions are drawn only on the
 blade, so a model cannot learn the class from the background.
 """
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -14,9 +15,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 CLASS_NAMES = ("Bacterialblight", "Brownspot", "Leafsmut")
-SUPERSAMPLE = 2  # draw at 2x and box-filter down: antialiased edges for free
+SUPERSAMPLE = 2  # the blade is drawn at 2x and box-filtered down: antialiased edges and veins
 
-BACKGROUNDS = {  # two end colours per kind; a gradient runs between points drawn from them
+BACKGROUNDS = {  # two end colours per kind; a gradient runs between two mixes of them
     "soil": ((85, 62, 40), (160, 125, 88)),
     "sky": ((115, 160, 215), (225, 235, 248)),
     "greens": ((35, 70, 28), (125, 165, 75)),
@@ -27,9 +28,9 @@ BACKGROUNDS = {  # two end colours per kind; a gradient runs between points draw
 class Leaf(NamedTuple):
     """Per-pixel leaf coordinates (lengths in image sides) and the blade mask."""
 
-    mask: np.ndarray  # bool: pixel lies on the blade
+    mask: np.ndarray  # bool: the pixel lies on the blade
     u: np.ndarray  # along the blade
-    v: np.ndarray  # across the blade, measured from the bent midrib
+    v: np.ndarray  # across the blade, from the (bent) midrib
     t: np.ndarray  # 0 at the base, 1 at the tip
     s: np.ndarray  # -1 .. 1 from one margin to the other
 
@@ -42,47 +43,62 @@ def synthesize_dataset(out: Path, per_class: int, size: int, seed: int) -> dict[
         raise ValueError(f"size must be at least 16 px, got {size}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
-    out = Path(out)
     counts: dict[str, int] = {}
     for class_index, class_name in enumerate(CLASS_NAMES):
-        class_dir = out / class_name
+        class_dir = Path(out) / class_name
         class_dir.mkdir(parents=True, exist_ok=True)
         names = {f"{i:04d}.png" for i in range(per_class)}
-        # A rerun with a smaller per_class must not leave the old run's extra images behind.
+        # A rerun with a smaller per_class must not leave the previous run's extra images behind.
         for stale in class_dir.glob("[0-9][0-9][0-9][0-9]*.png"):
-            if stale.name not in names and stale.stem.isdigit():
+            if stale.stem.isdigit() and stale.name not in names:
                 stale.unlink()
         for i in range(per_class):
             # One generator per image: image i is the same whatever per_class is.
             rng = np.random.default_rng([seed, class_index, i])
-            draw_image(rng, class_name, size).save(class_dir / f"{i:04d}.png")
+            draw_image(rng, class_name, size).save(class_dir / f"{i:04d}.png", compress_level=1)
         counts[class_name] = per_class
     return counts
 
 
 def draw_image(rng: np.random.Generator, class_name: str, size: int) -> Image.Image:
-    """One RGB image of a leaf with the lesions of class_name."""
+    """One RGB image of a leaf with the lesions of class_name.
+
+    The leaf, background and camera come from their own streams of rng, apart from the lesions':
+    equal generators give images of the three classes that differ only in their lesions.
+    """
+    if class_name not in CLASS_NAMES:
+        raise ValueError(f"unknown class {class_name!r}; choose one of {list(CLASS_NAMES)}")
+    scene, lesions, camera = rng.spawn(3)
     side = size * SUPERSAMPLE
-    x, y = _grid(side)
-    leaf = _leaf_geometry(rng, x, y)
-    rgb = _paint_leaf(rng, leaf, side)
-    _draw_dust(rng, leaf, rgb, side)  # in every class, so that a few dark dots prove nothing
+    leaf = _leaf_geometry(scene, *_grid(side))
+    rgb = _paint_leaf(scene, leaf)
+    if scene.random() < 0.5:  # dust on every class, so that a few dark dots prove nothing
+        dust = [(1.0, 0.0, 0.45, (105, 100, 80))]
+        _draw_ovals(scene, leaf, rgb, int(scene.integers(1, 5)), (0.004, 0.008), dust)
+    _draw_lesions(lesions, class_name, leaf, rgb)
+    # The blade's share of each output pixel is the alpha of its antialiased edge.
+    coverage = _downsample(leaf.mask.astype(np.float32))[..., None]
+    blade = _downsample(rgb)  # black off the blade: premultiplied by coverage
+    image = blade + (1 - coverage) * _background(scene, size)
+    return _photograph(camera, image)
+
+
+def _draw_lesions(rng: np.random.Generator, class_name: str, leaf: Leaf, rgb: np.ndarray) -> None:
     if class_name == "Bacterialblight":
         _draw_blight(rng, leaf, rgb)
-    elif class_name == "Brownspot":
-        _draw_spots(rng, leaf, rgb, side, rng.integers(3, 22), (0.014, 0.04), halo=True)
-    elif class_name == "Leafsmut":
-        _draw_spots(rng, leaf, rgb, side, rng.integers(25, 140), (0.005, 0.011), halo=False)
-    else:
-        raise ValueError(f"unknown class {class_name!r}; choose one of {list(CLASS_NAMES)}")
-    image = np.where(leaf.mask[..., None], rgb, _background(rng, x, y, side))
-    small = Image.fromarray(_to_uint8(image)).resize((size, size), Image.Resampling.BOX)
-    return _photograph(rng, small, x[::SUPERSAMPLE, ::SUPERSAMPLE], y[::SUPERSAMPLE, ::SUPERSAMPLE])
+    elif class_name == "Brownspot":  # yellow halo, brown body, grey-tan centre on some
+        body = np.array([125, 62, 25]) + rng.uniform(-25, 20, 3)
+        halo, centre = (200, 185, 60), (165, 140, 105)
+        layers = [(1.8, 0.8, 0.6, halo), (1.0, 0, 1, body), (0.4, 0, rng.uniform(0, 0.7), centre)]
+        _draw_ovals(rng, leaf, rgb, int(rng.integers(3, 22)), (0.014, 0.04), layers)
+    else:  # Leafsmut: many small near-black specks
+        specks = [(1.0, 0, 0.9, (rng.uniform(15, 45),) * 3)]
+        _draw_ovals(rng, leaf, rgb, int(rng.integers(25, 140)), (0.006, 0.013), specks)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=32)
 def _grid(side: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel centres in image sides (0..1), so that every shape is independent of size."""
+    """Pixel centres in image sides (0..1), so that every shape is independent of the size."""
     ys, xs = np.mgrid[0:side, 0:side].astype(np.float32)
     return (xs + 0.5) / side, (ys + 0.5) / side
 
@@ -93,8 +109,62 @@ def _smooth_noise(rng: np.random.Generator, side: int, cells: int) -> np.ndarray
     return np.asarray(Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC))
 
 
+def _jitter(rng: np.random.Generator, amount: float, shape) -> np.ndarray:
+    """Uniform noise in -amount..amount, float32 like the images."""
+    return rng.uniform(-amount, amount, shape).astype(np.float32)
+
+
+def _downsample(image: np.ndarray) -> np.ndarray:
+    n = SUPERSAMPLE  # a sum of strided views is several times faster than a reshaped mean
+    return sum(image[i::n, j::n] for i in range(n) for j in range(n)) / (n * n)
+
+
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
+def _leaf_geometry(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> Leaf:
+    # Python floats throughout: a numpy float64 scalar would turn the float32 arrays into float64.
+    angle = rng.uniform(0, 2 * math.pi)
+    cx, cy = rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65)  # the blade crosses the middle
+    length = rng.uniform(0.9, 1.8)  # long leaves run off the frame, as in cropped photos
+    half_width = rng.uniform(0.07, 0.22)
+    bend = rng.uniform(-0.3, 0.3)
+    tip_fraction = rng.uniform(0.25, 0.5)
+    dx, dy = x - cx, y - cy
+    cos, sin = math.cos(angle), math.sin(angle)
+    u = dx * cos + dy * sin
+    v = -dx * sin + dy * cos - bend * u**2
+    t = u / length + 0.5
+    # sin ramps: no kink where the taper starts, yet a pointed tip.
+    taper = np.sin(math.pi / 2 * np.clip((1 - t) / tip_fraction, 0, 1))
+    width = half_width * (0.85 + 0.15 * np.sin(math.pi / 2 * np.clip(t / 0.3, 0, 1))) * taper
+    mask = (t >= 0) & (t <= 1) & (np.abs(v) < width)
+    return Leaf(mask, u, v, t, v / np.maximum(width, 1e-6))
+
+
+def _paint_leaf(rng: np.random.Generator, leaf: Leaf) -> np.ndarray:
+    """The blade's colours, black off the blade; shading is computed on blade pixels only."""
+    base = np.array([rng.uniform(55, 135), rng.uniform(115, 190), rng.uniform(20, 70)], np.float32)
+    s, t = np.clip(leaf.s[leaf.mask], -1, 1), leaf.t[leaf.mask]
+    veins = np.cos(math.pi * int(rng.integers(4, 10)) * s) ** 2  # veins follow the taper
+    veins *= veins  # ** 8 by squaring: thin lines, and far faster than a float power
+    veins *= veins
+    # Irregular fine stripes along the blade (a random profile across it, constant along it),
+    # and uneven colour along it.
+    stripes = _random_profile(rng, s, -1, 1, int(rng.integers(25, 60)))
+    patches = _random_profile(rng, t, 0, 1, int(rng.integers(4, 9)))
+    shade = 0.8 + 0.2 * np.sqrt(1 - s**2)  # a blade is rounded: darker towards its margins
+    shade += rng.uniform(0.04, 0.1) * veins + 0.03 * stripes + 0.05 * patches
+    shade[np.abs(s) < 0.05] += 0.12  # the midrib
+    rgb = np.zeros((*leaf.mask.shape, 3), np.float32)
+    rgb[leaf.mask] = shade[:, None] * base
+    return rgb
+
+
+def _random_profile(rng: np.random.Generator, at: np.ndarray, lo: float, hi: float, knots: int):
+    """A random curve through `knots` standard-normal values spread over lo..hi, read at `at`."""
+    return np.interp(at, np.linspace(lo, hi, knots), rng.normal(0, 1, knots)).astype(np.float32)
 
 
 def _composite(rgb: np.ndarray, alpha: np.ndarray, colour) -> None:
@@ -103,128 +173,104 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray, colour) -> None:
     rgb += alpha * np.asarray(colour, dtype=np.float32)
 
 
-def _leaf_geometry(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> Leaf:
-    angle = rng.uniform(0, 2 * np.pi)
-    cx, cy = rng.uniform(0.35, 0.65, size=2)  # the blade always crosses the middle of the frame
-    length = rng.uniform(0.9, 1.8)  # long leaves run off the frame, as in cropped photos
-    half_width = rng.uniform(0.07, 0.22)
-    bend = rng.uniform(-0.3, 0.3)
-    tip_fraction = rng.uniform(0.25, 0.5)
-    dx, dy = x - cx, y - cy
-    u = dx * np.cos(angle) + dy * np.sin(angle)
-    v = -dx * np.sin(angle) + dy * np.cos(angle) - bend * u**2
-    t = u / length + 0.5
-    # sin: no kink where the taper starts, yet a pointed tip.
-    taper = np.sin(np.pi / 2 * np.clip((1 - t) / tip_fraction, 0, 1))
-    width = half_width * (0.85 + 0.15 * np.sin(np.pi / 2 * np.clip(t / 0.3, 0, 1))) * taper
-    mask = (t >= 0) & (t <= 1) & (np.abs(v) < width)
-    return Leaf(mask, u, v, t, v / np.maximum(width, 1e-6))
-
-
-def _paint_leaf(rng: np.random.Generator, leaf: Leaf, side: int) -> np.ndarray:
-    base = np.array([rng.uniform(55, 135), rng.uniform(115, 190), rng.uniform(20, 70)], np.float32)
-    s = np.clip(leaf.s, -1, 1)
-    veins = np.cos(np.pi * rng.integers(4, 10) * s) ** 8  # parallel veins follow the taper
-    # Irregular fine stripes along the blade: a random profile across it, constant along it.
-    knots = int(rng.integers(25, 60))
-    stripes = np.interp(s, np.linspace(-1, 1, knots), rng.normal(0, 1, knots)).astype(np.float32)
-    shade = 0.8 + 0.2 * np.sqrt(1 - s**2)  # a blade is rounded: darker towards its margins
-    shade = shade + rng.uniform(0.04, 0.1) * veins + 0.12 * (np.abs(s) < 0.05)  # veins, midrib
-    shade = shade + 0.03 * stripes + 0.07 * _smooth_noise(rng, side, 5)  # uneven colour
-    return shade[..., None] * base
-
-
-def _draw_dust(rng: np.random.Generator, leaf: Leaf, rgb: np.ndarray, side: int) -> None:
-    if rng.random() < 0.5:
-        _draw_spots(rng, leaf, rgb, side, rng.integers(1, 5), (0.004, 0.008), halo=False, dust=True)
-
-
 def _draw_blight(rng: np.random.Generator, leaf: Leaf, rgb: np.ndarray) -> None:
-    visible = leaf.t[leaf.mask]
-    lo, hi = float(visible.min()), float(visible.max())
+    """Straw-coloured streaks with wavy edges running in from a margin, or down from the tip."""
+    rows, cols = np.nonzero(leaf.mask)  # blade pixels only: a third of the work on the full image
+    t, s, pixels = leaf.t[rows, cols], leaf.s[rows, cols], rgb[rows, cols]
+    lo, hi = float(t.min()), float(t.max())  # the visible part of the blade
     streaks = [(rng.uniform(0.3, 0.8), False) for _ in range(rng.integers(1, 4))]
     if hi > 0.9 and rng.random() < 0.6:
         streaks.append((rng.uniform(0.25, 0.6), True))
     for span_fraction, from_tip in streaks:
         span = span_fraction * (hi - lo)
-        if from_tip:  # tip blight: dries the whole width near the tip, narrowing towards the base
-            tb, ta = 1.05, 1.05 - span
-            p = np.clip((leaf.t - ta) / span, 0, 1)
-            envelope, depth_max, side = np.sqrt(np.clip(1.6 * p, 0, 1)), 2.2, 1.0
-        else:  # a margin streak, deepest in its middle
-            ta = rng.uniform(lo - 0.2 * span, hi - 0.6 * span)
-            tb = ta + span
-            p = np.clip((leaf.t - ta) / span, 0, 1)
-            envelope, depth_max = np.sqrt(np.sin(np.pi * p)), rng.uniform(0.35, 1.1)
-            side = rng.choice([-1.0, 1.0])
-        f1, f2, ph1, ph2 = rng.uniform(20, 50), rng.uniform(60, 150), *rng.uniform(0, 2 * np.pi, 2)
-        wave = 1 + 0.2 * np.sin(f1 * leaf.t + ph1) + 0.1 * np.sin(f2 * leaf.t + ph2)
-        depth = depth_max * envelope * wave
-        from_margin = 1 - side * leaf.s  # 0 on this streak's margin, 2 on the other one
-        on_streak = leaf.mask & (leaf.t >= ta) & (leaf.t <= tb)
-        halo = np.clip(1 - (from_margin - depth) / 0.3, 0, 1) * on_streak * (depth > 0.02)
-        core = np.clip((depth - from_margin) / 0.06, 0, 1) * on_streak
-        straw = np.array([235, 228, 170]) + rng.uniform(-15, 10, 3)
-        _composite(rgb, 0.75 * halo, (205, 200, 75))
-        _composite(rgb, 0.92 * core, straw)
+        ta = 1.05 - span if from_tip else rng.uniform(lo - 0.2 * span, hi - 0.6 * span)
+        on = (t >= ta) & (t <= ta + span)
+        ts, ss = t[on], s[on]
+        p = (ts - ta) / span
+        if from_tip:  # dries the whole width at the tip, narrowing towards the base
+            depth, side = 2.2 * np.clip(1.6 * p, 0, 1) ** 0.8, 1.0
+        else:  # deepest in the middle of the streak, with pointed ends
+            depth = rng.uniform(0.3, 1.0) * np.clip(np.sin(math.pi * p), 0, 1) ** 0.7
+            side = float(rng.choice([-1.0, 1.0]))
+        f1, f2, ph1, ph2 = (rng.uniform(a, b) for a, b in ((20, 50), (60, 150), (0, 7), (0, 7)))
+        depth *= 1 + 0.2 * np.sin(f1 * ts + ph1) + 0.07 * np.sin(f2 * ts + ph2)  # wavy edges
+        from_margin = 1 - side * ss  # 0 on this streak's margin, 2 on the other one
+        halo = np.clip(1 - (from_margin - depth) / 0.25, 0, 1) * np.clip(depth / 0.15, 0, 1)
+        core = np.clip((depth - from_margin) / 0.06, 0, 1)
+        block = pixels[on]
+        _composite(block, 0.75 * halo, (205, 200, 75))
+        _composite(block, 0.92 * core, np.array([235, 228, 170]) + rng.uniform(-15, 10, 3))
+        pixels[on] = block
+    rgb[rows, cols] = pixels
 
 
-def _draw_spots(rng, leaf, rgb, side, count, radius_range, halo: bool, dust: bool = False) -> None:
-    """Oval spots elongated along the blade, centred on random blade pixels."""
+def _draw_ovals(rng: np.random.Generator, leaf: Leaf, rgb: np.ndarray, count, radius_range, layers):
+    """Ovals elongated along the blade, centred on random blade pixels, painted layer by layer.
+
+    Each layer is (radius, feather: both in oval radii, opacity, colour). All ovals are drawn at
+    once, in windows around their centres: a Python loop over 100 specks was the slow part.
+    """
+    side = leaf.mask.shape[0]
     rows, cols = np.nonzero(leaf.mask)
-    for k in rng.integers(0, len(rows), size=count):
-        row, col = int(rows[k]), int(cols[k])
-        along = rng.uniform(*radius_range)
-        across = along * rng.uniform(0.45, 0.85)
-        reach = int(np.ceil(along * (1.9 if halo else 1.1) * side)) + 2
-        window = (slice(max(row - reach, 0), row + reach + 1), slice(max(col - reach, 0), col + reach + 1))
-        du = (leaf.u[window] - leaf.u[row, col]) / along
-        dv = (leaf.v[window] - leaf.v[row, col]) / across
-        d = np.sqrt(du**2 + dv**2)
-        on_leaf = leaf.mask[window]
-        patch = rgb[window]  # a view: compositing into it paints rgb
-        edge = along * side  # soft edge about one render pixel wide, whatever the spot size
-        if dust:
-            _composite(patch, 0.45 * np.clip((1 - d) * edge, 0, 1) * on_leaf, (105, 100, 80))
-        elif halo:  # Brownspot: yellow halo, brown body, grey-tan centre on the larger spots
-            _composite(patch, 0.6 * np.clip((1.8 - d) / 0.8, 0, 1) * on_leaf, (200, 185, 60))
-            brown = np.array([125, 62, 25]) + rng.uniform(-25, 20, 3)
-            _composite(patch, np.clip((1 - d) * edge, 0, 1) * on_leaf, brown)
-            centre = rng.uniform(0, 0.7) * np.clip((0.4 - d) * edge, 0, 1) * on_leaf
-            _composite(patch, centre, (165, 140, 105))
-        else:  # Leafsmut: small near-black specks
-            black = rng.uniform(15, 45)
-            _composite(patch, rng.uniform(0.8, 1) * np.clip((1 - d) * edge, 0, 1) * on_leaf, (black,) * 3)
+    pick = rng.integers(0, len(rows), count)
+    r0, c0 = rows[pick], cols[pick]
+    along = rng.uniform(*radius_range, count).astype(np.float32)[:, None, None]
+    across = along * rng.uniform(0.45, 0.85, (count, 1, 1)).astype(np.float32)
+    reach = math.ceil(radius_range[1] * max(r for r, _, _, _ in layers) * side) + 1
+    offsets = np.arange(-reach, reach + 1)
+    rr, cc = r0[:, None, None] + offsets[:, None], c0[:, None, None] + offsets
+    inside = (rr >= 0) & (rr < side) & (cc >= 0) & (cc < side)
+    flat = np.where(inside, rr * side + cc, 0)  # pixel 0 stands in for the outside, at alpha 0
+    du = (leaf.u.ravel()[flat] - leaf.u[r0, c0][:, None, None]) / along
+    dv = (leaf.v.ravel()[flat] - leaf.v[r0, c0][:, None, None]) / across
+    distance = np.sqrt(du**2 + dv**2)  # 1 on the oval's outline
+    on_blade = inside & leaf.mask.ravel()[flat]
+    pixel = 1 / (along * side)  # one pixel in oval radii: the softest an edge can be
+    for radius, feather, opacity, colour in layers:
+        alpha = np.clip((radius - distance) / (feather + pixel), 0, 1) * opacity * on_blade
+        keep = np.ones(side * side, np.float32)
+        np.multiply.at(keep, flat.ravel(), 1 - alpha.ravel())  # overlapping ovals darken together
+        touched = np.flatnonzero(keep < 1)
+        block = rgb.reshape(-1, 3)[touched]
+        _composite(block, 1 - keep[touched], colour)
+        rgb.reshape(-1, 3)[touched] = block
 
 
-def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, side: int) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Soil, sky, other greens or a pale table: drawn small and scaled up, so out of focus."""
+    small = max(4, round(size / rng.uniform(3, 8)))
+    x, y = _grid(small)
     kind = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
     low, high = (np.asarray(c, np.float32) for c in BACKGROUNDS[kind])
     # One mix per end colour keeps the hue of the kind; the jitter varies it a little.
-    c0, c1 = (low + (high - low) * rng.uniform() + rng.uniform(-12, 12, 3) for _ in range(2))
-    phi = rng.uniform(0, 2 * np.pi)
-    g = np.clip((x - 0.5) * np.cos(phi) + (y - 0.5) * np.sin(phi) + 0.5, 0, 1)[..., None]
+    c0, c1 = (low + (high - low) * rng.uniform() + _jitter(rng, 12, 3) for _ in range(2))
+    phi = rng.uniform(0, 2 * math.pi)
+    g = np.clip((x - 0.5) * math.cos(phi) + (y - 0.5) * math.sin(phi) + 0.5, 0, 1)[..., None]
     bg = c0 * (1 - g) + c1 * g
-    bg *= 1 + 0.12 * _smooth_noise(rng, side, int(rng.integers(3, 8)))[..., None]
-    if kind == "greens":  # out-of-focus blades behind the leaf
+    bg *= 1 + 0.12 * _smooth_noise(rng, small, int(rng.integers(3, 8)))[..., None]
+    if kind == "greens":  # blades behind the leaf
         for _ in range(rng.integers(2, 6)):
-            a = rng.uniform(0, np.pi)
-            band = np.abs((x - 0.5) * np.sin(a) - (y - 0.5) * np.cos(a) - rng.uniform(-0.5, 0.5))
-            bg *= 1 + rng.uniform(-0.3, 0.3) * (band < rng.uniform(0.03, 0.1))[..., None]
-    if kind == "soil":  # grain
-        bg += rng.normal(0, 12, bg.shape).astype(np.float32)
-    blur = rng.uniform(0.5, 2.5) * side / 128  # the background is out of focus
-    return np.asarray(Image.fromarray(_to_uint8(bg)).filter(ImageFilter.GaussianBlur(blur)), np.float32)
+            a = rng.uniform(0, math.pi)
+            offset, half_width = rng.uniform(-0.5, 0.5), rng.uniform(0.03, 0.1)
+            band = np.abs((x - 0.5) * math.sin(a) - (y - 0.5) * math.cos(a) - offset)
+            bg *= 1 + rng.uniform(-0.3, 0.3) * np.clip((half_width - band) / 0.03, 0, 1)[..., None]
+    if kind == "soil":  # clods and grain
+        bg += _jitter(rng, 25, bg.shape[:2])[..., None]
+    # Blurred before scaling up, or bicubic interpolation shows the small image's pixels.
+    bg_image = Image.fromarray(_to_uint8(bg)).filter(ImageFilter.GaussianBlur(0.8))
+    return np.asarray(bg_image.resize((size, size), Image.Resampling.BICUBIC), np.float32)
 
 
-def _photograph(rng: np.random.Generator, image: Image.Image, x: np.ndarray, y: np.ndarray) -> Image.Image:
+def _photograph(rng: np.random.Generator, image: np.ndarray) -> Image.Image:
     """Camera effects: a little blur, brightness, contrast, colour cast, uneven light, noise."""
+    photo = Image.fromarray(_to_uint8(image))
     if rng.random() < 0.5:
-        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.7) * image.width / 128))
-    pixels = np.asarray(image, np.float32)
+        photo = photo.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.7) * photo.width / 128))
+    pixels = np.asarray(photo, np.float32)
     pixels = (pixels - 128) * rng.uniform(0.8, 1.2) + 128
-    pixels *= rng.uniform(0.75, 1.2) * rng.uniform(0.92, 1.08, 3)
-    phi = rng.uniform(0, 2 * np.pi)
-    light = 1 + rng.uniform(0, 0.2) * ((x - 0.5) * np.cos(phi) + (y - 0.5) * np.sin(phi))
-    pixels = pixels * light[..., None] + rng.normal(0, rng.uniform(1, 5), pixels.shape)
+    pixels *= rng.uniform(0.75, 1.2) * (1 + _jitter(rng, 0.08, 3))
+    x, y = _grid(photo.width)
+    phi = rng.uniform(0, 2 * math.pi)
+    light = 1 + rng.uniform(0, 0.2) * ((x - 0.5) * math.cos(phi) + (y - 0.5) * math.sin(phi))
+    pixels = pixels * light[..., None] + _jitter(rng, rng.uniform(2, 8), pixels.shape)
     return Image.fromarray(_to_uint8(pixels))

@@ -1,0 +1,125 @@
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.datasets.imagefolder import scan_image_folder, stratified_split
+from shared.datasets.synth import CLASS_NAMES, draw_image, synthesize_dataset
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every image, by path relative to root."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*.png"))
+    }
+
+
+def test_image_folder_layout_with_per_class_images_of_each_class(tmp_path):
+    out = tmp_path / "not" / "yet" / "there"
+    counts = synthesize_dataset(out, per_class=5, size=32, seed=0)
+    assert counts == {name: 5 for name in CLASS_NAMES}
+    index = scan_image_folder(out)
+    assert index.class_names == ["Bacterialblight", "Brownspot", "Leafsmut"]
+    assert Counter(index.labels) == {0: 5, 1: 5, 2: 5}
+    names = sorted(path.name for path in (out / "Leafsmut").iterdir())
+    assert names == ["0000.png", "0001.png", "0002.png", "0003.png", "0004.png"]
+    split = stratified_split(index.labels, seed=0)  # enough to train on: every class in every split
+    assert all({index.labels[i] for i in indices} == {0, 1, 2} for indices in split.values())
+
+
+def test_images_are_rgb_of_the_requested_size(tmp_path):
+    synthesize_dataset(tmp_path, per_class=2, size=48, seed=3)
+    paths = sorted(tmp_path.rglob("*.png"))
+    assert len(paths) == 6
+    for path in paths:
+        with Image.open(path) as image:
+            assert (image.mode, image.size) == ("RGB", (48, 48))
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    synthesize_dataset(tmp_path / "a", per_class=3, size=40, seed=7)
+    synthesize_dataset(tmp_path / "b", per_class=3, size=40, seed=7)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+
+
+def test_different_seeds_give_different_images(tmp_path):
+    synthesize_dataset(tmp_path / "a", per_class=3, size=40, seed=7)
+    synthesize_dataset(tmp_path / "b", per_class=3, size=40, seed=8)
+    a, b = digests(tmp_path / "a"), digests(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert all(a[name] != b[name] for name in a)
+
+
+def test_images_within_a_class_differ(tmp_path):
+    synthesize_dataset(tmp_path, per_class=4, size=32, seed=0)
+    assert len(set(digests(tmp_path).values())) == 12
+
+
+def test_an_image_does_not_depend_on_per_class(tmp_path):
+    synthesize_dataset(tmp_path / "small", per_class=2, size=32, seed=5)
+    synthesize_dataset(tmp_path / "large", per_class=4, size=32, seed=5)
+    small, large = digests(tmp_path / "small"), digests(tmp_path / "large")
+    assert small == {name: large[name] for name in small}
+
+
+def test_rerun_overwrites_and_leaves_no_extra_images(tmp_path):
+    synthesize_dataset(tmp_path / "data", per_class=4, size=32, seed=1)
+    (tmp_path / "data" / "Brownspot" / "notes.txt").write_text("kept")
+    synthesize_dataset(tmp_path / "data", per_class=2, size=32, seed=2)
+    synthesize_dataset(tmp_path / "fresh", per_class=2, size=32, seed=2)
+    assert digests(tmp_path / "data") == digests(tmp_path / "fresh")
+    assert (tmp_path / "data" / "Brownspot" / "notes.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize(
+    ("bad", "argument"),
+    [({"per_class": 0}, "per_class"), ({"size": 15}, "size"), ({"seed": -1}, "seed")],
+)
+def test_bad_arguments_raise_naming_the_argument(tmp_path, bad, argument):
+    arguments = {"out": tmp_path / "data", "per_class": 2, "size": 32, "seed": 0} | bad
+    with pytest.raises(ValueError, match=argument):
+        synthesize_dataset(**arguments)
+    assert not (tmp_path / "data").exists()
+
+
+def test_unknown_class_raises():
+    with pytest.raises(ValueError, match="'Healthy'"):
+        draw_image(np.random.default_rng(0), "Healthy", 32)
+
+
+def colour_fractions(image: Image.Image) -> dict[str, float]:
+    """Fractions of the image's pixels in each lesion colour."""
+    rgb = np.asarray(image, dtype=np.int32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    brightest, dullest = rgb.max(axis=-1), rgb.min(axis=-1)
+    return {
+        "near-black": float(((brightest < 70) & (brightest - dullest < 25)).mean()),
+        "yellow-white": float(((r > 170) & (g > 160) & (b < g - 25) & (abs(r - g) < 40)).mean()),
+        "brown": float(((r > 1.6 * g) & (g > 1.3 * b) & (r > 50)).mean()),
+    }
+
+
+LESION_COLOURS = {"Leafsmut": "near-black", "Bacterialblight": "yellow-white", "Brownspot": "brown"}
+
+
+def test_equal_generators_give_equal_scenes():
+    images = [np.asarray(draw_image(np.random.default_rng(4), name, 64)) for name in CLASS_NAMES]
+    same_everywhere = (images[0] == images[1]).all(axis=-1) & (images[1] == images[2]).all(axis=-1)
+    assert same_everywhere.mean() > 0.5  # only the lesions, on the blade, differ
+
+
+def test_classes_differ_in_the_colour_of_their_lesions():
+    # Drawn from equal generators, the classes share leaf, background and camera (see the test
+    # above), so background colours cancel out and a difference in colour is the lesions'.
+    means = {}
+    for name in CLASS_NAMES:
+        images = [draw_image(np.random.default_rng(k), name, 128) for k in range(20)]
+        fractions = [colour_fractions(image) for image in images]
+        means[name] = {colour: np.mean([f[colour] for f in fractions]) for colour in fractions[0]}
+    for name, colour in LESION_COLOURS.items():
+        others = [means[other][colour] for other in CLASS_NAMES if other != name]
+        assert means[name][colour] > 2 * max(others), (name, colour, means)
