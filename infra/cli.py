@@ -1,7 +1,7 @@
 """The `paddy` command: the local stack, demo jobs and data tools."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -82,3 +82,164 @@ def data_synth(
     counts = synthesize_dataset(out, per_class=per_class, size=size, seed=seed)
     for class_name, count in counts.items():
         typer.echo(f"{count:>6}  {out / class_name}")
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Option(help="model name: custom_cnn, resnet50, vgg16, mobilenet_v2")],
+    data: Annotated[Path, typer.Option(help="ImageFolder directory, one folder per class")],
+    epochs: Annotated[int | None, typer.Option(help="most epochs (early stopping may end sooner)")] = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    image_size: Annotated[int | None, typer.Option(help="images are resized to this square")] = None,
+    dropout: Annotated[float | None, typer.Option(help="head dropout; 0 for none")] = None,
+    patience: Annotated[int | None, typer.Option(help="epochs without a lower val loss before stopping")] = None,
+    seed: int | None = None,
+    feature_extraction: Annotated[
+        bool | None, typer.Option("--feature-extraction/--no-feature-extraction",
+                                  help="freeze the pretrained backbone; default: the model's")
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help='"imagenet", "none" or a state-dict file')] = None,
+    version: Annotated[str | None, typer.Option(help='run label such as "v3"')] = None,
+    artifacts: Annotated[Path | None, typer.Option(help="artifacts directory; default: the settings'")] = None,
+) -> None:
+    """Train one model here in the foreground, without the stack; results go to the run directory."""
+    import uuid
+
+    from pydantic import ValidationError
+
+    from shared.schemas.jobs import JobSpec
+
+    options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+               "image_size": image_size, "dropout": dropout, "patience": patience, "seed": seed,
+               "feature_extraction": feature_extraction, "weights": weights, "version": version}
+    try:
+        spec = JobSpec(model_name=model, dataset=str(data.resolve()),
+                       **{name: value for name, value in options.items() if value is not None})
+    except ValidationError as error:
+        _fail(f"paddy train: invalid job:\n{error}", code=2)
+    settings = _trainer_settings(artifacts)
+    run_id = uuid.uuid4().hex[:12]
+
+    from services.trainer import checkpoints
+    from services.trainer.local_run import EVENTS_FILE, SUMMARY_FILE, train_locally
+
+    run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
+    typer.echo(f"run {run_id}: {spec.model_name} on {spec.dataset}")
+    try:
+        summary = train_locally(run_id, spec, settings, on_event=_EpochLines(spec.epochs))
+    except ValueError as error:
+        _fail(f"paddy train: run {run_id} failed: {error}\n  events: {run_dir / EVENTS_FILE}")
+    typer.echo(f"run {run_id}: test accuracy {summary.test_accuracy:.4f} "
+               f"(best epoch {summary.best_epoch} of {summary.epochs_run})")
+    typer.echo(f"  checkpoints  {run_dir}")
+    typer.echo(f"  events       {run_dir / EVENTS_FILE}")
+    typer.echo(f"  summary      {run_dir / SUMMARY_FILE}")
+
+
+class _EpochLines:
+    """Prints a line when the run starts and one per finished epoch."""
+
+    def __init__(self, epochs_planned: int):
+        self.epochs_planned = epochs_planned
+
+    def __call__(self, event) -> None:
+        if event.type == "run_started":
+            sizes = ", ".join(f"{name} {count}" for name, count in event.split_sizes.items())
+            typer.echo(f"  {len(event.class_names)} classes ({sizes} images) on {event.device}")
+        elif event.type == "epoch_finished":
+            typer.echo(
+                f"  epoch {event.epoch:>3}/{self.epochs_planned}  "
+                f"train loss {event.train_loss:.4f} acc {event.train_acc:.3f}  "
+                f"val loss {event.val_loss:.4f} acc {event.val_acc:.3f}  {event.epoch_time_sec:.1f}s"
+            )
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    run: Annotated[str, typer.Option(help="run id: a completed training run or an ensemble")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    artifacts: Annotated[Path | None, typer.Option(help="artifacts directory; default: the settings'")] = None,
+) -> None:
+    """Classify images with a completed run: the class and the probability of every class."""
+    import json
+
+    from services.trainer.predict import PredictionError, predict_images
+
+    try:
+        predictions = predict_images(run, images, _trainer_settings(artifacts))
+    except PredictionError as error:
+        _fail(f"paddy predict: {error}")
+    if as_json:
+        rows = [{"image": str(path), **p.as_dict()} for path, p in zip(images, predictions, strict=True)]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    class_names = list(predictions[0].probabilities)
+    header = ["image", "class", *class_names]
+    rows = [[str(path), p.class_name, *(f"{p.probabilities[name]:.4f}" for name in class_names)]
+            for path, p in zip(images, predictions, strict=True)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) if i < 2 else cell.rjust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
+        typer.echo("  ".join(cells).rstrip())
+
+
+def _trainer_settings(artifacts: Path | None):
+    from services.trainer.settings import TrainerSettings
+
+    settings = TrainerSettings()
+    return settings.model_copy(update={"artifacts_root": artifacts}) if artifacts else settings
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(message, fg="red", err=True)
+    raise typer.Exit(code)
+
+
+# --- paddy weights: torchvision's ImageNet files for the transfer models -------------------
+
+weights_app = typer.Typer(
+    help="Pretrained ImageNet weights in torch's hub cache (TORCH_HOME), for trainers without network.",
+    no_args_is_help=True,
+)
+app.add_typer(weights_app, name="weights")
+TRANSFER_MODELS = ("resnet50", "vgg16", "mobilenet_v2")  # checked against the trainer's registry in tests
+
+
+@weights_app.command("download")
+def weights_download(
+    models: Annotated[list[str] | None, typer.Argument(help="models (default: all transfer models)")] = None,
+) -> None:
+    """Download torchvision's ImageNet weights into the cache; prints where each file is."""
+    from services.trainer import weights
+
+    failed = 0
+    for model_name in models or TRANSFER_MODELS:
+        try:
+            path = weights.download_weights(model_name)
+        except ValueError as error:
+            typer.secho(f"{model_name}: {error}", fg="red", err=True)
+            failed += 1
+            continue
+        typer.echo(f"{model_name:>12}  {path}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@weights_app.command("import")
+def weights_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a torchvision weights file")],
+    model: Annotated[str | None, typer.Option(help="its model; inferred from torchvision's file name")] = None,
+    check_hash: Annotated[bool, typer.Option(help="require the sha256 prefix of torchvision's file name")] = True,
+) -> None:
+    """Copy a weights file into the cache under the name torchvision expects."""
+    from services.trainer import weights
+
+    try:
+        path = weights.import_weights(file, model, check_hash=check_hash)
+    except ValueError as error:
+        typer.secho(f"paddy weights import: {error}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{file} → {path}")

@@ -227,7 +227,7 @@ class LocalStack:
                 ], 30, lambda: _redis_answers(host, config.redis_port)))
             elif name == "mongo":
                 services.append(_Service("mongo", [
-                    *_nx_27017_command(), "--db", str(self.state_dir / "mongo" / "paddy.db"),
+                    *_nx_27017_command(), "--data-dir", str(self.state_dir / "mongo"),
                     "-p", str(config.mongo_port), "--host", host,
                     # Its defaults are shared files in /tmp: two servers would refuse each other.
                     "--pid-file", str(self._mongo_pid_file()), "--log-file", os.devnull,

@@ -11,13 +11,31 @@ from dataclasses import dataclass
 class ModelInfo:
     name: str
     description: str
-    dropout: float | None = 0.5
     feature_extraction: bool = False
+    weights: str = "none"
 
 
 MODELS: dict[str, ModelInfo] = {
     "custom_cnn": ModelInfo(
         "custom_cnn",
-        "3 Conv-BN-ReLU blocks, global average pooling, Linear-BN-ReLU-Dropout-Linear head",
+        "3 Conv-BN-ReLU blocks, global average pooling, head 128 → 64 → C; trained from scratch",
+    ),
+    "resnet50": ModelInfo(
+        "resnet50",
+        "torchvision ResNet50 backbone (frozen by default), head 2048 → 64 → C",
+        feature_extraction=True,
+        weights="imagenet",
+    ),
+    "vgg16": ModelInfo(
+        "vgg16",
+        "torchvision VGG16 features + adaptive average pooling, head 512 → 64 → C",
+        feature_extraction=True,
+        weights="imagenet",
+    ),
+    "mobilenet_v2": ModelInfo(
+        "mobilenet_v2",
+        "torchvision MobileNetV2 features, head 1280 → 256 → C",
+        feature_extraction=True,
+        weights="imagenet",
     ),
 }

@@ -9,10 +9,14 @@ DEAD_LETTER_STREAM = "paddy:events:dead"
 # Per-run attempt counter (INCR at every task start), so event seq numbers grow across attempts.
 ATTEMPT_KEY = "paddy:attempt:{run_id}"
 
-# Celery queue the trainers consume and the task names the API sends (by name: the API
-# never imports the trainer).
+# Celery queues the trainers consume and the task names the API sends (by name: the API
+# never imports the trainer). Predictions have their own queue so that they are not queued
+# behind hours of training jobs; every trainer worker consumes both (`-Q training,predict`).
 TRAINING_QUEUE = "training"
+PREDICT_QUEUE = "predict"
 TRAIN_TASK = "paddy.train"
+ENSEMBLE_TASK = "paddy.ensemble"
+PREDICT_TASK = "paddy.predict"
 
 # MongoDB: database and collection names are those of the original system.
 DATABASE = "model_logs_db"

@@ -12,8 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # uid 1000 so files on the bind-mounted datasets directory match a typical host user; the
 # mount points are owned by it so a fresh named volume (artifacts) starts writable.
 RUN useradd --create-home --uid 1000 paddy \
-    && mkdir -p /data /artifacts \
-    && chown paddy:paddy /data /artifacts
+    && mkdir -p /data /artifacts /home/paddy/.cache/torch \
+    && chown -R paddy:paddy /data /artifacts /home/paddy/.cache
 
 WORKDIR /app
 

@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.api.routes import health, jobs
+from services.api.routes import health, jobs, models
 
 app = FastAPI(
     title="Paddy",
@@ -11,3 +11,4 @@ app = FastAPI(
 )
 app.include_router(jobs.router)
 app.include_router(health.router)
+app.include_router(models.router)

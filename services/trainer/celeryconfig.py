@@ -6,20 +6,30 @@ from services.trainer.settings import get_settings
 _settings = get_settings()
 
 broker_url = _settings.redis_url
-# Results are not used: runs live in MongoDB. Flower reads task states from events.
-result_backend = None
+# Runs live in MongoDB and Flower reads task states from events, so results are not stored;
+# predictions are the exception (their task sets ignore_result=False): the caller waits for them.
+result_backend = _settings.redis_url
 task_ignore_result = True
+result_expires = 3600
 
 # A job is acknowledged when it ends, and delivered again if its worker dies mid-job.
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 worker_concurrency = 1
-# One job per process keeps GPU memory from leaking across jobs.
-worker_max_tasks_per_child = 1
+# A fresh process now and then bounds what fragmentation or a leak can hold on to; between
+# tasks the runner hands cached GPU memory back (torch.cuda.empty_cache). Not after every
+# task: predictions keep their loaded models in a per-process cache.
+worker_max_tasks_per_child = 50
 
+# Predictions have their own queue so they never wait behind a backlog of training jobs. A
+# trainer worker must consume both queues: `celery ... worker -Q training,predict`.
 task_default_queue = names.TRAINING_QUEUE
-task_routes = {names.TRAIN_TASK: {"queue": names.TRAINING_QUEUE}}
+task_routes = {
+    names.TRAIN_TASK: {"queue": names.TRAINING_QUEUE},
+    names.ENSEMBLE_TASK: {"queue": names.TRAINING_QUEUE},
+    names.PREDICT_TASK: {"queue": names.PREDICT_QUEUE},
+}
 task_serializer = "json"
 accept_content = ["json"]
 

@@ -85,24 +85,28 @@ def load_split_data(
 def iterate_batches(
     data: ImageTensors, batch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """uint8 image batches and labels; shuffled when a generator is given."""
-    order = torch.randperm(len(data), generator=generator) if generator is not None else torch.arange(len(data))
-    for start in range(0, len(data), batch_size):
+    """uint8 image batches and labels; shuffled when a (CPU) generator is given."""
+    n = len(data)
+    if generator is None:
+        for start in range(0, n, batch_size):
+            yield data.images[start : start + batch_size], data.labels[start : start + batch_size]
+        return
+    order = torch.randperm(n, generator=generator).to(data.images.device)
+    for start in range(0, n, batch_size):
         chosen = order[start : start + batch_size]
         yield data.images[chosen], data.labels[chosen]
 
 
-def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 N×3×H×W → float in [-1, 1] (Normalize(mean 0.5, std 0.5), as the original)."""
-    return images.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+def place(data: ImageTensors, device: torch.device, free_fraction: float = 0.5) -> ImageTensors:
+    """Where the decoded images live during training.
 
-
-def random_flips(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal and vertical flips, drawn per image."""
-    n = images.shape[0]
-    flip_h = torch.rand(n, generator=generator) < 0.5
-    flip_v = torch.rand(n, generator=generator) < 0.5
-    images = images.clone()
-    images[flip_h] = images[flip_h].flip(-1)
-    images[flip_v] = images[flip_v].flip(-2)
-    return images
+    On CUDA: on the GPU when they take less than free_fraction of its free memory (no copies
+    per batch at all), else in pinned host memory so batch copies are asynchronous.
+    On the CPU they stay where they are.
+    """
+    if device.type != "cuda":
+        return data
+    free_bytes, _total = torch.cuda.mem_get_info(device)
+    if data.images.numel() < free_fraction * free_bytes:
+        return ImageTensors(data.images.to(device), data.labels.to(device))
+    return ImageTensors(data.images.pin_memory(), data.labels.pin_memory())

@@ -1,14 +1,145 @@
 """The training loop: plain functions with everything passed in."""
 
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from services.trainer.data import ImageTensors, SplitData, iterate_batches, random_flips, to_model_input
+from services.trainer.augment import make_augment
+from services.trainer.data import ImageTensors, SplitData, iterate_batches
+from services.trainer.models import set_train_mode
 from shared.schemas.jobs import JobSpec
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """How batches reach the model; each speed switch can be turned off in the spec."""
+
+    device: torch.device
+    channels_last: bool
+    autocast_dtype: torch.dtype | None  # None: full fp32
+    augment: Augment
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # Without native bf16 instructions the CPU emulates it, slower than fp32.
+    return device.type == "cpu" and bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+
+
+def make_setup(spec: JobSpec, device: torch.device) -> TrainSetup:
+    return TrainSetup(
+        device=device,
+        channels_last=spec.channels_last,
+        autocast_dtype=torch.bfloat16 if spec.mixed_precision and bf16_supported(device) else None,
+        augment=make_augment(spec.augment),
+    )
+
+
+def prepare_inputs(
+    images: torch.Tensor, setup: TrainSetup, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """uint8 N×3×H×W → augmented (when a generator is given), normalized to [-1, 1] as the original."""
+    inputs = images.to(setup.device, non_blocking=True).float().div_(255)
+    if generator is not None:
+        inputs = setup.augment(inputs, generator)
+    inputs = inputs.sub_(0.5).div_(0.5)
+    if setup.channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+@dataclass
+class RandomStreams:
+    """The job's random numbers: batch order (drawn on the CPU) and augmentation (on the device).
+
+    Dropout draws from torch's global generators, so their states are saved with these.
+    """
+
+    shuffle: torch.Generator
+    augment: torch.Generator
+
+    @classmethod
+    def seeded(cls, seed: int, device: torch.device) -> "RandomStreams":
+        return cls(torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed + 1))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shuffle": self.shuffle.get_state(), "augment": self.augment.get_state(),
+                "torch_cpu": torch.get_rng_state(),
+                "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.shuffle.set_state(state["shuffle"])
+        self.augment.set_state(state["augment"])
+        torch.set_rng_state(state["torch_cpu"])
+        if state["torch_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def train_one_epoch(
+    model: nn.Module,
+    data: ImageTensors,
+    optimizer: torch.optim.Optimizer,
+    setup: TrainSetup,
+    batch_size: int,
+    random: RandomStreams,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[float, float]:
+    """One pass over the training images; returns (mean loss, accuracy) over the batches run."""
+    set_train_mode(model)
+    loss_sum = torch.zeros((), device=setup.device)
+    correct = torch.zeros((), device=setup.device, dtype=torch.long)
+    seen = 0
+    for images, labels in iterate_batches(data, batch_size, random.shuffle):
+        inputs = prepare_inputs(images, setup, random.augment)
+        labels = labels.to(setup.device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with setup.autocast():
+            logits = model(inputs)
+            loss = nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        optimizer.step()
+        # Summed on the device: no host sync per batch.
+        loss_sum += loss.detach() * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(labels)
+        if should_stop():
+            break
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+def predict_logits(model: nn.Module, data: ImageTensors, setup: TrainSetup, batch_size: int) -> torch.Tensor:
+    """Logits (float32, on the CPU) for every image, in order, in eval mode without gradients."""
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for images, _labels in iterate_batches(data, batch_size):
+            with setup.autocast():
+                logits = model(prepare_inputs(images, setup))
+            outputs.append(logits.float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    labels = labels.cpu()
+    return nn.functional.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+
+
+def evaluate(model: nn.Module, data: ImageTensors, setup: TrainSetup, batch_size: int) -> tuple[float, float]:
+    """Mean loss and accuracy on data."""
+    return loss_and_accuracy(predict_logits(model, data, setup, batch_size), data.labels)
 
 
 @dataclass(frozen=True)
@@ -21,67 +152,100 @@ class EpochMetrics:
     epoch_time_sec: float
 
 
+@dataclass
+class EarlyStopping:
+    """Stops after `patience` epochs without a lower validation loss; remembers the best weights."""
+
+    patience: int
+    best_val_loss: float = float("inf")
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    def update(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
+        """Record an epoch; True when it is the best so far."""
+        if val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"patience": self.patience, "best_val_loss": self.best_val_loss,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> "EarlyStopping":
+        return cls(**state)
+
+
+@dataclass
+class TrainingState:
+    """Everything a resumed job needs besides the data: the checkpoint's content."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    early_stopping: EarlyStopping
+    random: RandomStreams
+    history: list[EpochMetrics] = field(default_factory=list)
+
+    @property
+    def next_epoch(self) -> int:
+        return len(self.history) + 1
+
+
 @dataclass(frozen=True)
 class FitResult:
-    epochs: list[EpochMetrics]
+    history: list[EpochMetrics]
+    best_epoch: int
     best_val_loss: float
     early_stopped: bool
+    stopped_by_request: bool = False
 
 
-class EpochEvents(Protocol):
+class FitEvents(Protocol):
     def epoch_started(self, epoch: int) -> None: ...
-    def epoch_finished(self, metrics: EpochMetrics) -> None: ...
+    def epoch_finished(self, metrics: EpochMetrics, state: TrainingState, is_best: bool) -> None: ...
 
 
-def train_one_epoch(
-    model: nn.Module,
-    data: ImageTensors,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    batch_size: int,
-    generator: torch.Generator,
-) -> tuple[float, float]:
-    """One pass over the training images; returns (mean loss, accuracy)."""
-    model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for images, labels in iterate_batches(data, batch_size, generator):
-        inputs = to_model_input(random_flips(images, generator), device)
-        labels = labels.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs)
-        loss = nn.functional.cross_entropy(logits, labels)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.item() * len(labels)
-        correct += (logits.argmax(1) == labels).sum().item()
-        seen += len(labels)
-    return loss_sum / seen, correct / seen
+def make_optimizer(spec: JobSpec, model: nn.Module) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(trainable, lr=spec.learning_rate, weight_decay=spec.weight_decay)
 
 
-def evaluate(model: nn.Module, data: ImageTensors, device: torch.device, batch_size: int) -> tuple[float, float]:
-    """Mean loss and accuracy on data, in eval mode without gradients."""
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    with torch.inference_mode():
-        for images, labels in iterate_batches(data, batch_size):
-            labels = labels.to(device, non_blocking=True)
-            logits = model(to_model_input(images, device))
-            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-            correct += (logits.argmax(1) == labels).sum().item()
-    return loss_sum / len(data), correct / len(data)
-
-
-def fit(spec: JobSpec, model: nn.Module, data: SplitData, device: torch.device, events: EpochEvents) -> FitResult:
-    """Adam + cross-entropy for spec.epochs epochs, reporting each epoch's start and end."""
-    generator = torch.Generator().manual_seed(spec.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
-    history: list[EpochMetrics] = []
-    for epoch in range(1, spec.epochs + 1):
+def fit(
+    spec: JobSpec,
+    state: TrainingState,
+    data: SplitData,
+    setup: TrainSetup,
+    events: FitEvents,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> FitResult:
+    """Train from state.next_epoch up to spec.epochs with early stopping; restores the best weights."""
+    stopping = state.early_stopping
+    early_stopped = stopped_by_request = False
+    for epoch in range(state.next_epoch, spec.epochs + 1):
         events.epoch_started(epoch)
         started = time.perf_counter()
-        train_loss, train_acc = train_one_epoch(model, data.train, optimizer, device, spec.batch_size, generator)
-        val_loss, val_acc = evaluate(model, data.val, device, spec.batch_size)
+        train_loss, train_acc = train_one_epoch(
+            state.model, data.train, state.optimizer, setup, spec.batch_size, state.random, should_stop)
+        if should_stop():
+            stopped_by_request = True
+            break
+        val_loss, val_acc = evaluate(state.model, data.val, setup, spec.batch_size)
         metrics = EpochMetrics(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - started)
-        history.append(metrics)
-        events.epoch_finished(metrics)
-    return FitResult(history, min(m.val_loss for m in history), early_stopped=False)
+        state.history.append(metrics)
+        is_best = stopping.update(epoch, val_loss, state.model)
+        events.epoch_finished(metrics, state, is_best)
+        if stopping.should_stop:
+            early_stopped = epoch < spec.epochs
+            break
+    if stopping.best_state is not None:
+        state.model.load_state_dict(stopping.best_state)
+    return FitResult(list(state.history), stopping.best_epoch, stopping.best_val_loss, early_stopped,
+                     stopped_by_request)

@@ -1,19 +1,39 @@
 """One training job from spec to summary, reporting every step as an event."""
 
 import logging
+import platform
+import subprocess
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import redis
 import torch
+import torchvision
 
-from services.trainer.data import load_split_data
-from services.trainer.engine import EpochMetrics, evaluate, fit
+from services.trainer import checkpoints
+from services.trainer.data import SplitData, load_split_data, place
+from services.trainer.engine import (
+    EarlyStopping,
+    EpochMetrics,
+    RandomStreams,
+    TrainingState,
+    fit,
+    loss_and_accuracy,
+    make_optimizer,
+    make_setup,
+    predict_logits,
+)
 from services.trainer.events import EventPublisher, Heartbeater
+from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
 from shared import names
-from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, stratified_split
+from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, split_fingerprint, stratified_split
 from shared.schemas.events import (
     EpochFinished,
     EpochStarted,
@@ -26,6 +46,7 @@ from shared.schemas.events import (
 from shared.schemas.jobs import JobSpec
 
 log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def pick_device(setting: str) -> torch.device:
@@ -34,31 +55,88 @@ def pick_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
-class PublishingEpochEvents:
-    """Turns the training loop's epoch callbacks into stream events."""
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
 
-    def __init__(self, publisher: EventPublisher):
-        self._publisher = publisher
+
+@dataclass
+class RunContext:
+    """What the loop's callbacks need to report and checkpoint a run."""
+
+    run_id: str
+    spec: JobSpec
+    publisher: EventPublisher
+    checkpoint_dir: Path
+    split_hash: str
+    class_names: list[str]
+    start_time: datetime
+
+
+class CheckpointingEvents:
+    """The loop's epoch callbacks: publish the epoch, then save last (and best) checkpoints."""
+
+    def __init__(self, context: RunContext):
+        self.context = context
 
     def epoch_started(self, epoch: int) -> None:
-        self._publisher.publish(EpochStarted, epoch=epoch)
+        self.context.publisher.publish(EpochStarted, epoch=epoch)
 
-    def epoch_finished(self, metrics: EpochMetrics) -> None:
-        self._publisher.publish(EpochFinished, **vars(metrics))
+    def epoch_finished(self, metrics: EpochMetrics, state: TrainingState, is_best: bool) -> None:
+        checkpoint = checkpoint_of(self.context, state)
+        checkpoints.save_checkpoint(self.context.checkpoint_dir / checkpoints.LAST, checkpoint)
+        if is_best:
+            checkpoints.save_checkpoint(self.context.checkpoint_dir / checkpoints.BEST, checkpoint)
+        self.context.publisher.publish(EpochFinished, **vars(metrics))
 
 
-def run_training(run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str) -> TrainingSummary:
-    """Train spec as run run_id; publishes run_failed (and re-raises) when anything goes wrong."""
-    client = redis.Redis.from_url(settings.redis_url)
-    attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
-    publisher = EventPublisher(
-        client, run_id, attempt, settings.events_stream_maxlen, settings.event_buffer_size
-    )
+def checkpoint_of(context: RunContext, state: TrainingState) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "run_id": context.run_id,
+        "spec": context.spec.model_dump(),
+        "class_names": context.class_names,
+        "split_hash": context.split_hash,
+        "start_time": context.start_time,
+        "epoch": len(state.history),
+        "history": [vars(m) for m in state.history],
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "early_stopping": state.early_stopping.state_dict(),
+        "random": state.random.state_dict(),
+    }
+
+
+def restore(state: TrainingState, checkpoint: dict[str, Any]) -> None:
+    """Put a job back where `checkpoint` left it: the next epoch is checkpoint["epoch"] + 1."""
+    state.model.load_state_dict(checkpoint["model"])
+    state.optimizer.load_state_dict(checkpoint["optimizer"])
+    state.early_stopping = EarlyStopping.from_state_dict(checkpoint["early_stopping"])
+    state.random.load_state_dict(checkpoint["random"])
+    state.history = [EpochMetrics(**m) for m in checkpoint["history"]]
+
+
+def resumable_checkpoint(checkpoint_dir: Path, spec: JobSpec, split_hash: str) -> dict[str, Any] | None:
+    """The run's last checkpoint, when it was written for this very spec and split."""
+    path = checkpoint_dir / checkpoints.LAST
+    if not path.is_file():
+        return None
+    checkpoint = checkpoints.load_checkpoint(path)
+    if checkpoint["spec"] != spec.model_dump() or checkpoint["split_hash"] != split_hash:
+        log.warning("ignoring %s: written for another spec or split", path)
+        return None
+    return checkpoint
+
+
+@contextmanager
+def reporting_failure(publisher: EventPublisher) -> Iterator[None]:
+    """Publishes run_failed for an error raised inside, then lets the error go on.
+
+    Any publisher will do: also local_run.LocalPublisher, for jobs run without the stack.
+    """
     try:
-        with Heartbeater(publisher, settings.heartbeat_interval_s):
-            return _train(run_id, spec, settings, worker, attempt, publisher)
+        yield
     except Exception as error:
-        log.exception("run %s failed", run_id)
+        log.exception("run %s failed", publisher.run_id)
         publisher.publish(
             RunFailed,
             error_type=type(error).__name__,
@@ -66,67 +144,136 @@ def run_training(run_id: str, spec: JobSpec, settings: TrainerSettings, worker: 
             traceback_tail="".join(traceback.format_exception(error)[-3:])[-2000:],
         )
         raise
+
+
+@contextmanager
+def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[EventPublisher, int]]:
+    """(publisher, attempt) for one attempt at a job: events to Redis, heartbeats, run_failed on errors."""
+    client = redis.Redis.from_url(settings.redis_url)
+    attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
+    publisher = EventPublisher(
+        client, run_id, attempt, settings.events_stream_maxlen, settings.event_buffer_size
+    )
+    try:
+        with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s):
+            yield publisher, attempt
     finally:
         publisher.close()
         client.close()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the worker process lives on: hand its GPU memory back
 
 
-def _train(
+def run_training(run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str) -> TrainingSummary:
+    """Train spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors."""
+    with published_run(run_id, settings) as (publisher, attempt):
+        return train_run(run_id, spec, settings, worker, attempt, publisher)
+
+
+def train_run(
     run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str, attempt: int,
     publisher: EventPublisher,
 ) -> TrainingSummary:
-    start_time = utc_now()
+    """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint."""
     index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root))
     split = stratified_split(index.labels, spec.seed)
+    split_hash = split_fingerprint(index, split)
     device = pick_device(settings.device)
+    checkpoint_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
+    resume = resumable_checkpoint(checkpoint_dir, spec, split_hash)
+    context = RunContext(run_id, spec, publisher, checkpoint_dir, split_hash, index.class_names,
+                         start_time=resume["start_time"] if resume else utc_now())
     publisher.publish(
         RunStarted,
         spec=spec.model_dump(),
         attempt=attempt,
         worker=worker,
-        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        device=device_name(device),
         epochs_planned=spec.epochs,
         class_names=index.class_names,
         split_sizes={name: len(positions) for name, positions in split.items()},
+        resumed_from_epoch=resume["epoch"] if resume else 0,
     )
     data = load_split_data(index, split, spec.image_size, settings.max_image_pixels)
     if data.skipped_files:
         log.warning("run %s: %d unreadable images skipped", run_id, data.skipped_files)
+    placed = SplitData(data.class_names, place(data.train, device), place(data.val, device),
+                       place(data.test, device), data.fingerprint, data.skipped_files)
 
     torch.manual_seed(spec.seed)
     model = build_model(spec, len(index.class_names)).to(device)
-    result = fit(spec, model, data, device, PublishingEpochEvents(publisher))
-    test_loss, test_acc = evaluate(model, data.test, device, spec.batch_size)
-    end_time = utc_now()
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    state = TrainingState(model, make_optimizer(spec, model), EarlyStopping(spec.patience),
+                          RandomStreams.seeded(spec.seed, device))
+    if resume:
+        restore(state, resume)
+        log.info("run %s resumes at epoch %d", run_id, state.next_epoch)
+    setup = make_setup(spec, device)
+    result = fit(spec, state, placed, setup, CheckpointingEvents(context))
 
-    last = result.epochs[-1]
+    logits = predict_logits(model, placed.test, setup, spec.batch_size)
+    test_loss, test_acc = loss_and_accuracy(logits, data.test.labels)
+    report = classification_report(data.test.labels, logits.argmax(1), index.class_names)
+    end_time = utc_now()
+    best = result.history[result.best_epoch - 1]
     summary = TrainingSummary(
         run_id=run_id,
         model_name=spec.model_name,
         version=spec.version or "v0",
         num_classes=len(index.class_names),
         dropout=spec.dropout,
-        feature_extraction=spec.feature_extraction,
+        feature_extraction=bool(spec.feature_extraction),
         batch_size=spec.batch_size,
         learning_rate=spec.learning_rate,
         early_stopped=result.early_stopped,
-        epochs_run=len(result.epochs),
-        train_accuracy=last.train_acc,
-        val_accuracy=last.val_acc,
+        epochs_run=len(result.history),
+        # The weights kept are the best epoch's, so are the accuracies reported.
+        train_accuracy=best.train_acc,
+        val_accuracy=best.val_acc,
         test_accuracy=test_acc,
         best_val_loss=result.best_val_loss,
-        duration_minutes=_minutes_between(start_time, end_time),
-        start_time=start_time,
+        duration_minutes=(end_time - context.start_time).total_seconds() / 60,
+        start_time=context.start_time,
         end_time=end_time,
         test_loss=test_loss,
         class_names=index.class_names,
         dataset=spec.dataset,
         image_size=spec.image_size,
         seed=spec.seed,
+        best_epoch=result.best_epoch,
+        test_f1_macro=report["macro_f1"],
+        confusion_matrix=report["confusion_matrix"],
+        per_class=report["per_class"],
+        split_hash=split_hash,
+        dataset_files=len(index.paths),
+        dataset_hash=index.fingerprint(),
+        skipped_files=data.skipped_files,
+        attempts=attempt,
+        spec=spec.model_dump(),
+        reproducibility=reproducibility(spec, device, setup.autocast_dtype),
     )
     publisher.publish(RunCompleted, summary=summary)
     return summary
 
 
-def _minutes_between(start: datetime, end: datetime) -> float:
-    return (end - start).total_seconds() / 60
+def reproducibility(spec: JobSpec, device: torch.device, autocast_dtype) -> dict[str, Any]:
+    return {
+        "seed": spec.seed,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "git_commit": git_commit(),
+        "device": device_name(device),
+        "mixed_precision": str(autocast_dtype).removeprefix("torch.") if autocast_dtype else "fp32",
+        "channels_last": spec.channels_last,
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None

@@ -1,12 +1,16 @@
 """Celery tasks: thin wrappers that validate their input and call plain functions."""
 
+import base64
+
 from celery.utils.log import get_task_logger
 
 from services.trainer.celery_app import app
+from services.trainer.ensemble import run_ensemble
+from services.trainer.predict import predict_images
 from services.trainer.runner import run_training
 from services.trainer.settings import get_settings
 from shared import names
-from shared.schemas.jobs import JobSpec
+from shared.schemas.jobs import EnsembleSpec, JobSpec
 
 log = get_task_logger(__name__)
 
@@ -17,3 +21,19 @@ def train(self, run_id: str, spec: dict) -> dict:
     job = JobSpec.model_validate(spec)
     summary = run_training(run_id, job, get_settings(), worker=self.request.hostname or "local")
     return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
+
+
+@app.task(name=names.ENSEMBLE_TASK, bind=True)
+def ensemble(self, run_id: str, spec: dict) -> dict:
+    """Evaluate an ensemble as run run_id; recorded through events like a training run."""
+    job = EnsembleSpec.model_validate(spec)
+    summary = run_ensemble(run_id, job, get_settings(), worker=self.request.hostname or "local")
+    return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
+
+
+# The caller waits for this result: the one task whose result is stored (see celeryconfig).
+@app.task(name=names.PREDICT_TASK, ignore_result=False)
+def predict(run_id: str, images: list[str]) -> list[dict]:
+    """Base64-encoded image files in; [{"class", "probabilities"}] out, one per image, in order."""
+    raw = [base64.b64decode(image, validate=True) for image in images]
+    return [prediction.as_dict() for prediction in predict_images(run_id, raw, get_settings())]

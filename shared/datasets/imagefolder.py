@@ -103,3 +103,13 @@ def stratified_split(
     for name in SPLIT_NAMES:
         split[name].sort()
     return split
+
+
+def split_fingerprint(index: ImageFolderIndex, split: dict[str, list[int]]) -> str:
+    """A hash of which file went to which split: runs with equal hashes share their test set."""
+    digest = hashlib.sha256()
+    for name in SPLIT_NAMES:
+        for position in split[name]:
+            path = index.paths[position].relative_to(index.root)
+            digest.update(f"{name}\t{path}\t{index.labels[position]}\n".encode())
+    return digest.hexdigest()[:16]

@@ -41,6 +41,7 @@ class RunStarted(_Event):
     epochs_planned: int
     class_names: list[str]
     split_sizes: dict[str, int] = Field(description="images in train / val / test")
+    resumed_from_epoch: int = Field(0, description="the last epoch a checkpoint held; 0 for a fresh start")
 
 
 class Heartbeat(_Event):
@@ -90,6 +91,18 @@ class TrainingSummary(BaseModel):
     dataset: str
     image_size: int
     seed: int
+    best_epoch: int = 0
+    test_f1_macro: float | None = None
+    confusion_matrix: list[list[int]] | None = Field(None, description="rows: true class, columns: predicted")
+    per_class: dict[str, dict[str, float | int]] | None = Field(None, description="precision, recall, f1, support")
+    split_hash: str | None = Field(None, description="hash of the train/val/test file lists")
+    dataset_files: int | None = None
+    dataset_hash: str | None = Field(None, description="hash of the dataset's file list")
+    skipped_files: int = 0
+    attempts: int = 1
+    spec: dict | None = None
+    reproducibility: dict | None = Field(None, description="seed, package versions, git commit, device")
+    members: list[str] | None = Field(None, description="ensembles: the member run ids")
 
 
 class RunCompleted(_Event):

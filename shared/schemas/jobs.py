@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.models import MODELS
 
@@ -12,7 +12,11 @@ FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"}
 
 
 class JobSpec(BaseModel):
-    """Everything a trainer needs to run one training job; sent whole with the Celery task."""
+    """Everything a trainer needs to run one training job; sent whole with the Celery task.
+
+    Fields left null take the model's default (shared/models.py); the API fills them in
+    before storing the spec, so a stored spec says exactly what ran.
+    """
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -22,13 +26,28 @@ class JobSpec(BaseModel):
         "resolved inside the data root",
         examples=["synth"],
     )
-    epochs: int = Field(10, ge=1, le=1000, description="number of epochs to train")
+    epochs: int = Field(100, ge=1, le=1000, description="most epochs to train (early stopping may end sooner)")
+    patience: int = Field(10, ge=1, description="epochs without a lower validation loss before stopping")
     batch_size: int = Field(32, ge=1, le=4096)
     learning_rate: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0, lt=1, description="Adam weight decay")
     dropout: float | None = Field(0.5, ge=0, lt=1, description="head dropout, null for none")
-    feature_extraction: bool = Field(False, description="freeze the backbone")
+    feature_extraction: bool | None = Field(
+        None, description="freeze the pretrained backbone; null: the model's default"
+    )
+    trainable_layers: int = Field(
+        0, ge=0, le=20, description="with feature_extraction, unfreeze this many last backbone blocks"
+    )
+    weights: str | None = Field(
+        None, description='"imagenet", "none", or a path to a state dict; null: the model\'s default'
+    )
     image_size: int = Field(224, ge=32, le=1024, description="images are resized to this square")
+    augment: Literal["original", "flips", "none"] = Field(
+        "original", description="training augmentation: the original study's, flips only, or none"
+    )
     seed: int = Field(42, ge=0, description="seeds the split, the weights and the augmentation")
+    channels_last: bool = Field(True, description="channels_last memory format")
+    mixed_precision: bool = Field(True, description="bf16 autocast on CUDA and on CPUs with bf16")
     version: str | None = Field(
         None, description='run label such as "v3"; assigned per model when omitted'
     )
@@ -39,6 +58,43 @@ class JobSpec(BaseModel):
         if name not in MODELS:
             raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
         return name
+
+    @model_validator(mode="after")
+    def model_defaults(self) -> "JobSpec":
+        info = MODELS[self.model_name]
+        if self.feature_extraction is None:
+            self.feature_extraction = info.feature_extraction
+        if self.weights is None:
+            self.weights = info.weights
+        return self
+
+
+class EnsembleSpec(BaseModel):
+    """A soft-voting ensemble of completed training runs, evaluated on their shared split."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_name: Literal["ensemble"] = "ensemble"
+    members: list[str] = Field(
+        min_length=2,
+        description="run ids of completed training runs with the same classes and split",
+        examples=[["3f9a1c0b2d4e", "7c21e5a09b13"]],
+    )
+    voting: Literal["logits", "softmax"] = Field(
+        "logits", description="average the members' logits (as the original did) or their probabilities"
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="images per forward pass")
+    version: str | None = Field(
+        None, description='run label such as "v3"; assigned per model when omitted'
+    )
+
+    @field_validator("members")
+    @classmethod
+    def unique_members(cls, members: list[str]) -> list[str]:
+        repeated = sorted({run_id for run_id in members if members.count(run_id) > 1})
+        if repeated:
+            raise ValueError(f"members must be distinct runs; repeated: {repeated}")
+        return members
 
 
 class JobCreated(BaseModel):

@@ -87,3 +87,18 @@ def test_health_and_posting_when_redis_is_down(client, monkeypatch):
     assert response.status_code == 503 and "unreachable" in detail(response)
     [run] = client.get("/jobs").json()["data"]
     assert run["status"] == "failed" and "broker" in run["error"]
+
+
+def test_models_come_with_their_default_specs(client):
+    models = {m["name"]: m for m in client.get("/models").json()["data"]}
+    assert set(models) == {"custom_cnn", "resnet50", "vgg16", "mobilenet_v2"}
+    assert models["resnet50"]["defaults"]["feature_extraction"] is True
+    assert models["resnet50"]["defaults"]["weights"] == "imagenet"
+    assert models["custom_cnn"]["defaults"]["weights"] == "none"
+    assert models["custom_cnn"]["defaults"]["patience"] == 10
+
+
+def test_the_stored_spec_says_exactly_what_runs(client):
+    run_id = client.post("/jobs", json=job(model_name="mobilenet_v2", dropout=None)).json()["run_id"]
+    spec = client.get(f"/jobs/{run_id}").json()["spec"]
+    assert (spec["feature_extraction"], spec["weights"], spec["dropout"]) == (True, "imagenet", None)

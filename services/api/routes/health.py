@@ -4,7 +4,6 @@ from pymongo.errors import PyMongoError
 from redis import RedisError
 
 from services.api.deps import RedisDep, get_store
-from shared.models import MODELS
 
 router = APIRouter(tags=["health"])
 
@@ -25,11 +24,3 @@ def health(redis_client: RedisDep) -> JSONResponse:
         checks["mongodb"] = f"unreachable: {type(error).__name__}"
     healthy = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503)
-
-
-@router.get("/models")
-def list_models() -> dict:
-    """The models a job can name, with their defaults."""
-    data = [{"name": m.name, "description": m.description, "dropout": m.dropout,
-             "feature_extraction": m.feature_extraction} for m in MODELS.values()]
-    return {"data": data, "count": len(data)}

@@ -1,0 +1,16 @@
+"""The Paddy dashboard: `streamlit run services/dashboard/app.py` (reads PADDY_API_URL).
+
+This file only builds the navigation; each page is its own file in pages/.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="Paddy", page_icon="🌾", layout="wide")
+
+PAGES = {
+    "Training": [
+        st.Page("pages/live_monitor.py", title="Live monitor", icon="📈", default=True),
+    ],
+}
+
+st.navigation(PAGES).run()

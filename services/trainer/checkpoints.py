@@ -1,0 +1,33 @@
+"""Checkpoints in the shared artifacts directory: `best.pt` and `last.pt` per run.
+
+Each is one dict enough to resume: model, optimizer, epoch history, early-stopping state,
+random streams, spec and the split it trained on. Written to a temporary file and renamed, so
+a crash mid-write never leaves a torn checkpoint.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def run_dir(artifacts_root: Path, run_id: str) -> Path:
+    return Path(artifacts_root) / "runs" / run_id
+
+
+def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(checkpoint, partial)
+    os.replace(partial, path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A checkpoint written by save_checkpoint (trusted: written by Paddy's own trainers)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return torch.load(path, map_location=device, weights_only=False)

@@ -1,0 +1,241 @@
+"""Soft-voting ensembles of completed training runs, evaluated on the split the members share.
+
+An ensemble is recorded as a run of its own, with the same events as a training run (no
+epochs), and leaves `ensemble.json` in its run directory so that predictions can use it.
+"""
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from services.trainer import checkpoints
+from services.trainer.data import load_split_data, place
+from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, predict_logits
+from services.trainer.events import EventPublisher
+from services.trainer.metrics import classification_report
+from services.trainer.models import build_model
+from services.trainer.runner import device_name, git_commit, pick_device, published_run
+from services.trainer.settings import TrainerSettings
+from shared.datasets.imagefolder import (
+    SPLIT_NAMES,
+    ImageFolderIndex,
+    resolve_dataset,
+    scan_image_folder,
+    split_fingerprint,
+    stratified_split,
+)
+from shared.schemas.events import RunCompleted, RunStarted, TrainingSummary, utc_now
+from shared.schemas.jobs import EnsembleSpec, JobSpec
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+class EnsembleError(ValueError):
+    """Runs that cannot vote together; the message names the runs and what differs."""
+
+
+@dataclass
+class Member:
+    """A completed training run, loaded from its best checkpoint, ready to predict."""
+
+    run_id: str
+    spec: JobSpec
+    class_names: list[str]
+    split_hash: str
+    model: nn.Module
+    setup: TrainSetup
+
+
+def load_member(run_id: str, artifacts_root: Path, device: torch.device) -> Member:
+    run_dir = checkpoints.run_dir(artifacts_root, run_id)
+    path = run_dir / checkpoints.BEST
+    if not path.is_file():
+        if (run_dir / ENSEMBLE_FILE).is_file():
+            raise EnsembleError(f"run {run_id} is an ensemble; members must be training runs")
+        raise EnsembleError(f"run {run_id} has no checkpoint: is it completed?")
+    checkpoint = checkpoints.load_checkpoint(path)
+    spec = JobSpec.model_validate(checkpoint["spec"])
+    # The checkpoint holds every weight: nothing pretrained to fetch first.
+    model = build_model(spec.model_copy(update={"weights": "none"}), len(checkpoint["class_names"]))
+    model.load_state_dict(checkpoint["model"])
+    model = model.to(device).eval()
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return Member(run_id, spec, checkpoint["class_names"], checkpoint["split_hash"], model,
+                  make_setup(spec, device))
+
+
+def check_compatible(members: list[Member]) -> None:
+    """Members must predict the same classes and have been tested on the same images."""
+    first = members[0]
+    for other in members[1:]:
+        if other.class_names != first.class_names:
+            raise EnsembleError(
+                f"runs {first.run_id} and {other.run_id} have different classes: "
+                f"{first.class_names} vs {other.class_names}"
+            )
+        if other.split_hash != first.split_hash:
+            raise EnsembleError(
+                f"runs {first.run_id} and {other.run_id} were trained on different splits "
+                f"(split hash {first.split_hash} vs {other.split_hash}: another dataset or seed)"
+            )
+
+
+def shared_split(first: Member, data_root: Path) -> tuple[ImageFolderIndex, dict[str, list[int]]]:
+    """The members' split, rebuilt from the first member's dataset and seed, checked unchanged."""
+    index = scan_image_folder(resolve_dataset(first.spec.dataset, data_root))
+    split = stratified_split(index.labels, first.spec.seed)
+    split_hash = split_fingerprint(index, split)
+    if split_hash != first.split_hash:
+        raise EnsembleError(
+            f"dataset {first.spec.dataset!r} changed since run {first.run_id} trained on it "
+            f"(split hash {split_hash}, the run's {first.split_hash})"
+        )
+    return index, split
+
+
+def combine_logits(logits: list[torch.Tensor], voting: str) -> torch.Tensor:
+    """The ensemble's logits: the mean of the members' logits, or the log of their mean probability.
+
+    Either way softmax gives the ensemble's probabilities and cross-entropy its loss.
+    """
+    stacked = torch.stack(logits)
+    if voting == "logits":
+        return stacked.mean(0)
+    if voting == "softmax":
+        probabilities = stacked.softmax(-1).mean(0)
+        return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
+    raise ValueError(f"unknown voting {voting!r}; choose logits or softmax")
+
+
+@dataclass
+class Votes:
+    """What the members say about every image of each split (train, val, test)."""
+
+    labels: dict[str, torch.Tensor]
+    logits: list[dict[str, torch.Tensor]]  # one dict per member, in the members' order
+    skipped_files: int
+
+
+def collect_votes(
+    members: list[Member], index: ImageFolderIndex, split: dict[str, list[int]], max_pixels: int,
+    batch_size: int,
+) -> Votes:
+    """Each member's logits on every split, the images decoded once per image size."""
+    votes = Votes({}, [{} for _ in members], 0)
+    for size in sorted({member.spec.image_size for member in members}):
+        data = load_split_data(index, split, size, max_pixels)
+        labels = {name: getattr(data, name).labels for name in SPLIT_NAMES}
+        if votes.labels and any(not torch.equal(votes.labels[n], labels[n]) for n in SPLIT_NAMES):
+            raise EnsembleError(
+                f"some images are unreadable at {size} px only: the members would see different images")
+        votes.labels, votes.skipped_files = labels, data.skipped_files
+        for position, member in enumerate(members):
+            if member.spec.image_size == size:
+                for name in SPLIT_NAMES:
+                    images = place(getattr(data, name), member.setup.device)
+                    votes.logits[position][name] = predict_logits(member.model, images, member.setup, batch_size)
+    return votes
+
+
+def write_manifest(run_dir: Path, spec: EnsembleSpec, class_names: list[str], split_hash: str) -> None:
+    """`ensemble.json`: what a prediction needs to vote as this ensemble did."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"members": spec.members, "voting": spec.voting, "class_names": class_names,
+                "split_hash": split_hash}
+    partial = run_dir / f"{ENSEMBLE_FILE}.partial"
+    partial.write_text(json.dumps(manifest, indent=2))
+    os.replace(partial, run_dir / ENSEMBLE_FILE)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / ENSEMBLE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_ensemble(run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str) -> TrainingSummary:
+    """Evaluate spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors."""
+    with published_run(run_id, settings) as (publisher, attempt):
+        return ensemble_run(run_id, spec, settings, worker, attempt, publisher)
+
+
+def ensemble_run(
+    run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str, attempt: int,
+    publisher: EventPublisher,
+) -> TrainingSummary:
+    """The job itself: load and check the members, vote on every split, record the result."""
+    start_time = utc_now()
+    device = pick_device(settings.device)
+    members = [load_member(member, settings.artifacts_root, device) for member in spec.members]
+    check_compatible(members)
+    first = members[0]
+    index, split = shared_split(first, settings.data_root)
+    publisher.publish(
+        RunStarted,
+        spec=spec.model_dump(),
+        attempt=attempt,
+        worker=worker,
+        device=device_name(device),
+        epochs_planned=0,
+        class_names=first.class_names,
+        split_sizes={name: len(positions) for name, positions in split.items()},
+    )
+    votes = collect_votes(members, index, split, settings.max_image_pixels, spec.batch_size)
+    combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
+    scores = {name: loss_and_accuracy(combined[name], votes.labels[name]) for name in SPLIT_NAMES}
+    report = classification_report(votes.labels["test"], combined["test"].argmax(1), first.class_names)
+    write_manifest(checkpoints.run_dir(settings.artifacts_root, run_id), spec, first.class_names,
+                   first.split_hash)
+    end_time = utc_now()
+    summary = TrainingSummary(
+        run_id=run_id,
+        model_name=spec.model_name,
+        version=spec.version or "v0",
+        num_classes=len(first.class_names),
+        dropout=None,
+        feature_extraction=False,
+        batch_size=spec.batch_size,
+        learning_rate=0.0,
+        early_stopped=False,
+        epochs_run=0,
+        train_accuracy=scores["train"][1],
+        val_accuracy=scores["val"][1],
+        test_accuracy=scores["test"][1],
+        best_val_loss=scores["val"][0],
+        duration_minutes=(end_time - start_time).total_seconds() / 60,
+        start_time=start_time,
+        end_time=end_time,
+        test_loss=scores["test"][0],
+        class_names=first.class_names,
+        dataset=first.spec.dataset,
+        image_size=first.spec.image_size,
+        seed=first.spec.seed,
+        test_f1_macro=report["macro_f1"],
+        confusion_matrix=report["confusion_matrix"],
+        per_class=report["per_class"],
+        split_hash=first.split_hash,
+        dataset_files=len(index.paths),
+        dataset_hash=index.fingerprint(),
+        skipped_files=votes.skipped_files,
+        attempts=attempt,
+        spec=spec.model_dump(),
+        reproducibility={
+            "seed": first.spec.seed,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "git_commit": git_commit(),
+            "device": device_name(device),
+            "member_image_sizes": {m.run_id: m.spec.image_size for m in members},
+        },
+        members=spec.members,
+    )
+    publisher.publish(RunCompleted, summary=summary)
+    return summary

@@ -1,0 +1,41 @@
+"""The dashboard's API client against the real API, and against nothing at all."""
+
+import pytest
+
+from services.dashboard import api_client
+from services.dashboard.api_client import ApiError, ApiUnavailable
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_lists_runs_newest_first_and_reads_a_runs_epochs(recorded_runs, api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    listing = api_client.list_runs(api_url, limit=500)
+    epochs = api_client.run_epochs(api_url, recorded_runs.running)
+
+    ids = [run["run_id"] for run in listing["data"]]
+    assert ids.index(recorded_runs.running) < ids.index(recorded_runs.completed)
+    assert listing["count"] == len(ids)
+    assert [(e["epoch"], e["val_loss"] is None) for e in epochs] == [(1, False), (2, False), (3, True)]
+
+
+def test_an_unknown_run_is_an_api_error_with_the_apis_reason(recorded_runs, api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    with pytest.raises(ApiError) as error:
+        api_client.run_epochs(api_url, "nosuchrun")
+
+    assert error.value.status_code == 404
+    assert error.value.detail == "run nosuchrun not found"
+
+
+def test_a_closed_port_is_unavailable_not_a_crash(dashboard_env):
+    url = f"http://127.0.0.1:{free_port()}"
+    dashboard_env(url)
+
+    with pytest.raises(ApiUnavailable, match=f"the API at {url} is unreachable \\(ConnectError\\)"):
+        api_client.list_runs(url)
+    with pytest.raises(ApiUnavailable):
+        api_client.health(url)

@@ -1,0 +1,157 @@
+"""The live monitor page (through app.py's navigation) against a running API with recorded runs."""
+
+import base64
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from services.dashboard import api_client
+from tests.conftest import free_port
+from tests.dashboard.conftest import APP, RunPublisher, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def run_app() -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def table(app: AppTest) -> pd.DataFrame:
+    return app.dataframe[0].value.set_index("run_id")
+
+
+def charts(app: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures by title, as the browser receives them."""
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return {figure["layout"]["title"]["text"]: figure for figure in figures}
+
+
+def values(array) -> list:
+    """A trace's x or y: plotly sends numeric arrays as base64 {"dtype", "bdata"}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def curves(figure: dict) -> dict[str, tuple[list, list]]:
+    return {trace["name"]: (values(trace["x"]), values(trace["y"])) for trace in figure["data"]}
+
+
+def test_table_shows_every_run_with_status_progress_and_error(recorded_runs, api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    app = run_app()
+
+    assert app.title[0].value == "Live monitor"
+    rows = table(app)
+    runs = recorded_runs
+    assert rows.loc[[runs.running, runs.queued, runs.failed, runs.completed], "status"].tolist() == [
+        "🔄 in progress", "⏳ queued", "❌ failed", "✅ completed"]
+    assert rows.index.get_loc(runs.running) < rows.index.get_loc(runs.failed)  # newest first
+    assert rows.loc[runs.running, ["progress", "epoch"]].tolist() == [0.4, "epoch 3 / 5"]
+    assert rows.loc[runs.queued, ["progress", "epoch", "model", "version"]].tolist() == [
+        0.0, "epoch 0 / 7", "custom_cnn", "v9"]
+    assert rows.loc[runs.failed, ["progress", "epoch"]].tolist() == [0.25, "epoch 1 / 4"]
+    assert rows.loc[runs.completed, ["progress", "epoch"]].tolist() == [1.0, "epoch 3 / 3"]
+    assert rows.loc[runs.failed, "error"] == "OutOfMemoryError: CUDA out of memory"
+    assert pd.isna(rows.loc[runs.completed, "error"])
+    assert rows.loc[runs.running, "val_loss"] == pytest.approx(1.3 / 2)  # the last finished epoch
+    assert rows.loc[runs.completed, "val_acc"] == pytest.approx(1 - 0.5 / 3)
+    assert rows.loc[runs.running, "heartbeat"].endswith(" ago")
+    assert pd.isna(rows.loc[runs.completed, "heartbeat"])
+    assert not app.error
+
+
+def test_newest_running_run_is_selected_with_its_loss_and_accuracy_curves(recorded_runs, api_url,
+                                                                         dashboard_env):
+    dashboard_env(api_url)
+
+    app = run_app()
+
+    assert app.selectbox[0].value == recorded_runs.running
+    figures = charts(app)
+    assert set(figures) == {"Loss", "Accuracy"}
+    loss, accuracy = figures["Loss"], figures["Accuracy"]
+    assert curves(loss)["train"] == ([1, 2], pytest.approx([1.2, 0.6]))
+    assert curves(loss)["val"] == ([1, 2], pytest.approx([1.3, 0.65]))
+    assert curves(accuracy)["val"] == ([1, 2], pytest.approx([0.5, 0.75]))
+    for figure, metric in ((loss, "loss"), (accuracy, "accuracy")):
+        assert figure["layout"]["xaxis"]["title"]["text"] == "epoch"
+        assert figure["layout"]["yaxis"]["title"]["text"] == metric
+    assert "Epoch 3 is running." in [caption.value for caption in app.caption]
+
+
+def test_curves_grow_as_epochs_finish(recorded_runs, api, events, api_url, dashboard_env):
+    dashboard_env(api_url)
+    # Started before the other running run, so it is not the default: the viewer picks it.
+    run = RunPublisher(events, model_name="vgg16", epochs=4).start(at=datetime.now(UTC) - timedelta(hours=1))
+    run.epoch(1).epoch(2, finish=False)
+    wait_for(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("current_epoch") == 2)
+    app = run_app()
+
+    app.selectbox[0].select(run.run_id).run()
+
+    assert curves(charts(app)["Loss"])["val"][0] == [1]
+    run.epoch(2, finish=True).epoch(3, finish=False)
+    wait_for(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("epochs_done") == 2)
+    time.sleep(api_client.LIVE_TTL_S)  # what the page fetched last has expired
+    # AppTest cannot trigger a fragment's timer; a rerun runs the same fragment code.
+    app.run()
+
+    assert not app.exception
+    assert app.selectbox[0].value == run.run_id  # the viewer's pick survives refreshes
+    assert curves(charts(app)["Loss"])["val"][0] == [1, 2]
+    assert curves(charts(app)["Accuracy"])["train"][1] == pytest.approx([0.6, 0.8])
+    assert table(app).loc[run.run_id, "epoch"] == "epoch 3 / 4"
+
+
+def test_unreachable_api_is_reported_without_an_exception(dashboard_env):
+    url = f"http://127.0.0.1:{free_port()}"
+    dashboard_env(url)
+
+    app = run_app()
+
+    assert app.title[0].value == "Live monitor"
+    [error] = app.error
+    assert f"The API at {url} is unreachable" in error.value
+    assert "retries by itself" in error.value
+    assert not app.dataframe and not app.get("plotly_chart")
+
+
+def test_page_recovers_when_the_api_comes_back(recorded_runs, stack, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = run_app()
+    api_process = stack.process("api")
+    api_process.terminate()
+    api_process.wait(timeout=10)
+    try:
+        time.sleep(api_client.LIVE_TTL_S)
+        app.run()
+        assert not app.exception
+        assert "is unreachable" in app.error[0].value
+        assert not app.dataframe
+    finally:
+        stack.restart("api")
+    time.sleep(api_client.LIVE_TTL_S)
+
+    app.run()
+
+    assert not app.exception and not app.error
+    assert recorded_runs.running in table(app).index
+
+
+def test_no_runs_yet_says_how_to_queue_one(empty_api_url, dashboard_env):
+    dashboard_env(empty_api_url)
+
+    app = run_app()
+
+    assert [info.value for info in app.info] == [
+        "No runs yet — queue one with `POST /jobs` or `paddy demo`."]
+    assert not app.dataframe and not app.error

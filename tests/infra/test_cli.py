@@ -1,0 +1,66 @@
+"""`paddy train` and `paddy predict` in the foreground, without the stack (CPU, 32 px)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from infra.cli import app
+from services.trainer import checkpoints
+from shared.datasets.synth import synthesize_dataset
+from shared.schemas.events import TrainingSummary, decode_event
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[str, Path, Path]:
+    """(run id, artifacts directory, dataset) of one `paddy train` run."""
+    data, artifacts = tmp_path_factory.mktemp("tiny"), tmp_path_factory.mktemp("artifacts")
+    synthesize_dataset(data, per_class=10, size=32, seed=2)
+    result = runner.invoke(app, ["train", "--model", "custom_cnn", "--data", str(data), "--epochs", "2",
+                                 "--image-size", "32", "--batch-size", "8", "--artifacts", str(artifacts)])
+    assert result.exit_code == 0, result.output
+    run_id = re.search(r"run (\w+): test accuracy", result.stdout).group(1)
+    return run_id, artifacts, data
+
+
+def test_train_reports_each_epoch_and_where_the_results_went(trained):
+    run_id, artifacts, data = trained
+    run_dir = checkpoints.run_dir(artifacts, run_id)
+    assert {"best.pt", "last.pt", "events.jsonl", "summary.json"} <= {p.name for p in run_dir.iterdir()}
+    events = [decode_event({"event": line}) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [e.type for e in events] == ["run_started", "epoch_started", "epoch_finished",
+                                        "epoch_started", "epoch_finished", "run_completed"]
+    summary = TrainingSummary.model_validate_json((run_dir / "summary.json").read_text())
+    assert summary == events[-1].summary and summary.epochs_run == 2 and summary.dataset == str(data)
+
+
+def test_train_refuses_an_invalid_job(tmp_path):
+    result = runner.invoke(app, ["train", "--model", "alexnet", "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown model 'alexnet'" in result.output
+
+
+def test_predict_prints_a_table_or_json(trained):
+    run_id, artifacts, data = trained
+    images = [str(p) for p in sorted(data.rglob("*.png"))[:2]]
+    table = runner.invoke(app, ["predict", "--run", run_id, "--artifacts", str(artifacts), *images])
+    assert table.exit_code == 0, table.output
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["image", "class", "Bacterialblight", "Brownspot", "Leafsmut"]
+    assert [row.split()[0] for row in rows] == images
+
+    as_json = runner.invoke(app, ["predict", "--run", run_id, "--artifacts", str(artifacts), "--json", *images])
+    answers = json.loads(as_json.stdout)
+    assert [a["image"] for a in answers] == images
+    assert all(sum(a["probabilities"].values()) == pytest.approx(1, abs=1e-5) for a in answers)
+
+
+def test_predict_names_the_unreadable_image(trained, tmp_path):
+    run_id, artifacts, _data = trained
+    notes = tmp_path / "notes.png"
+    notes.write_text("hello")
+    result = runner.invoke(app, ["predict", "--run", run_id, "--artifacts", str(artifacts), str(notes)])
+    assert result.exit_code == 1 and f"cannot read image {notes}" in result.output

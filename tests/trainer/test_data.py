@@ -1,0 +1,46 @@
+"""Decoding a dataset once: odd and broken images are handled, never a crash."""
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from services.trainer.data import decode_image, load_split_data
+from shared.datasets.imagefolder import DatasetError, scan_image_folder, stratified_split
+
+
+def write_images(folder: Path, count: int, mode: str = "RGB", size=(40, 30)) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new(mode, size, color=(i * 20) % 255 if mode in ("L", "P") else (i * 20 % 255, 100, 50)).save(
+            folder / f"{i}.png")
+
+
+def test_images_of_any_mode_become_rgb_of_the_requested_size(tmp_path):
+    for mode in ("L", "RGBA", "P", "CMYK"):
+        path = tmp_path / f"x.{'jpg' if mode == 'CMYK' else 'png'}"
+        Image.new(mode, (50, 20)).save(path)
+        assert decode_image(path, 32, 10**6).shape == (32, 32, 3)
+
+
+def test_broken_and_oversized_images_are_skipped_and_counted(tmp_path):
+    write_images(tmp_path / "a", 5)
+    write_images(tmp_path / "b", 5, mode="L")
+    (tmp_path / "a" / "truncated.png").write_bytes((tmp_path / "a" / "0.png").read_bytes()[:60])
+    (tmp_path / "b" / "not-an-image.jpg").write_text("hello")
+    write_images(tmp_path / "b" / "big", 1, size=(400, 400))  # over the 100,000 px limit below
+    index = scan_image_folder(tmp_path)
+    data = load_split_data(index, stratified_split(index.labels, 0), 16, max_pixels=100_000)
+    assert data.skipped_files == 3
+    assert len(data.train) + len(data.val) + len(data.test) == 10
+    assert data.train.images.shape[1:] == (3, 16, 16)
+
+
+def test_a_split_left_without_readable_images_is_a_clear_error(tmp_path):
+    for class_name in ("a", "b"):
+        (tmp_path / class_name).mkdir()
+        for i in range(3):
+            (tmp_path / class_name / f"{i}.jpg").write_text("not an image")
+    index = scan_image_folder(tmp_path)
+    with pytest.raises(DatasetError, match="no readable images"):
+        load_split_data(index, stratified_split(index.labels, 0), 16, max_pixels=10**6)

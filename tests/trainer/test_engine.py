@@ -1,0 +1,109 @@
+"""The training loop on tiny real data (CPU, 32 px): early stopping, checkpoints, resume."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from services.trainer import checkpoints, engine
+from services.trainer.data import load_split_data
+from services.trainer.engine import EarlyStopping, RandomStreams, TrainingState, fit, make_optimizer, make_setup
+from services.trainer.metrics import classification_report
+from services.trainer.models import build_model
+from services.trainer.runner import RunContext, checkpoint_of, restore
+from shared.datasets.imagefolder import scan_image_folder, stratified_split
+from shared.datasets.synth import synthesize_dataset
+from shared.schemas.jobs import JobSpec
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize_dataset(root, per_class=10, size=32, seed=5)
+    index = scan_image_folder(root)
+    return load_split_data(index, stratified_split(index.labels, 0), 32, 10**8)
+
+
+def new_state(spec: JobSpec) -> TrainingState:
+    torch.manual_seed(spec.seed)
+    model = build_model(spec, 3)
+    return TrainingState(model, make_optimizer(spec, model), EarlyStopping(spec.patience),
+                         RandomStreams.seeded(spec.seed, CPU))
+
+
+class Recorded:
+    def __init__(self):
+        self.started, self.finished, self.best_states = [], [], {}
+
+    def epoch_started(self, epoch):
+        self.started.append(epoch)
+
+    def epoch_finished(self, metrics, state, is_best):
+        self.finished.append(metrics)
+        if is_best:
+            self.best_states[metrics.epoch] = copy.deepcopy(state.model.state_dict())
+
+
+def spec(**overrides) -> JobSpec:
+    return JobSpec(**{"model_name": "custom_cnn", "dataset": "x", "epochs": 3, "image_size": 32,
+                      "batch_size": 8, "augment": "original", **overrides})
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    stopping, model = EarlyStopping(patience=2), torch.nn.Linear(1, 1)
+    for epoch, loss in enumerate([1.0, 0.5, 0.6, 0.4, 0.45, 0.5], start=1):
+        stopping.update(epoch, loss, model)
+        if stopping.should_stop:
+            break
+    assert (epoch, stopping.best_epoch, stopping.best_val_loss) == (6, 4, 0.4)
+
+
+def test_fit_stops_early_and_restores_the_best_epoch(data, monkeypatch):
+    scripted = iter([(1.0, 0.3), (0.5, 0.6), (0.7, 0.5), (0.8, 0.5), (0.9, 0.4)])
+    monkeypatch.setattr(engine, "evaluate", lambda *args: next(scripted))
+    job = spec(epochs=10, patience=2)
+    state, events = new_state(job), Recorded()
+    result = fit(job, state, data, make_setup(job, CPU), events)
+    assert (result.early_stopped, result.best_epoch, len(result.history)) == (True, 2, 4)
+    assert events.started == [1, 2, 3, 4]
+    for name, tensor in state.model.state_dict().items():
+        assert torch.equal(tensor, events.best_states[2][name]), name
+
+
+def test_a_checkpoint_resumes_to_the_same_next_epoch(data, tmp_path: Path):
+    job = spec(epochs=3)
+    straight = new_state(job)
+    fit(job, straight, data, make_setup(job, CPU), Recorded())
+
+    context = RunContext("r", job, None, tmp_path, "hash", data.class_names, start_time=None)
+
+    class CheckpointAtEpoch2(Recorded):  # as the runner does: after each epoch, before anything else
+        def epoch_finished(self, metrics, state, is_best):
+            if metrics.epoch == 2:
+                checkpoints.save_checkpoint(tmp_path / "last.pt", checkpoint_of(context, state))
+
+    fit(spec(epochs=2), new_state(job), data, make_setup(job, CPU), CheckpointAtEpoch2())
+
+    resumed = new_state(job)  # a fresh process: new model, optimizer and random streams
+    restore(resumed, checkpoints.load_checkpoint(tmp_path / "last.pt"))
+    assert resumed.next_epoch == 3
+    events = Recorded()
+    fit(job, resumed, data, make_setup(job, CPU), events)
+    assert events.started == [3]
+    same_epoch = {**vars(straight.history[2]), "epoch_time_sec": events.finished[0].epoch_time_sec}
+    assert vars(events.finished[0]) == same_epoch
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.allclose(tensor.float(), resumed.model.state_dict()[name].float()), name
+
+
+def test_classification_report_matches_hand_counts():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    predictions = torch.tensor([0, 0, 1, 1, 2, 2])
+    report = classification_report(labels, predictions, ["a", "b", "c"])
+    assert report["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert report["per_class"]["a"] == {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}
+    assert report["per_class"]["c"]["precision"] == 0.5 and report["per_class"]["c"]["recall"] == 1.0
+    assert report["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)

@@ -1,0 +1,103 @@
+"""Predictions of tiny real runs and of an ensemble of them (CPU, 32 and 48 px)."""
+
+import base64
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from infra.local_stack import LocalStack, StackConfig
+from services.trainer.ensemble import ensemble_run
+from services.trainer.local_run import LocalPublisher, train_locally
+from services.trainer.predict import PredictionError, _cached_predictor, predict_images
+from services.trainer.settings import TrainerSettings
+from shared import names
+from shared.datasets.synth import synthesize_dataset
+from shared.schemas.jobs import EnsembleSpec, JobSpec
+from tests.conftest import free_port
+
+CLASSES = ["Bacterialblight", "Brownspot", "Leafsmut"]
+
+
+def train_runs(data_root: Path, artifacts_root: Path) -> TrainerSettings:
+    """Runs a (32 px) and b (48 px), and the ensemble ab of both, voting with probabilities."""
+    synthesize_dataset(data_root / "tiny", per_class=10, size=48, seed=3)
+    settings = TrainerSettings(data_root=data_root, artifacts_root=artifacts_root, device="cpu")
+    for run_id, image_size in [("a", 32), ("b", 48)]:
+        spec = JobSpec(model_name="custom_cnn", dataset="tiny", epochs=1, batch_size=8, image_size=image_size)
+        train_locally(run_id, spec, settings)
+    publisher = LocalPublisher(artifacts_root / "ab.jsonl", "ab")
+    ensemble_run("ab", EnsembleSpec(members=["a", "b"], voting="softmax"), settings, "test", 1, publisher)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> TrainerSettings:
+    return train_runs(tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("new-images")
+    synthesize_dataset(root, per_class=2, size=64, seed=11)
+    return sorted(root.rglob("*.png"))
+
+
+@pytest.mark.parametrize("run_id", ["a", "b", "ab"])
+def test_every_image_gets_a_class_and_probabilities_summing_to_one(trained, images, run_id):
+    sources = [*images[:3], *(path.read_bytes() for path in images[3:])]
+    predictions = predict_images(run_id, sources, trained)
+    assert len(predictions) == len(images)
+    for prediction in predictions:
+        assert list(prediction.probabilities) == CLASSES
+        assert sum(prediction.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert all(0 <= p <= 1 for p in prediction.probabilities.values())
+        assert prediction.class_name == max(prediction.probabilities, key=prediction.probabilities.get)
+
+
+def test_a_softmax_ensemble_predicts_its_members_mean_probabilities(trained, images):
+    member_a, member_b, ensemble = (predict_images(run_id, images, trained) for run_id in ("a", "b", "ab"))
+    for a, b, both in zip(member_a, member_b, ensemble, strict=True):
+        mean = {name: (a.probabilities[name] + b.probabilities[name]) / 2 for name in CLASSES}
+        assert both.probabilities == pytest.approx(mean, abs=1e-6)
+
+
+def test_an_unreadable_image_is_refused_by_name(trained, images, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_text("not a png")
+    with pytest.raises(PredictionError, match=f"cannot read image {broken}"):
+        predict_images("a", [images[0], broken], trained)
+    with pytest.raises(PredictionError, match=r"cannot read image 2 \(9 bytes\)"):
+        predict_images("a", [images[0].read_bytes(), b"not a png"], trained)
+    with pytest.raises(PredictionError, match="cannot read image .*missing.png"):
+        predict_images("a", [tmp_path / "missing.png"], trained)
+
+
+def test_a_run_without_checkpoint_is_refused(trained, images):
+    with pytest.raises(PredictionError, match="run ghost has no checkpoint"):
+        predict_images("ghost", images, trained)
+
+
+def test_a_run_is_loaded_once_per_process(trained, images):
+    _cached_predictor.cache_clear()
+    for _ in range(3):
+        predict_images("a", images[:1], trained)
+    info = _cached_predictor.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+
+
+@pytest.mark.integration
+def test_a_trainer_worker_answers_the_predict_task_on_its_own_queue(tmp_path, images):
+    """A real Celery trainer started as `paddy up` starts it; the task is sent by name, as the API does."""
+    config = StackConfig(state_dir=tmp_path, services=("redis", "trainer"), redis_port=free_port())
+    settings = train_runs(tmp_path / "data", tmp_path / "artifacts")  # where the stack's trainer looks
+    encoded = [base64.b64encode(path.read_bytes()).decode() for path in images[:2]]
+    with LocalStack(config) as stack:
+        redis_url = stack.env()["PADDY_REDIS_URL"]
+        client = Celery("test-client", broker=redis_url, backend=redis_url, set_as_current=False)
+        result = client.send_task(names.PREDICT_TASK, args=["ab", encoded], queue=names.PREDICT_QUEUE)
+        answer = result.get(timeout=120)
+    expected = predict_images("ab", images[:2], settings)
+    assert [entry["class"] for entry in answer] == [p.class_name for p in expected]
+    for entry, prediction in zip(answer, expected, strict=True):
+        assert entry["probabilities"] == pytest.approx(prediction.probabilities, abs=1e-6)
