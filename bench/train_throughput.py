@@ -23,7 +23,7 @@ processes share the CPUs); for Paddy the one-off decode. "1-epoch job" is the tr
 train images.
 
 --tune-malloc paddy|both runs the loop(s) with glibc's malloc told to keep freed memory
-(keep_freed_memory): on a CPU this removes most of the page faults of each step.
+(services/trainer/memory.py, on by default in Paddy's trainers): on a CPU this removes most of the page faults of each step.
 """
 
 import argparse
@@ -64,9 +64,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-channels-last", action="store_true", help="Paddy: channels_last off")
     parser.add_argument("--no-amp", action="store_true", help="Paddy: bf16 autocast off")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--tune-malloc", choices=["off", "paddy", "both"], default="off",
-                        help="glibc malloc kept from returning big blocks to the OS (see keep_freed_memory) "
-                        "in Paddy's loop, or in both loops")
+    parser.add_argument("--tune-malloc", choices=["off", "paddy", "both"], default="paddy",
+                        help="glibc malloc kept from returning big blocks to the OS "
+                        "(services/trainer/memory.py, what Paddy's trainers do): in Paddy's loop "
+                        "(default), in both loops, or off")
     # Internal: run one loop in this process and print its result as JSON.
     parser.add_argument("--loop", choices=["reference", "paddy"], help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -208,24 +209,11 @@ def run_reference(args: argparse.Namespace, device) -> dict:
             "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def keep_freed_memory() -> None:
-    """Serve every allocation from the heap and never trim it (glibc mallopt).
-
-    By default glibc mmaps each block above 32 MiB and unmaps it when freed, so every batch
-    page-faults its large activations in again (most of the system time of a CPU training step).
-    Not (yet) done by Paddy's worker: measured here with --tune-malloc.
-    """
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_max = -1, -4
-    if not (libc.mallopt(m_mmap_max, 0) and libc.mallopt(m_trim_threshold, 2**31 - 1)):
-        raise RuntimeError("mallopt refused the settings")
-
-
 def run_child(args: argparse.Namespace) -> None:
     tuned = args.tune_malloc == "both" or (args.tune_malloc == "paddy" and args.loop == "paddy")
     if tuned:
+        from services.trainer.memory import keep_freed_memory
+
         keep_freed_memory()
     import torch
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.trainer import checkpoints
+from services.trainer.memory import keep_freed_memory
 from services.trainer.runner import reporting_failure, train_run
 from services.trainer.settings import TrainerSettings
 from shared.schemas.events import SEQ_PER_ATTEMPT, TrainingSummary
@@ -51,6 +52,8 @@ def train_locally(
     run_id: str, spec: JobSpec, settings: TrainerSettings, on_event: Callable | None = None
 ) -> TrainingSummary:
     """Train spec as run run_id in this process; on_event sees every event as it is written."""
+    if settings.keep_freed_memory:
+        keep_freed_memory()
     run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
     publisher = LocalPublisher(run_dir / EVENTS_FILE, run_id, on_event=on_event)
     try:

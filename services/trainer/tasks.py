@@ -2,17 +2,25 @@
 
 import base64
 
+from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
 from services.trainer.predict import predict_images
+from services.trainer.memory import keep_freed_memory
 from services.trainer.runner import run_training
 from services.trainer.settings import get_settings
 from shared import names
 from shared.schemas.jobs import EnsembleSpec, JobSpec
 
 log = get_task_logger(__name__)
+
+
+@worker_process_init.connect
+def tune_memory(**_kwargs) -> None:
+    if get_settings().keep_freed_memory:
+        keep_freed_memory()
 
 
 @app.task(name=names.TRAIN_TASK, bind=True)
