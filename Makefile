@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/paddy data synth --out $(STATE)/data/demo-synth --per-class 80 --size 96 --seed 0
+	$(BIN)/paddy data synth --out $(STATE)/data/demo-synth --per-class 200 --size 96 --seed 0
 	$(BIN)/paddy up --detach --state-dir $(STATE)
 	$(BIN)/paddy demo --dataset demo-synth
 	@echo

@@ -60,7 +60,7 @@ def down(state_dir: StateDir = Path(".paddy")) -> None:
 def demo(
     api_url: Annotated[str, typer.Option(help="the API to queue jobs on")] = "http://127.0.0.1:8000",
     dataset: Annotated[str, typer.Option(help="dataset, relative to the data root")] = "demo-synth",
-    epochs: int = 5,
+    epochs: int = 30,
 ) -> None:
     """Queue a few small jobs that finish in minutes on a CPU."""
     from infra.demo import queue_demo_jobs

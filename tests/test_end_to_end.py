@@ -97,6 +97,9 @@ def test_a_job_trains_and_is_recorded_as_the_original_system_did(stack, api, db)
         assert isinstance(training[field], kind), (field, training[field])
     assert training["version"].startswith("v") and training["epochs_run"] == 3
     assert 0 <= training["test_accuracy"] <= 1 and training["end_time"] > training["start_time"]
+    assert sum(map(sum, training["confusion_matrix"])) == status["split_sizes"]["test"]
+    assert set(training["per_class"]) == set(training["class_names"]) == set(status["class_names"])
+    assert training["reproducibility"]["torch"].startswith("2.14.1")
 
     # The API says what the store says.
     summary = run["summary"]
