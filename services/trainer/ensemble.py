@@ -6,13 +6,11 @@ epochs), and leaves `ensemble.json` in its run directory so that predictions can
 
 import json
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 from services.trainer import checkpoints
@@ -21,7 +19,7 @@ from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, p
 from services.trainer.events import EventPublisher
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
-from services.trainer.runner import device_name, git_commit, pick_device, published_run
+from services.trainer.runner import device_name, environment, pick_device, published_run
 from services.trainer.settings import TrainerSettings
 from shared.datasets.imagefolder import (
     SPLIT_NAMES,
@@ -227,12 +225,7 @@ def ensemble_run(
         attempts=attempt,
         spec=spec.model_dump(),
         reproducibility={
-            "seed": first.spec.seed,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "git_commit": git_commit(),
-            "device": device_name(device),
+            **environment(first.spec.seed, device),
             "member_image_sizes": {m.run_id: m.spec.image_size for m in members},
         },
         members=spec.members,

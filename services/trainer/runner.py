@@ -257,14 +257,21 @@ def train_run(
     return summary
 
 
-def reproducibility(spec: JobSpec, device: torch.device, autocast_dtype) -> dict[str, Any]:
+def environment(seed: int, device: torch.device) -> dict[str, Any]:
+    """What a result depends on besides its spec and data: seed, versions, code, device."""
     return {
-        "seed": spec.seed,
+        "seed": seed,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "git_commit": git_commit(),
         "device": device_name(device),
+    }
+
+
+def reproducibility(spec: JobSpec, device: torch.device, autocast_dtype) -> dict[str, Any]:
+    return {
+        **environment(spec.seed, device),
         "mixed_precision": str(autocast_dtype).removeprefix("torch.") if autocast_dtype else "fp32",
         "channels_last": spec.channels_last,
     }
