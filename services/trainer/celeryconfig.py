@@ -33,9 +33,15 @@ task_routes = {
 task_serializer = "json"
 accept_content = ["json"]
 
-# With the Redis broker an unacked job is delivered again after visibility_timeout: keep it
-# above the longest job (a day).
-broker_transport_options = {"visibility_timeout": 24 * 3600}
+# With the Redis broker an unacked job is delivered again after visibility_timeout. Running
+# jobs refresh their message (services/trainer/visibility.py), so the timeout only has to
+# outlast a refresh interval; a job whose worker died is delivered again within about
+# visibility_timeout + unacked_restore_interval seconds.
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout_s,
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+}
 broker_connection_retry_on_startup = True
 
 # Flower and `celery events` show the workers and their tasks.

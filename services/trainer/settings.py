@@ -13,6 +13,12 @@ class TrainerSettings(PaddySettings):
     # Keep freed memory in the process instead of unmapping it (services/trainer/memory.py):
     # much faster CPU training for about 50 % more peak memory.
     keep_freed_memory: bool = True
+    # Seconds an unacknowledged job may go without its worker refreshing it before the broker
+    # delivers it to another worker, and how often a running job refreshes it (see visibility.py).
+    visibility_timeout_s: int = 60
+    visibility_refresh_s: float = 10.0
+    # A job delivered this many times (its workers died each time) fails instead of running again.
+    max_attempts: int = 3
 
 
 def get_settings() -> TrainerSettings:

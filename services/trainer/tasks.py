@@ -11,6 +11,7 @@ from services.trainer.predict import predict_images
 from services.trainer.memory import keep_freed_memory
 from services.trainer.runner import run_training
 from services.trainer.settings import get_settings
+from services.trainer.visibility import VisibilityKeeper
 from shared import names
 from shared.schemas.jobs import EnsembleSpec, JobSpec
 
@@ -27,7 +28,9 @@ def tune_memory(**_kwargs) -> None:
 def train(self, run_id: str, spec: dict) -> dict:
     """Train one run; its progress and result travel as events, the return value is for Flower."""
     job = JobSpec.model_validate(spec)
-    summary = run_training(run_id, job, get_settings(), worker=self.request.hostname or "local")
+    settings = get_settings()
+    with VisibilityKeeper(settings.redis_url, self.request.id, settings.visibility_refresh_s):
+        summary = run_training(run_id, job, settings, worker=self.request.hostname or "local")
     return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
 
 
@@ -35,7 +38,9 @@ def train(self, run_id: str, spec: dict) -> dict:
 def ensemble(self, run_id: str, spec: dict) -> dict:
     """Evaluate an ensemble as run run_id; recorded through events like a training run."""
     job = EnsembleSpec.model_validate(spec)
-    summary = run_ensemble(run_id, job, get_settings(), worker=self.request.hostname or "local")
+    settings = get_settings()
+    with VisibilityKeeper(settings.redis_url, self.request.id, settings.visibility_refresh_s):
+        summary = run_ensemble(run_id, job, settings, worker=self.request.hostname or "local")
     return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
 
 

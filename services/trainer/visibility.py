@@ -1,0 +1,78 @@
+"""Keeps a long job's broker message from being delivered again while the job is alive.
+
+With the Redis broker, kombu redelivers an unacknowledged message once it has been
+unacknowledged for `visibility_timeout` seconds: it records the delivery time in the
+`unacked_index` sorted set and, every `unacked_restore_interval` seconds, any worker puts
+older messages back on their queue. A training job lasts hours, so a plain timeout is either
+too short (a live job runs twice) or too long (a job whose worker was killed waits an hour).
+
+Instead the timeout is short (celeryconfig: a minute) and the running job refreshes its
+message's entry in `unacked_index` every `refresh_s` seconds. While the job lives its message
+never looks old; when the worker dies (SIGKILL, OOM, machine gone) the refreshes stop and a
+surviving worker delivers the job again within about a minute, and the task resumes from the
+run's last checkpoint. A worker frozen for longer than the timeout (SIGSTOP) loses its job to
+another worker; its own events then carry an older attempt's seq and never overwrite the new
+attempt's state.
+"""
+
+import json
+import logging
+import threading
+import time
+
+import redis
+
+log = logging.getLogger(__name__)
+# kombu's Redis transport defaults (transport options unacked_key / unacked_index_key).
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
+
+
+def find_delivery_tag(client: redis.Redis, task_id: str) -> str | None:
+    """The delivery tag of the unacknowledged message that carries task_id."""
+    for tag, payload in client.hscan_iter(UNACKED):
+        if task_id.encode() not in payload:
+            continue
+        message = json.loads(payload)[0]
+        if message.get("headers", {}).get("id") == task_id:
+            return tag.decode()
+    return None
+
+
+class VisibilityKeeper:
+    """Refreshes the job's `unacked_index` entry from a thread while the `with` block runs."""
+
+    def __init__(self, redis_url: str, task_id: str, refresh_s: float):
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._task_id = task_id
+        self._refresh_s = refresh_s
+        self._tag: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="visibility", daemon=True)
+
+    def __enter__(self) -> "VisibilityKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+
+    def refresh(self) -> bool:
+        """Mark the message as delivered just now; False when it cannot be found (yet)."""
+        if self._tag is None:
+            self._tag = find_delivery_tag(self._client, self._task_id)
+            if self._tag is None:
+                return False
+        # XX: only update; never re-add an entry kombu has removed on ack.
+        return bool(self._client.zadd(UNACKED_INDEX, {self._tag: time.time()}, xx=True, ch=True))
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except redis.RedisError as error:
+                log.warning("could not refresh job %s's visibility: %s", self._task_id, error)
+            if self._stop.wait(self._refresh_s):
+                return

@@ -1,0 +1,90 @@
+"""A trainer SIGKILLed in the middle of a job: the job finishes on the other trainer.
+
+Real processes: redis-server, nx-27017, the recorder, the API and two Celery trainers.
+"""
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+import redis
+
+from infra.local_stack import LocalStack, StackConfig
+from shared import names
+from shared.datasets.synth import synthesize_dataset
+from shared.schemas.events import decode_event
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(tmp_path):
+    config = StackConfig(
+        state_dir=tmp_path, trainers=2, services=("redis", "mongo", "recorder", "api", "trainer"),
+        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        # A dead worker's job comes back after ~10 s instead of ~1 min.
+        extra_env={"PADDY_VISIBILITY_TIMEOUT_S": "10", "PADDY_VISIBILITY_REFRESH_S": "2",
+                   "PADDY_HEARTBEAT_INTERVAL_S": "2"},
+    )
+    with LocalStack(config) as running:
+        synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)
+        yield running
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def run_starts(stack, run_id: str) -> list:
+    client = redis.Redis.from_url(stack.env()["PADDY_REDIS_URL"])
+    return [e for _id, fields in client.xrange(names.EVENTS_STREAM)
+            if (e := decode_event(fields)).type == "run_started" and e.run_id == run_id]
+
+
+def post_job(api, epochs: int) -> str:
+    response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "leaves", "epochs": epochs,
+                                       "image_size": 128, "batch_size": 16, "patience": 50})
+    assert response.status_code == 202, response.text
+    return response.json()["run_id"]
+
+
+def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
+    api = httpx.Client(base_url=stack.urls()["api"], timeout=10)
+    run_id = post_job(api, epochs=30)
+    started = time.monotonic()
+    done = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
+                    240, "the run to finish")
+    assert time.monotonic() - started > 15  # well past the 10 s visibility timeout
+    assert done["status"] == "completed" and done["attempt"] == 1
+    assert len(run_starts(stack, run_id)) == 1
+
+
+def test_a_killed_trainers_job_resumes_on_the_other_and_completes(stack):
+    api = httpx.Client(base_url=stack.urls()["api"], timeout=10)
+    run_id = post_job(api, epochs=6)
+    run = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r,
+                   120, "two finished epochs")
+    assert run["status"] == "in_progress"
+    victim = run["worker"].split("@")[0]  # "trainer-1" or "trainer-2"
+    os.killpg(stack.process(victim).pid, signal.SIGKILL)  # the worker and its pool child
+
+    done = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
+                    240, "the run to finish on the surviving trainer")
+    assert done["status"] == "completed", done["error"]
+    assert done["attempt"] == 2 and not done["worker"].startswith(victim)
+
+    epochs = api.get(f"/jobs/{run_id}/epochs").json()["data"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5, 6]
+    assert all(e["val_loss"] is not None for e in epochs)
+
+    starts = run_starts(stack, run_id)
+    assert [s.attempt for s in starts] == [1, 2]
+    assert starts[1].resumed_from_epoch >= 2  # picked up after the last checkpointed epoch
