@@ -8,6 +8,10 @@ RECORDER_GROUP = "recorders"
 DEAD_LETTER_STREAM = "paddy:events:dead"
 # Per-run attempt counter (INCR at every task start), so event seq numbers grow across attempts.
 ATTEMPT_KEY = "paddy:attempt:{run_id}"
+# Set by the API to cancel a run; the trainer looks for it before and while training. It
+# expires after CANCEL_FLAG_TTL_S seconds, long after any redelivery of the job could start.
+CANCEL_KEY = "paddy:cancel:{run_id}"
+CANCEL_FLAG_TTL_S = 86_400
 
 # Celery queues the trainers consume and the task names the API sends (by name: the API
 # never imports the trainer). Predictions have their own queue so that they are not queued

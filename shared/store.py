@@ -64,9 +64,14 @@ def new_status_document(
         "error": None,
         "traceback_tail": None,
         "attempt": 0,
+        # The last checkpointed epoch the latest attempt resumed after (0: started afresh).
+        "resumed_from_epoch": 0,
         "worker": None,
         "device": None,
+        # The time of the newest event; a run silent for too long becomes `lost` (recorder/reaper.py).
         "heartbeat_at": None,
+        # When the reaper last marked the run `lost`; None again once its events resume.
+        "lost_at": None,
         # The seq of the newest event applied; older events never overwrite newer state.
         "seq": 0,
     }
@@ -113,14 +118,27 @@ class Store:
         return list(self.epochs.find({"run_id": run_id}, {"_id": 0}).sort("epoch", ASCENDING))
 
     def mark_failed(self, run_id: str, error: str, when: datetime) -> None:
-        """For failures the API sees itself (the job never reached a trainer).
+        """For failures the API sees itself (the job never reached a trainer)."""
+        self._finish_queued(run_id, "failed", when, error=error)
+
+    def mark_cancelled(self, run_id: str, when: datetime) -> bool:
+        """Cancel a run still queued; False when it is not (any more) queued."""
+        return self._finish_queued(run_id, "cancelled", when)
+
+    def _finish_queued(self, run_id: str, status: str, when: datetime, **fields: Any) -> bool:
+        """Move a queued run to a final status; False when it is not queued.
 
         Written as a whole document guarded by seq, like the recorder's writes: nx-27017 turns
-        a datetime given to `$set` into a string.
+        a datetime given to `$set` into a string. When the guard fails (a trainer's event was
+        stored meanwhile) the run is read again: it may have started.
         """
-        run = self.status.find_one({"run_id": run_id})
-        if run is None or run["status"] != "queued":
-            return
-        run.update(status="failed", error=error, end_time=when, seq=run["seq"] + 1,
-                   status_history=[*run["status_history"], {"status": "failed", "time": when}])
-        self.status.replace_one({"run_id": run_id, "seq": run["seq"] - 1}, run)
+        for _ in range(3):
+            run = self.status.find_one({"run_id": run_id})
+            if run is None or run["status"] != "queued":
+                return False
+            read_seq = run["seq"]
+            run.update(status=status, end_time=when, seq=read_seq + 1, **fields,
+                       status_history=[*run["status_history"], {"status": status, "time": when}])
+            if self.status.replace_one({"run_id": run_id, "seq": read_seq}, run).matched_count:
+                return True
+        return False

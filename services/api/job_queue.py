@@ -24,3 +24,8 @@ class JobQueue:
             names.TRAIN_TASK, args=[run_id, spec], task_id=run_id, queue=names.TRAINING_QUEUE,
             retry=True, retry_policy=self._retry_policy,
         )
+
+    def revoke(self, run_id: str) -> None:
+        """Tell the workers to skip the run's queued task. Never terminate=True: that kills a
+        worker process mid-job (DESIGN.md); a running job stops through its cancel flag."""
+        self._celery.control.revoke(run_id)

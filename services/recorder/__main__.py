@@ -2,10 +2,14 @@
 
 import logging
 import signal
+import time
 
 import redis
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from services.recorder.consumer import Recorder
+from services.recorder.reaper import Reaper, ReaperSettings
 from services.recorder.settings import get_settings
 from shared.store import connect, ensure_indexes
 
@@ -14,7 +18,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     db = connect(settings)
-    ensure_indexes(db)
+    _ensure_indexes_when_reachable(db, settings.retry_backoff_s)
     recorder = Recorder(redis.Redis.from_url(settings.redis_url), db, settings)
     stopping = False
 
@@ -26,8 +30,22 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logging.info("recorder %s reading %s", settings.consumer_name, settings.redis_url)
+    reaper = Reaper(db, ReaperSettings()).start()
     recorder.run_forever(should_stop=lambda: stopping)
+    reaper.stop()
     logging.info("stopped: %s", recorder.stats)
+
+
+def _ensure_indexes_when_reachable(db: Database, backoff_s: float) -> None:
+    """A recorder started while MongoDB is down waits for it instead of exiting."""
+    while True:
+        try:
+            ensure_indexes(db)
+            return
+        except PyMongoError as error:
+            logging.warning("MongoDB unreachable at start (%s); retrying in %.1f s", error, backoff_s)
+            time.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 30.0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 An entry is acknowledged only after its writes succeeded; while MongoDB is unreachable the
 same batch is retried and nothing is acknowledged. Entries a dead recorder left pending are
 claimed after `claim_idle_ms`. Malformed entries go to the dead-letter stream with the reason.
+Every `trim_interval_s` the stream loses the entries all groups have acknowledged (trimming.py).
 """
 
 import logging
@@ -17,6 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from services.recorder.handlers import apply_to_status, other_writes
 from services.recorder.settings import RecorderSettings
+from services.recorder.trimming import trim_acknowledged
 from shared import names
 from shared.schemas.events import Event, decode_event
 
@@ -33,6 +35,7 @@ class RecorderStats:
     stale_writes: int = 0
     dead_lettered: int = 0
     write_retries: int = 0
+    entries_trimmed: int = 0
     by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -43,6 +46,7 @@ class Recorder:
         self.settings = settings
         self.stats = RecorderStats()
         self._last_claim = 0.0
+        self._last_trim = 0.0
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) unless it exists; starts from the beginning."""
@@ -58,6 +62,13 @@ class Recorder:
             self.process(entries)
         while not should_stop():
             self.process(self._claim_idle() + self._read(">"))
+            self._trim()
+
+    def _trim(self) -> None:
+        if time.monotonic() - self._last_trim < self.settings.trim_interval_s:
+            return
+        self._last_trim = time.monotonic()
+        self.stats.entries_trimmed += trim_acknowledged(self.client, names.EVENTS_STREAM)
 
     def _read(self, start_id: str) -> list[Entry]:
         response = self.client.xreadgroup(

@@ -25,6 +25,7 @@ from shared.schemas.events import (
     EpochStarted,
     Event,
     Heartbeat,
+    RunCancelled,
     RunCompleted,
     RunFailed,
     RunStarted,
@@ -44,6 +45,7 @@ def on_run_started(doc: Document, event: RunStarted) -> None:
         start_time=event.time,
         end_time=None,
         attempt=event.attempt,
+        resumed_from_epoch=event.resumed_from_epoch,
         worker=event.worker,
         device=event.device,
         epochs_planned=event.epochs_planned,
@@ -80,6 +82,10 @@ def on_run_failed(doc: Document, event: RunFailed) -> None:
                traceback_tail=event.traceback_tail)
 
 
+def on_run_cancelled(doc: Document, event: RunCancelled) -> None:
+    doc.update(status="cancelled", end_time=event.time)
+
+
 STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
     RunStarted: on_run_started,
     Heartbeat: on_heartbeat,
@@ -87,6 +93,7 @@ STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
     EpochFinished: on_epoch_finished,
     RunCompleted: on_run_completed,
     RunFailed: on_run_failed,
+    RunCancelled: on_run_cancelled,
 }
 
 
@@ -99,6 +106,9 @@ def apply_to_status(doc: Document | None, event: Event) -> Document | None:
         doc = new_status_document(event.run_id, spec, spec.get("version") or "v0", created_at=event.time)
     doc = dict(doc)
     status_before = doc["status"]
+    if status_before == "lost":
+        # The reaper gave the run up, but any event proves its trainer is alive again.
+        doc.update(status="in_progress", lost_at=None)
     STATUS_HANDLERS[type(event)](doc, event)
     if doc["status"] != status_before:
         doc["status_history"] = [*doc["status_history"], {"status": doc["status"], "time": event.time}]

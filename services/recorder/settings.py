@@ -17,6 +17,9 @@ class RecorderSettings(PaddySettings):
     claim_idle_ms: int = 60_000
     # Seconds between two looks for such entries.
     claim_interval_s: float = 15.0
+    # Seconds between two trims of the event stream, which drop the entries every consumer
+    # group has acknowledged (the trainers' XADD has no MAXLEN). 0 trims after every batch.
+    trim_interval_s: float = 10.0
     # Seconds to wait before retrying a batch whose MongoDB write failed (doubles up to 30 s).
     retry_backoff_s: float = 0.5
 

@@ -2,6 +2,10 @@
 
 `publish` only appends to an in-memory buffer; a background thread sends the buffer to the
 Redis Stream in order, and keeps (and retries) what it could not send while Redis is down.
+
+XADD carries no MAXLEN: a length cap would drop entries the recorder has not stored yet. The
+recorder bounds the stream instead, trimming only what every consumer group has acknowledged
+(services/recorder/trimming.py).
 """
 
 import logging
@@ -23,14 +27,15 @@ class EventPublisher:
         client: redis.Redis,
         run_id: str,
         attempt: int,
-        stream_maxlen: int,
+        stream_maxlen: int | None = None,
         buffer_size: int = 10_000,
         retry_interval_s: float = 0.5,
     ):
         self._client = client
         self.run_id = run_id
         self._next_seq = attempt * SEQ_PER_ATTEMPT + 1
-        self._maxlen = stream_maxlen
+        # stream_maxlen is still accepted from existing callers but not used: see the module docstring.
+        del stream_maxlen
         self._buffer_size = buffer_size
         self._retry_interval_s = retry_interval_s
         self._pending: deque = deque()
@@ -72,8 +77,7 @@ class EventPublisher:
             try:
                 pipe = self._client.pipeline(transaction=False)
                 for event in batch:
-                    pipe.xadd(names.EVENTS_STREAM, encode_event(event),
-                              maxlen=self._maxlen, approximate=True)
+                    pipe.xadd(names.EVENTS_STREAM, encode_event(event))
                 pipe.execute()
             except redis.RedisError as error:
                 log.warning("event stream unreachable (%s); %d events kept", error, len(batch))

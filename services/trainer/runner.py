@@ -3,8 +3,9 @@
 import logging
 import platform
 import subprocess
+import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,7 @@ from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, spli
 from shared.schemas.events import (
     EpochFinished,
     EpochStarted,
+    RunCancelled,
     RunCompleted,
     RunFailed,
     RunStarted,
@@ -127,6 +129,60 @@ def resumable_checkpoint(checkpoint_dir: Path, spec: JobSpec, split_hash: str) -
     return checkpoint
 
 
+@dataclass(frozen=True)
+class CancelledRun:
+    """What run_training returns for a run stopped on request: no summary, no test accuracy."""
+
+    run_id: str
+    epochs_run: int
+    test_accuracy: None = None
+
+
+class CancelFlag:
+    """Whether the API asked to cancel the run (names.CANCEL_KEY), without a Redis call per batch.
+
+    Checked once on entering; then a thread looks every poll_s seconds and sets an Event,
+    which `is_set` (the loop's should_stop, called after every batch) only reads.
+    """
+
+    def __init__(self, redis_url: str, run_id: str, poll_s: float = 0.5):
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._key = names.CANCEL_KEY.format(run_id=run_id)
+        self._poll_s = poll_s
+        self._cancelled = threading.Event()
+        self._closing = threading.Event()
+        self._unreachable = False
+        self._thread = threading.Thread(target=self._watch, name="cancel-flag", daemon=True)
+
+    def __enter__(self) -> "CancelFlag":
+        self._look()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()
+        self._thread.join()
+        self._client.close()
+
+    def is_set(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _watch(self) -> None:
+        while not self._cancelled.is_set() and not self._closing.wait(self._poll_s):
+            self._look()
+
+    def _look(self) -> None:
+        try:
+            if self._client.exists(self._key):
+                self._cancelled.set()
+            self._unreachable = False
+        except redis.RedisError as error:
+            # Redis away: training goes on, a later look may see the flag. Said once per outage.
+            if not self._unreachable:
+                log.warning("cannot read the cancel flag %s: %s", self._key, error)
+            self._unreachable = True
+
+
 @contextmanager
 def reporting_failure(publisher: EventPublisher) -> Iterator[None]:
     """Publishes run_failed for an error raised inside, then lets the error go on.
@@ -164,17 +220,40 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
             torch.cuda.empty_cache()  # the worker process lives on: hand its GPU memory back
 
 
-def run_training(run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str) -> TrainingSummary:
-    """Train spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors."""
-    with published_run(run_id, settings) as (publisher, attempt):
-        return train_run(run_id, spec, settings, worker, attempt, publisher)
+class TooManyAttempts(RuntimeError):
+    """A job whose workers kept dying is not run again."""
+
+
+def run_training(
+    run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str
+) -> TrainingSummary | CancelledRun:
+    """Train spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors.
+
+    A run cancelled before it starts (the worker got the job although it was revoked) or while
+    it trains publishes run_cancelled and returns a CancelledRun.
+    """
+    with published_run(run_id, settings) as (publisher, attempt), CancelFlag(settings.redis_url, run_id) as cancel:
+        if cancel.is_set():
+            log.info("run %s was cancelled before it started", run_id)
+            publisher.publish(RunCancelled, epochs_done=0)
+            return CancelledRun(run_id, epochs_run=0)
+        if attempt > settings.max_attempts:
+            # Raised inside published_run: the run is recorded as failed with this reason.
+            raise TooManyAttempts(
+                f"run {run_id} was delivered {attempt} times; its worker died during each of the "
+                f"last {attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})")
+        return train_run(run_id, spec, settings, worker, attempt, publisher, should_stop=cancel.is_set)
 
 
 def train_run(
     run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str, attempt: int,
-    publisher: EventPublisher,
-) -> TrainingSummary:
-    """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint."""
+    publisher: EventPublisher, should_stop: Callable[[], bool] = lambda: False,
+) -> TrainingSummary | CancelledRun:
+    """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint.
+
+    should_stop is asked after every batch: when it says so the loop stops within that batch,
+    the checkpoints written so far (best included) stay, and run_cancelled is published.
+    """
     index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root))
     split = stratified_split(index.labels, spec.seed)
     split_hash = split_fingerprint(index, split)
@@ -210,7 +289,11 @@ def train_run(
         restore(state, resume)
         log.info("run %s resumes at epoch %d", run_id, state.next_epoch)
     setup = make_setup(spec, device)
-    result = fit(spec, state, placed, setup, CheckpointingEvents(context))
+    result = fit(spec, state, placed, setup, CheckpointingEvents(context), should_stop)
+    if result.stopped_by_request:
+        log.info("run %s cancelled after %d epochs", run_id, len(result.history))
+        publisher.publish(RunCancelled, epochs_done=len(result.history))
+        return CancelledRun(run_id, epochs_run=len(result.history))
 
     logits = predict_logits(model, placed.test, setup, spec.batch_size)
     test_loss, test_acc = loss_and_accuracy(logits, data.test.labels)

@@ -117,8 +117,15 @@ class RunFailed(_Event):
     traceback_tail: str = ""
 
 
+class RunCancelled(_Event):
+    """The run stopped because someone asked (POST /jobs/{run_id}/cancel), before or while training."""
+
+    type: Literal["run_cancelled"] = "run_cancelled"
+    epochs_done: int = Field(0, ge=0, description="epochs finished before it stopped; their checkpoints are kept")
+
+
 Event = Annotated[
-    RunStarted | Heartbeat | EpochStarted | EpochFinished | RunCompleted | RunFailed,
+    RunStarted | Heartbeat | EpochStarted | EpochFinished | RunCompleted | RunFailed | RunCancelled,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -140,6 +140,7 @@ class JobPublic(BaseModel):
     latest: dict[str, float | None] = Field(default_factory=dict)
     error: str | None = None
     attempt: int = 0
+    resumed_from_epoch: int = 0
     worker: str | None = None
     heartbeat_at: datetime | None = None
     summary: dict[str, Any] | None = Field(

@@ -102,3 +102,36 @@ def test_the_stored_spec_says_exactly_what_runs(client):
     run_id = client.post("/jobs", json=job(model_name="mobilenet_v2", dropout=None)).json()["run_id"]
     spec = client.get(f"/jobs/{run_id}").json()["spec"]
     assert (spec["feature_extraction"], spec["weights"], spec["dropout"]) == (True, "imagenet", None)
+
+
+def test_a_queued_job_is_cancelled_and_revoked_without_terminating(client, redis_client, monkeypatch):
+    revoked = []
+    monkeypatch.setattr(deps.get_queue().__class__, "revoke", lambda self, run_id: revoked.append(run_id))
+    run_id = client.post("/jobs", json=job()).json()["run_id"]
+    response = client.post(f"/jobs/{run_id}/cancel")
+    assert response.status_code == 202
+    run = response.json()
+    assert run["status"] == "cancelled" and run["end_time"] is not None
+    assert [h["status"] for h in run["status_history"]] == ["queued", "cancelled"]
+    assert revoked == [run_id]
+    # The flag makes a worker that gets the job anyway skip it.
+    assert redis_client.exists(names.CANCEL_KEY.format(run_id=run_id))
+    assert 0 < redis_client.ttl(names.CANCEL_KEY.format(run_id=run_id)) <= names.CANCEL_FLAG_TTL_S
+
+
+def test_a_running_job_gets_its_cancel_flag_and_keeps_its_status(client, db, redis_client, monkeypatch):
+    monkeypatch.setattr(deps.get_queue().__class__, "revoke", lambda self, run_id: pytest.fail("revoked"))
+    run_id = client.post("/jobs", json=job()).json()["run_id"]
+    db[names.STATUS].update_one({"run_id": run_id}, {"$set": {"status": "in_progress"}})
+    response = client.post(f"/jobs/{run_id}/cancel")
+    assert response.status_code == 202 and response.json()["status"] == "in_progress"
+    assert redis_client.exists(names.CANCEL_KEY.format(run_id=run_id))
+
+
+def test_finished_and_unknown_runs_cannot_be_cancelled(client, db):
+    run_id = client.post("/jobs", json=job()).json()["run_id"]
+    db[names.STATUS].update_one({"run_id": run_id}, {"$set": {"status": "completed"}})
+    response = client.post(f"/jobs/{run_id}/cancel")
+    assert response.status_code == 409
+    assert detail(response) == f"run {run_id} is already completed; only queued or running runs can be cancelled"
+    assert client.post("/jobs/nope/cancel").status_code == 404

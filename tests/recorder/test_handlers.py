@@ -8,6 +8,7 @@ from shared.schemas.events import (
     EpochFinished,
     EpochStarted,
     Heartbeat,
+    RunCancelled,
     RunCompleted,
     RunFailed,
     RunStarted,
@@ -99,3 +100,40 @@ def test_status_changes_are_kept_in_the_history():
     doc = apply_to_status(doc, failed(12))
     assert [h["status"] for h in doc["status_history"]] == ["queued", "in_progress", "failed"]
     assert doc["status_history"][1]["time"] == T0
+
+
+def lost(doc: dict, when: datetime) -> dict:
+    """The document as the reaper leaves it (recorder/reaper.py): status lost, seq unchanged."""
+    return {**doc, "status": "lost", "lost_at": when,
+            "status_history": [*doc["status_history"], {"status": "lost", "time": when}]}
+
+
+def test_a_lost_run_whose_heartbeats_resume_is_in_progress_again():
+    doc = lost(apply_to_status(queued(), started(10)), T0 + timedelta(minutes=3))
+    back = T0 + timedelta(minutes=4)
+    doc = apply_to_status(doc, Heartbeat(run_id="r1", seq=11, time=back))
+    assert (doc["status"], doc["lost_at"], doc["heartbeat_at"]) == ("in_progress", None, back)
+    assert [(h["status"], h["time"]) for h in doc["status_history"][1:]] == \
+        [("in_progress", T0), ("lost", T0 + timedelta(minutes=3)), ("in_progress", back)]
+
+
+def test_a_lost_run_can_still_end_and_a_stale_event_does_not_revive_it():
+    doc = lost(apply_to_status(queued(), started(10)), T0 + timedelta(minutes=3))
+    assert apply_to_status(doc, finished_epoch(1, 10)) is None  # not newer than what made it lost
+    doc = apply_to_status(doc, failed(11))
+    assert [h["status"] for h in doc["status_history"]] == ["queued", "in_progress", "lost", "failed"]
+
+
+def test_a_cancelled_run_ends_at_the_event_time():
+    doc = apply_to_status(queued(), started(10))
+    stopped = T0 + timedelta(minutes=2)
+    doc = apply_to_status(doc, RunCancelled(run_id="r1", seq=11, time=stopped, epochs_done=1))
+    assert (doc["status"], doc["end_time"]) == ("cancelled", stopped)
+    assert [h["status"] for h in doc["status_history"]] == ["queued", "in_progress", "cancelled"]
+
+
+def test_a_run_cancelled_while_queued_stays_cancelled_when_a_worker_reports_it():
+    doc = {**queued(), "status": "cancelled", "seq": 1,
+           "status_history": [{"status": "queued", "time": T0}, {"status": "cancelled", "time": T0}]}
+    doc = apply_to_status(doc, RunCancelled(run_id="r1", seq=10, time=T0 + timedelta(seconds=5)))
+    assert doc["status"] == "cancelled" and len(doc["status_history"]) == 2

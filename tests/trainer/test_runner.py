@@ -54,3 +54,12 @@ def test_a_missing_dataset_publishes_run_failed_and_raises(settings, redis_clien
         run_training("run-c", spec, TrainerSettings(), worker="test")
     [failed] = published(redis_client)
     assert failed.type == "run_failed" and failed.error_type == "DatasetError" and "gone" in failed.message
+
+
+def test_a_job_delivered_too_often_fails_with_the_reason(settings, redis_client, dataset):
+    spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=1, image_size=32, batch_size=8)
+    redis_client.set(names.ATTEMPT_KEY.format(run_id="run-d"), 3)  # three workers died on it
+    with pytest.raises(Exception, match="delivered 4 times"):
+        run_training("run-d", spec, TrainerSettings(max_attempts=3), worker="test")
+    [failed] = published(redis_client)
+    assert failed.type == "run_failed" and failed.error_type == "TooManyAttempts"

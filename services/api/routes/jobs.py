@@ -4,13 +4,23 @@ import logging
 import uuid
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, HTTPException, Query, status
 from kombu.exceptions import OperationalError
 
-from services.api.deps import QueueDep, SettingsDep, StoreDep
+from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
+from shared import names
 from shared.datasets.imagefolder import DatasetError, resolve_dataset, scan_image_folder
 from shared.schemas.events import utc_now
-from shared.schemas.jobs import EpochPublic, EpochsPublic, JobCreated, JobPublic, JobSpec, JobsPublic
+from shared.schemas.jobs import (
+    FINISHED_STATES,
+    EpochPublic,
+    EpochsPublic,
+    JobCreated,
+    JobPublic,
+    JobSpec,
+    JobsPublic,
+)
 from shared.store import new_status_document
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -75,3 +85,32 @@ def get_job_epochs(run_id: str, store: StoreDep) -> EpochsPublic:
     if not epochs and store.get_run(run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
     return EpochsPublic(data=[EpochPublic.model_validate(e) for e in epochs], count=len(epochs))
+
+
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -> JobPublic:
+    """Cancel a queued or running run; returns the run as stored now.
+
+    A queued run is `cancelled` at once and its task revoked. A running (or lost) run stops
+    within one batch once its trainer sees the cancel flag, keeping its best checkpoint; its
+    status becomes `cancelled` when the trainer's run_cancelled event is stored.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    if run["status"] in FINISHED_STATES:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"run {run_id} is already {run['status']}; only queued or running runs can be cancelled")
+    try:
+        # Set first, whatever the status: a worker that takes the job anyway, or has just
+        # started it, sees the flag and stops.
+        flags.set(names.CANCEL_KEY.format(run_id=run_id), 1, ex=names.CANCEL_FLAG_TTL_S)
+    except redis.RedisError as error:
+        log.error("could not set the cancel flag of run %s: %s", run_id, error)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
+    if run["status"] == "queued" and store.mark_cancelled(run_id, utc_now()):
+        try:
+            queue.revoke(run_id)
+        except (OperationalError, OSError) as error:
+            log.warning("could not revoke run %s (its cancel flag is set): %s", run_id, error)
+    return _public(store.get_run(run_id))

@@ -1,0 +1,78 @@
+"""Marks runs whose trainer went silent as `lost`; the recorder runs it in a thread.
+
+A running trainer publishes a heartbeat every few seconds and every event moves the run's
+`heartbeat_at`. An `in_progress` run whose `heartbeat_at` is older than `heartbeat_timeout_s`
+becomes `lost`, with `lost_at` (when the reaper noticed) and an entry in `status_history`.
+Should its events resume, `apply_to_status` puts it back to `in_progress`.
+
+The write is a whole-document replace guarded by the `seq` that was read, as the consumer
+writes: an event stored in between changes `seq`, the guard fails and the run is left alone
+(it is evidently not dead). The reaper does NOT bump `seq`: `seq` is the newest trainer event
+applied, and any later trainer event, however soon, must still be newer than the `lost`
+document so that it applies and revives the run. A consumer that read the run before the
+reaper wrote may overwrite `lost` with its own document; that is right too, since it applies
+events newer than the silence. Times are compared with the trainer's clocks (heartbeat_at is
+the event's time): keep the timeout well above any clock skew between machines.
+"""
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from shared import names
+from shared.schemas.events import utc_now
+from shared.settings import PaddySettings
+
+log = logging.getLogger(__name__)
+
+
+class ReaperSettings(PaddySettings):
+    # Seconds without any event from a running run before it is marked `lost`.
+    heartbeat_timeout_s: float = 120.0
+    # Seconds between two looks for silent runs.
+    reap_interval_s: float = 5.0
+
+
+def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None) -> list[str]:
+    """Mark every in_progress run silent for longer than timeout_s as lost; returns their run ids."""
+    now = now or utc_now()
+    status = db[names.STATUS]
+    silent = status.find({"status": "in_progress", "heartbeat_at": {"$lt": now - timedelta(seconds=timeout_s)}})
+    lost = []
+    for run in silent:
+        run.update(status="lost", lost_at=now,
+                   status_history=[*run["status_history"], {"status": "lost", "time": now}])
+        guard = {"run_id": run["run_id"], "seq": run["seq"], "status": "in_progress"}
+        if status.replace_one(guard, run).matched_count:
+            log.warning("run %s is lost: no event since %s", run["run_id"], run["heartbeat_at"])
+            lost.append(run["run_id"])
+    return lost
+
+
+class Reaper:
+    """Calls reap_lost_runs every reap_interval_s from a daemon thread until stopped."""
+
+    def __init__(self, db: Database, settings: ReaperSettings):
+        self._db = db
+        self._settings = settings
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+
+    def start(self) -> "Reaper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._settings.reap_interval_s):
+            try:
+                reap_lost_runs(self._db, self._settings.heartbeat_timeout_s)
+            except PyMongoError as error:
+                # The consumer reports and retries MongoDB outages; the next round tries again.
+                log.warning("reaper could not read or write runs: %s", error)

@@ -1,0 +1,113 @@
+"""Runs that die and runs that are cancelled, on the whole local stack with real processes.
+
+A trainer frozen with SIGSTOP goes silent: its run becomes `lost`, and `in_progress` again once
+SIGCONT lets its heartbeats through. Cancelling a queued and a running job both end `cancelled`,
+and the worker goes on to the next job.
+"""
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from infra.local_stack import LocalStack, StackConfig
+from shared.datasets.synth import synthesize_dataset
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+# Long enough to still be training while a test freezes it or cancels it (about 0.3 s an epoch).
+LONG_JOB = {"model_name": "custom_cnn", "dataset": "leaves", "epochs": 200, "patience": 200,
+            "image_size": 64, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    config = StackConfig(
+        state_dir=tmp_path_factory.mktemp("paddy"),
+        services=("redis", "mongo", "recorder", "api", "trainer"),
+        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        extra_env={"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_HEARTBEAT_TIMEOUT_S": "4",
+                   "PADDY_REAP_INTERVAL_S": "1"},
+    )
+    with LocalStack(config) as running:
+        synthesize_dataset(config.state_dir / "data" / "leaves", per_class=30, size=64, seed=1)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    with httpx.Client(base_url=stack.urls()["api"], timeout=10) as client:
+        yield client
+
+
+def post_job(api, **overrides) -> str:
+    response = api.post("/jobs", json={**LONG_JOB, **overrides})
+    assert response.status_code == 202, response.text
+    return response.json()["run_id"]
+
+
+def wait_for(api, run_id: str, *states: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = api.get(f"/jobs/{run_id}").json()
+        if run["status"] in states:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {run['status']} after {timeout_s} s, not {states}")
+
+
+def wait_for_an_epoch(api, run_id: str, timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run = api.get(f"/jobs/{run_id}").json()
+        if run["status"] == "in_progress" and run["epochs_done"] >= 1:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} finished no epoch in {timeout_s} s: {run['status']}")
+
+
+def cancel(api, run_id: str) -> dict:
+    response = api.post(f"/jobs/{run_id}/cancel")
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_a_frozen_trainer_makes_its_run_lost_until_it_resumes(stack, api):
+    run_id = post_job(api)
+    wait_for(api, run_id, "in_progress", timeout_s=120)
+    trainer = stack.process("trainer-1").pid
+    os.killpg(trainer, signal.SIGSTOP)  # the whole group: the worker child does the training
+    try:
+        lost = wait_for(api, run_id, "lost", timeout_s=30)
+    finally:
+        os.killpg(trainer, signal.SIGCONT)
+    back = wait_for(api, run_id, "in_progress", timeout_s=30)
+    assert [h["status"] for h in back["status_history"]] == ["queued", "in_progress", "lost", "in_progress"]
+    assert lost["status_history"][2]["time"] > lost["status_history"][1]["time"]
+
+    cancel(api, run_id)
+    assert wait_for(api, run_id, "cancelled")["end_time"] is not None
+
+
+def test_cancelled_queued_and_running_jobs_end_cancelled_and_the_worker_goes_on(stack, api):
+    running = post_job(api)
+    queued = post_job(api)
+    wait_for_an_epoch(api, running)
+
+    assert cancel(api, queued)["status"] == "cancelled"  # at once: it never reached a trainer
+    cancel(api, running)
+    stopped = wait_for(api, running, "cancelled", timeout_s=30)
+    assert stopped["epochs_done"] < LONG_JOB["epochs"]
+    # The best checkpoint so far is kept (artifacts/runs/<run_id>/best.pt, services/trainer/checkpoints.py).
+    assert (stack.state_dir / "artifacts" / "runs" / running / "best.pt").is_file()
+    assert [h["status"] for h in stopped["status_history"]] == ["queued", "in_progress", "cancelled"]
+
+    after = post_job(api, epochs=1)
+    assert wait_for(api, after, "completed", "failed", timeout_s=120)["status"] == "completed"
+    skipped = api.get(f"/jobs/{queued}").json()
+    assert [h["status"] for h in skipped["status_history"]] == ["queued", "cancelled"]
+    assert skipped["start_time"] is None  # no trainer ever started it
+    assert api.post(f"/jobs/{running}/cancel").status_code == 409
