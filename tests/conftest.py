@@ -1,6 +1,7 @@
 """Real processes for the tests: redis-server and the nx-27017 MongoDB server on free ports."""
 
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,16 @@ import redis
 from infra.local_stack import LocalStack, StackConfig
 from shared.settings import PaddySettings
 from shared.store import connect, ensure_indexes
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    """predicate()'s first truthy value, polled until timeout_s; fails naming what it waited for."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def free_port() -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from infra.local_stack import LocalStack, StackConfig
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,6 @@ def stack(tmp_path):
     with LocalStack(config) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)
         yield running
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def post_job(api, epochs: int) -> str:

@@ -25,7 +25,7 @@ from shared.schemas.events import (
     encode_event,
     utc_now,
 )
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -110,15 +110,6 @@ class Publisher(threading.Thread):
                 time.sleep(self.pause_s)
         except redis.RedisError as error:  # reported by the test
             self.error = error
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def all_stored(client: redis.Redis, publisher: Publisher) -> bool:
