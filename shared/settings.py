@@ -22,5 +22,6 @@ class PaddySettings(BaseSettings):
     data_root: Path = Path(".paddy/data")
     # Checkpoints and other run files, shared by all trainers.
     artifacts_root: Path = Path(".paddy/artifacts")
-    # The stream is trimmed to about this many entries (approximate MAXLEN).
+    # The dead-letter stream keeps about this many entries (approximate MAXLEN). The events
+    # stream has no cap: the recorder trims only what is acknowledged (recorder/trimming.py).
     events_stream_maxlen: int = 100_000

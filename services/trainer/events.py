@@ -27,15 +27,12 @@ class EventPublisher:
         client: redis.Redis,
         run_id: str,
         attempt: int,
-        stream_maxlen: int | None = None,
         buffer_size: int = 10_000,
         retry_interval_s: float = 0.5,
     ):
         self._client = client
         self.run_id = run_id
         self._next_seq = attempt * SEQ_PER_ATTEMPT + 1
-        # stream_maxlen is still accepted from existing callers but not used: see the module docstring.
-        del stream_maxlen
         self._buffer_size = buffer_size
         self._retry_interval_s = retry_interval_s
         self._pending: deque = deque()

@@ -208,7 +208,7 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
     client = redis.Redis.from_url(settings.redis_url)
     attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
     publisher = EventPublisher(
-        client, run_id, attempt, settings.events_stream_maxlen, settings.event_buffer_size
+        client, run_id, attempt, settings.event_buffer_size
     )
     try:
         with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s):

@@ -83,7 +83,7 @@ def test_the_recorder_trims_what_it_stored(settings, db, redis_client):
 
 
 def test_the_trainer_publishes_without_a_length_cap(redis_client):
-    publisher = EventPublisher(redis_client, "r1", attempt=1, stream_maxlen=10)
+    publisher = EventPublisher(redis_client, "r1", attempt=1)
     for _ in range(300):
         publisher.publish(Heartbeat, time=T0)
     assert publisher.close()
