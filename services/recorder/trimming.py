@@ -28,7 +28,10 @@ def _parse_id(entry_id) -> tuple[int, int]:
 
 
 def oldest_needed_id(client: redis.Redis, stream: str) -> str | None:
-    """The id of the oldest entry some group still needs ("ms-seq"); None: trim nothing.
+    """A lower bound ("ms-seq") on the ids some group still needs; None: trim nothing.
+
+    Every entry with a smaller id has been acknowledged by every group. The bound need not be an
+    existing id: "just after the last delivered id" is that id with its sequence plus one.
 
     None when the stream has no group: nobody has read anything, so nothing may go.
     """
