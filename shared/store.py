@@ -72,6 +72,18 @@ def new_status_document(
         "heartbeat_at": None,
         # When the reaper last marked the run `lost`; None again once its events resume.
         "lost_at": None,
+        # Live progress within the current epoch and the training speed (epoch_progress events).
+        "progress": None,
+        "images_per_sec": None,
+        # "best" / "last" → {"epoch", "path"} (checkpoint_saved events).
+        "checkpoints": {},
+        "evaluation": None,
+        # Completed runs: the summary's SUMMARY_METRICS, for filtering and sorting lists.
+        "metrics": {},
+        "sweep_id": None,
+        "retry_of": None,
+        # Archived runs (DELETE /jobs/{run_id}) are hidden from lists; their data is kept.
+        "archived": False,
         # The seq of the newest event applied; older events never overwrite newer state.
         "seq": 0,
     }

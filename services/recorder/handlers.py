@@ -21,15 +21,20 @@ from pymongo import ReplaceOne, UpdateOne
 
 from shared import names
 from shared.schemas.events import (
+    CheckpointSaved,
     EpochFinished,
+    EpochProgress,
     EpochStarted,
+    EvaluationFinished,
     Event,
     Heartbeat,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunQueued,
     RunStarted,
 )
+from shared.schemas.jobs import SUMMARY_METRICS
 from shared.store import new_status_document
 
 Document = dict[str, Any]
@@ -61,7 +66,26 @@ def on_heartbeat(doc: Document, event: Heartbeat) -> None:
 
 
 def on_epoch_started(doc: Document, event: EpochStarted) -> None:
-    doc["current_epoch"] = event.epoch
+    doc.update(current_epoch=event.epoch, progress=None)
+
+
+def on_epoch_progress(doc: Document, event: EpochProgress) -> None:
+    doc.update(
+        current_epoch=event.epoch,
+        images_per_sec=event.images_per_sec,
+        progress={"epoch": event.epoch, "batch": event.batch, "batches": event.batches,
+                  "running_loss": event.running_loss, "running_acc": event.running_acc},
+    )
+
+
+def on_checkpoint_saved(doc: Document, event: CheckpointSaved) -> None:
+    doc["checkpoints"] = {**(doc.get("checkpoints") or {}),
+                          event.kind: {"epoch": event.epoch, "path": event.path}}
+
+
+def on_evaluation_finished(doc: Document, event: EvaluationFinished) -> None:
+    doc["evaluation"] = {"split": event.split, "accuracy": event.accuracy, "loss": event.loss,
+                         "f1_macro": event.f1_macro, "images": event.images}
 
 
 def on_epoch_finished(doc: Document, event: EpochFinished) -> None:
@@ -73,8 +97,10 @@ def on_epoch_finished(doc: Document, event: EpochFinished) -> None:
 
 
 def on_run_completed(doc: Document, event: RunCompleted) -> None:
-    doc.update(status="completed", end_time=event.summary.end_time,
-               epochs_done=event.summary.epochs_run, error=None)
+    summary = event.summary
+    # The summary's metrics ride along in `status`, so lists filter and sort on one collection.
+    doc.update(status="completed", end_time=summary.end_time, epochs_done=summary.epochs_run,
+               error=None, progress=None, metrics={name: getattr(summary, name) for name in SUMMARY_METRICS})
 
 
 def on_run_failed(doc: Document, event: RunFailed) -> None:
@@ -90,7 +116,10 @@ STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
     RunStarted: on_run_started,
     Heartbeat: on_heartbeat,
     EpochStarted: on_epoch_started,
+    EpochProgress: on_epoch_progress,
     EpochFinished: on_epoch_finished,
+    CheckpointSaved: on_checkpoint_saved,
+    EvaluationFinished: on_evaluation_finished,
     RunCompleted: on_run_completed,
     RunFailed: on_run_failed,
     RunCancelled: on_run_cancelled,
@@ -98,8 +127,9 @@ STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
 
 
 def apply_to_status(doc: Document | None, event: Event) -> Document | None:
-    """The status document after event, or None when the event is not newer than doc."""
-    if doc is not None and event.seq <= doc["seq"]:
+    """The status document after event, or None when the event is not newer than doc (or,
+    like run_queued, which the API wrote itself, never changes it)."""
+    if isinstance(event, RunQueued) or (doc is not None and event.seq <= doc["seq"]):
         return None
     if doc is None:
         spec = event.spec if isinstance(event, RunStarted) else {}

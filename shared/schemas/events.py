@@ -44,6 +44,16 @@ class RunStarted(_Event):
     resumed_from_epoch: int = Field(0, description="the last epoch a checkpoint held; 0 for a fresh start")
 
 
+class RunQueued(_Event):
+    """Published by the API after it stored the run as queued (seq 0: it never changes a stored
+    status). It puts the queueing on the event log for anything that follows the stream."""
+
+    type: Literal["run_queued"] = "run_queued"
+    model_name: str
+    version: str
+    sweep_id: str | None = None
+
+
 class Heartbeat(_Event):
     type: Literal["heartbeat"] = "heartbeat"
 
@@ -61,6 +71,36 @@ class EpochFinished(_Event):
     val_loss: float
     val_acc: float
     epoch_time_sec: float
+
+
+class EpochProgress(_Event):
+    """Sent every N batches while an epoch trains (trainer setting `progress_every_batches`)."""
+
+    type: Literal["epoch_progress"] = "epoch_progress"
+    epoch: int = Field(ge=1)
+    batch: int = Field(ge=1, description="batches done in this epoch")
+    batches: int = Field(ge=1, description="batches in this epoch")
+    running_loss: float = Field(description="mean training loss over the epoch's batches so far")
+    running_acc: float = Field(description="training accuracy over the epoch's batches so far")
+    images_per_sec: float = Field(ge=0, description="training images per second so far this epoch")
+
+
+class CheckpointSaved(_Event):
+    type: Literal["checkpoint_saved"] = "checkpoint_saved"
+    epoch: int = Field(ge=1)
+    kind: Literal["best", "last"]
+    path: str = Field(description="relative to the artifacts root")
+
+
+class EvaluationFinished(_Event):
+    """The test split was evaluated (before run_completed, which carries the whole summary)."""
+
+    type: Literal["evaluation_finished"] = "evaluation_finished"
+    split: Literal["test"] = "test"
+    accuracy: float
+    loss: float
+    f1_macro: float | None = None
+    images: int = Field(ge=0)
 
 
 class TrainingSummary(BaseModel):
@@ -125,7 +165,8 @@ class RunCancelled(_Event):
 
 
 Event = Annotated[
-    RunStarted | Heartbeat | EpochStarted | EpochFinished | RunCompleted | RunFailed | RunCancelled,
+    RunQueued | RunStarted | Heartbeat | EpochStarted | EpochProgress | EpochFinished
+    | CheckpointSaved | EvaluationFinished | RunCompleted | RunFailed | RunCancelled,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -9,6 +9,12 @@ from shared.models import MODELS
 
 RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "lost"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# The `trainings` metrics copied into a completed run's `status` document (`metrics`), where
+# GET /jobs filters and sorts on them.
+SUMMARY_METRICS: tuple[str, ...] = (
+    "train_accuracy", "val_accuracy", "test_accuracy", "test_loss", "test_f1_macro",
+    "best_val_loss", "duration_minutes", "epochs_run",
+)
 
 
 class JobSpec(BaseModel):
@@ -143,6 +149,17 @@ class JobPublic(BaseModel):
     resumed_from_epoch: int = 0
     worker: str | None = None
     heartbeat_at: datetime | None = None
+    progress: dict[str, Any] | None = Field(
+        None, description="within the current epoch: epoch, batch, batches, running_loss, running_acc")
+    images_per_sec: float | None = None
+    checkpoints: dict[str, Any] = Field(
+        default_factory=dict, description='"best" / "last": {epoch, path under the artifacts root}')
+    evaluation: dict[str, Any] | None = Field(None, description="test-split evaluation, once done")
+    metrics: dict[str, float | int | None] = Field(
+        default_factory=dict, description="the summary's metrics once completed (SUMMARY_METRICS)")
+    sweep_id: str | None = None
+    retry_of: str | None = Field(None, description="the run this one retries")
+    archived: bool = False
     summary: dict[str, Any] | None = Field(
         None, description="the run's `trainings` document, once it has completed"
     )

@@ -5,7 +5,11 @@ from datetime import UTC, datetime, timedelta
 from services.recorder.handlers import apply_to_status, other_writes
 from shared import names
 from shared.schemas.events import (
+    CheckpointSaved,
     EpochFinished,
+    EpochProgress,
+    EvaluationFinished,
+    RunQueued,
     EpochStarted,
     Heartbeat,
     RunCancelled,
@@ -92,6 +96,8 @@ def test_completion_writes_the_trainings_document():
     assert collection == names.TRAININGS and replace._doc["test_accuracy"] == 0.7
     doc = apply_to_status(apply_to_status(queued(), started()), event)
     assert (doc["status"], doc["end_time"], doc["epochs_done"]) == ("completed", summary.end_time, 2)
+    assert doc["metrics"] == {"train_accuracy": 0.9, "val_accuracy": 0.8, "test_accuracy": 0.7, "test_loss": 0.4,
+                              "test_f1_macro": None, "best_val_loss": 0.3, "duration_minutes": 1.5, "epochs_run": 2}
 
 
 def test_status_changes_are_kept_in_the_history():
@@ -137,3 +143,28 @@ def test_a_run_cancelled_while_queued_stays_cancelled_when_a_worker_reports_it()
            "status_history": [{"status": "queued", "time": T0}, {"status": "cancelled", "time": T0}]}
     doc = apply_to_status(doc, RunCancelled(run_id="r1", seq=10, time=T0 + timedelta(seconds=5)))
     assert doc["status"] == "cancelled" and len(doc["status_history"]) == 2
+
+
+def test_progress_checkpoints_and_evaluation_land_in_status():
+    doc = apply_to_status(apply_to_status(queued(), started(10)), EpochStarted(run_id="r1", seq=11, epoch=1))
+    doc = apply_to_status(doc, EpochProgress(run_id="r1", seq=12, epoch=1, batch=3, batches=10,
+                                             running_loss=0.9, running_acc=0.4, images_per_sec=52.0))
+    assert doc["progress"] == {"epoch": 1, "batch": 3, "batches": 10, "running_loss": 0.9, "running_acc": 0.4}
+    assert doc["images_per_sec"] == 52.0 and doc["epochs_done"] == 0
+    doc = apply_to_status(doc, CheckpointSaved(run_id="r1", seq=13, epoch=1, kind="best", path="r1/best.pt"))
+    doc = apply_to_status(doc, CheckpointSaved(run_id="r1", seq=14, epoch=1, kind="last", path="r1/last.pt"))
+    assert doc["checkpoints"] == {"best": {"epoch": 1, "path": "r1/best.pt"},
+                                  "last": {"epoch": 1, "path": "r1/last.pt"}}
+    doc = apply_to_status(doc, EpochStarted(run_id="r1", seq=15, epoch=2))
+    assert doc["progress"] is None and doc["images_per_sec"] == 52.0  # the speed stays shown
+    doc = apply_to_status(doc, EvaluationFinished(run_id="r1", seq=16, accuracy=0.75, loss=0.6,
+                                                  f1_macro=0.7, images=8))
+    assert doc["evaluation"] == {"split": "test", "accuracy": 0.75, "loss": 0.6, "f1_macro": 0.7, "images": 8}
+    assert doc["status"] == "in_progress"
+
+
+def test_run_queued_never_changes_a_status():
+    event = RunQueued(run_id="r1", seq=0, model_name="custom_cnn", version="v4")
+    assert apply_to_status(queued(), event) is None
+    assert apply_to_status(None, event) is None
+    assert other_writes(event) == []
