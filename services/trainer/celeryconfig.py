@@ -44,6 +44,18 @@ broker_transport_options = {
 }
 broker_connection_retry_on_startup = True
 
+# A Redis restart (or outage) must end neither the worker nor the job it runs
+# (tests/test_redis_restart.py). The worker reconnects for as long as it takes: Celery's default
+# of 100 tries (kombu waits 2, 4, ... up to 30 s between them) gives up after about 50 minutes
+# and the worker shuts down. The running job keeps running meanwhile: its events wait in the
+# publisher (events.py), its broker message stays unacknowledged in Redis (the append-only file
+# keeps it), VisibilityKeeper refreshes it once Redis is back, and the job is acknowledged when it
+# ends. Cancelling long-running acks_late tasks on connection loss (Celery 6's coming default)
+# would throw away the epoch in progress at every broker hiccup and wait for a redelivery.
+broker_connection_retry = True
+broker_connection_max_retries = None
+worker_cancel_long_running_tasks_on_connection_loss = False
+
 # Flower and `celery events` show the workers and their tasks.
 worker_send_task_events = True
 task_send_sent_event = True

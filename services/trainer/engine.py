@@ -1,9 +1,11 @@
 """The training loop: plain functions with everything passed in."""
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -88,6 +90,17 @@ class RandomStreams:
             torch.cuda.set_rng_state_all(state["torch_cuda"])
 
 
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where an epoch stands after `batch` of its `batches` batches."""
+
+    batch: int
+    batches: int
+    running_loss: float  # mean over the epoch's images so far
+    running_acc: float
+    images_per_sec: float  # since the epoch's first batch
+
+
 def train_one_epoch(
     model: nn.Module,
     data: ImageTensors,
@@ -96,13 +109,21 @@ def train_one_epoch(
     batch_size: int,
     random: RandomStreams,
     should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    progress_every: int = 0,
 ) -> tuple[float, float]:
-    """One pass over the training images; returns (mean loss, accuracy) over the batches run."""
+    """One pass over the training images; returns (mean loss, accuracy) over the batches run.
+
+    Every progress_every batches (when above 0) on_progress gets the running figures: the one
+    host sync of the loop besides its end.
+    """
     set_train_mode(model)
     loss_sum = torch.zeros((), device=setup.device)
     correct = torch.zeros((), device=setup.device, dtype=torch.long)
     seen = 0
-    for images, labels in iterate_batches(data, batch_size, random.shuffle):
+    batches = math.ceil(len(data) / batch_size)
+    started = time.perf_counter()
+    for batch, (images, labels) in enumerate(iterate_batches(data, batch_size, random.shuffle), start=1):
         inputs = prepare_inputs(images, setup, random.augment)
         labels = labels.to(setup.device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
@@ -115,13 +136,23 @@ def train_one_epoch(
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
+        if on_progress is not None and progress_every > 0 and batch % progress_every == 0:
+            running_loss, running_correct = loss_sum.item(), correct.item()  # waits for the device
+            on_progress(BatchProgress(batch, batches, running_loss / seen, running_correct / seen,
+                                      seen / max(time.perf_counter() - started, 1e-9)))
         if should_stop():
             break
     return loss_sum.item() / seen, correct.item() / seen
 
 
-def predict_logits(model: nn.Module, data: ImageTensors, setup: TrainSetup, batch_size: int) -> torch.Tensor:
-    """Logits (float32, on the CPU) for every image, in order, in eval mode without gradients."""
+def predict_logits(
+    model: nn.Module, data: ImageTensors, setup: TrainSetup, batch_size: int,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> torch.Tensor:
+    """Logits (float32, on the CPU) for every image, in order, in eval mode without gradients.
+
+    should_stop is asked after every batch; when it says so, the logits so far come back.
+    """
     model.eval()
     outputs = []
     with torch.inference_mode():
@@ -129,6 +160,8 @@ def predict_logits(model: nn.Module, data: ImageTensors, setup: TrainSetup, batc
             with setup.autocast():
                 logits = model(prepare_inputs(images, setup))
             outputs.append(logits.float().cpu())
+            if should_stop():
+                break
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
@@ -211,6 +244,8 @@ class FitResult:
 class FitEvents(Protocol):
     def epoch_started(self, epoch: int) -> None: ...
     def epoch_finished(self, metrics: EpochMetrics, state: TrainingState, is_best: bool) -> None: ...
+    # Called only when fit is given progress_every above 0.
+    def epoch_progress(self, epoch: int, progress: BatchProgress) -> None: ...
 
 
 def make_optimizer(spec: JobSpec, model: nn.Module) -> torch.optim.Optimizer:
@@ -225,15 +260,21 @@ def fit(
     setup: TrainSetup,
     events: FitEvents,
     should_stop: Callable[[], bool] = lambda: False,
+    progress_every: int = 0,
 ) -> FitResult:
-    """Train from state.next_epoch up to spec.epochs with early stopping; restores the best weights."""
+    """Train from state.next_epoch up to spec.epochs with early stopping; restores the best weights.
+
+    events.epoch_progress hears every progress_every training batches (0: never).
+    """
     stopping = state.early_stopping
     early_stopped = stopped_by_request = False
     for epoch in range(state.next_epoch, spec.epochs + 1):
         events.epoch_started(epoch)
         started = time.perf_counter()
+        on_progress = partial(events.epoch_progress, epoch) if progress_every > 0 else None
         train_loss, train_acc = train_one_epoch(
-            state.model, data.train, state.optimizer, setup, spec.batch_size, state.random, should_stop)
+            state.model, data.train, state.optimizer, setup, spec.batch_size, state.random, should_stop,
+            on_progress, progress_every)
         if should_stop():
             stopped_by_request = True
             break

@@ -1,11 +1,14 @@
 """Soft-voting ensembles of completed training runs, evaluated on the split the members share.
 
 An ensemble is recorded as a run of its own, with the same events as a training run (no
-epochs), and leaves `ensemble.json` in its run directory so that predictions can use it.
+epochs), and leaves `ensemble.json` in its run directory so that predictions can use it. Like a
+training run it can be cancelled (names.CANCEL_KEY): before it starts and between batches.
 """
 
 import json
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,14 @@ from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, p
 from services.trainer.events import EventPublisher
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
-from services.trainer.runner import device_name, environment, pick_device, published_run
+from services.trainer.runner import (
+    CancelFlag,
+    CancelledRun,
+    device_name,
+    environment,
+    pick_device,
+    published_run,
+)
 from services.trainer.settings import TrainerSettings
 from shared.datasets.imagefolder import (
     SPLIT_NAMES,
@@ -29,10 +39,18 @@ from shared.datasets.imagefolder import (
     split_fingerprint,
     stratified_split,
 )
-from shared.schemas.events import RunCompleted, RunStarted, TrainingSummary, utc_now
+from shared.schemas.events import (
+    EvaluationFinished,
+    RunCancelled,
+    RunCompleted,
+    RunStarted,
+    TrainingSummary,
+    utc_now,
+)
 from shared.schemas.jobs import EnsembleSpec, JobSpec
 
 ENSEMBLE_FILE = "ensemble.json"
+log = logging.getLogger(__name__)
 
 
 class EnsembleError(ValueError):
@@ -124,9 +142,12 @@ class Votes:
 
 def collect_votes(
     members: list[Member], index: ImageFolderIndex, split: dict[str, list[int]], max_pixels: int,
-    batch_size: int,
-) -> Votes:
-    """Each member's logits on every split, the images decoded once per image size."""
+    batch_size: int, should_stop: Callable[[], bool] = lambda: False,
+) -> Votes | None:
+    """Each member's logits on every split, the images decoded once per image size.
+
+    None when should_stop (asked after every batch) said to stop.
+    """
     votes = Votes({}, [{} for _ in members], 0)
     for size in sorted({member.spec.image_size for member in members}):
         data = load_split_data(index, split, size, max_pixels)
@@ -139,7 +160,10 @@ def collect_votes(
             if member.spec.image_size == size:
                 for name in SPLIT_NAMES:
                     images = place(getattr(data, name), member.setup.device)
-                    votes.logits[position][name] = predict_logits(member.model, images, member.setup, batch_size)
+                    votes.logits[position][name] = predict_logits(
+                        member.model, images, member.setup, batch_size, should_stop)
+                    if should_stop():
+                        return None
     return votes
 
 
@@ -158,17 +182,31 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_ensemble(run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str) -> TrainingSummary:
-    """Evaluate spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors."""
-    with published_run(run_id, settings) as (publisher, attempt):
-        return ensemble_run(run_id, spec, settings, worker, attempt, publisher)
+def run_ensemble(
+    run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str
+) -> TrainingSummary | CancelledRun:
+    """Evaluate spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors.
+
+    A run cancelled before it starts or while its members vote publishes run_cancelled and
+    returns a CancelledRun.
+    """
+    with published_run(run_id, settings) as (publisher, attempt), CancelFlag(settings.redis_url, run_id) as cancel:
+        if cancel.is_set():
+            log.info("ensemble %s was cancelled before it started", run_id)
+            publisher.publish(RunCancelled, epochs_done=0)
+            return CancelledRun(run_id, epochs_run=0)
+        return ensemble_run(run_id, spec, settings, worker, attempt, publisher, should_stop=cancel.is_set)
 
 
 def ensemble_run(
     run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str, attempt: int,
-    publisher: EventPublisher,
-) -> TrainingSummary:
-    """The job itself: load and check the members, vote on every split, record the result."""
+    publisher: EventPublisher, should_stop: Callable[[], bool] = lambda: False,
+) -> TrainingSummary | CancelledRun:
+    """The job itself: load and check the members, vote on every split, record the result.
+
+    should_stop is asked after every batch; when it says so nothing more is written and
+    run_cancelled is published.
+    """
     start_time = utc_now()
     device = pick_device(settings.device)
     members = [load_member(member, settings.artifacts_root, device) for member in spec.members]
@@ -185,10 +223,16 @@ def ensemble_run(
         class_names=first.class_names,
         split_sizes={name: len(positions) for name, positions in split.items()},
     )
-    votes = collect_votes(members, index, split, settings.max_image_pixels, spec.batch_size)
+    votes = collect_votes(members, index, split, settings.max_image_pixels, spec.batch_size, should_stop)
+    if votes is None:
+        log.info("ensemble %s cancelled while its members voted", run_id)
+        publisher.publish(RunCancelled, epochs_done=0)
+        return CancelledRun(run_id, epochs_run=0)
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
     scores = {name: loss_and_accuracy(combined[name], votes.labels[name]) for name in SPLIT_NAMES}
     report = classification_report(votes.labels["test"], combined["test"].argmax(1), first.class_names)
+    publisher.publish(EvaluationFinished, accuracy=scores["test"][1], loss=scores["test"][0],
+                      f1_macro=report["macro_f1"], images=len(votes.labels["test"]))
     write_manifest(checkpoints.run_dir(settings.artifacts_root, run_id), spec, first.class_names,
                    first.split_hash)
     end_time = utc_now()

@@ -1,27 +1,44 @@
 """Publishing training events without ever blocking or breaking training.
 
-`publish` only appends to an in-memory buffer; a background thread sends the buffer to the
-Redis Stream in order, and keeps (and retries) what it could not send while Redis is down.
+`publish` only appends to an in-memory buffer; a background thread sends it to the Redis
+Stream in order, and keeps (and retries) what it could not send while Redis is down.
+
+A long outage must not grow memory without bound, nor lose events: once a send has failed
+and more than `spill_threshold` events wait in memory, the sender moves them to a file in the
+run's directory (spill.py). When Redis is back the file is sent first, oldest first, then the
+events held in memory, so the stream gets every event in seq order; the file is removed once
+sent. Should the sender itself hang (a Redis that accepts connections but never answers),
+`publish` spills at `buffer_size` events on its own.
 
 XADD carries no MAXLEN: a length cap would drop entries the recorder has not stored yet. The
 recorder bounds the stream instead, trimming only what every consumer group has acknowledged
-(services/recorder/trimming.py).
+(services/recorder/trimming.py). Delivery is at-least-once: a batch whose send failed halfway
+is sent again whole, and the recorder's writes are idempotent.
 """
 
 import logging
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 import redis
 
+from services.trainer.spill import SpillFile
 from shared import names
-from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat, encode_event
+from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat
 
 log = logging.getLogger(__name__)
 
 
 class EventPublisher:
+    """Numbers a run's events (seq) and sends them to the events stream from its own thread.
+
+    Sent, in order: the batch in flight (`_head`), then the spill file, then `_pending`. Lock
+    order: `_spill_lock` before `_lock`; `publish` takes only `_lock` (and, at buffer_size,
+    the spill).
+    """
+
     def __init__(
         self,
         client: redis.Redis,
@@ -29,32 +46,61 @@ class EventPublisher:
         attempt: int,
         buffer_size: int = 10_000,
         retry_interval_s: float = 0.5,
+        spill_path: Path | None = None,
+        spill_threshold: int = 1_000,
+        batch_size: int = 100,
     ):
         self._client = client
         self.run_id = run_id
         self._next_seq = attempt * SEQ_PER_ATTEMPT + 1
         self._buffer_size = buffer_size
         self._retry_interval_s = retry_interval_s
-        self._pending: deque = deque()
+        self._spill = SpillFile(spill_path) if spill_path is not None else None
+        self._spill_threshold = min(spill_threshold, buffer_size)
+        self._batch_size = batch_size
+        self._pending: deque = deque()  # events (objects), oldest first
+        # Encoded events being sent, and whether they came from the spill file; changed by the
+        # sender thread only, under _spill_lock (close reads them under it).
+        self._head: list[str] = []
+        self._head_from_file = False
         self._lock = threading.Lock()
+        self._spill_lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
-        self.dropped = 0
+        self._abandoned = False  # close gave up waiting: the sender must leave everything alone
+        self._unreachable = False
+        self.dropped = 0  # events lost: only when spilling is off or the disk refused them
+        self.spilled = 0  # events that went through the spill file
+        self.sender_cpu_s = 0.0  # CPU time the sender thread has used (bench/publish_overhead.py)
         self._sender = threading.Thread(target=self._send_loop, name="event-sender", daemon=True)
         self._sender.start()
 
+    @property
+    def in_memory(self) -> int:
+        """Events held in memory and not sent yet (the batch in flight included)."""
+        with self._lock:
+            return len(self._pending) + len(self._head)
+
+    @property
+    def on_disk(self) -> int:
+        """Events in the spill file not taken for sending yet."""
+        return len(self._spill) if self._spill is not None else 0
+
     def publish(self, event_type: type, **fields) -> None:
-        """Build the event with the next seq and queue it for sending; never blocks on Redis."""
+        """Build the event with the next seq and queue it for sending; never waits on Redis."""
         with self._lock:
             event = event_type(run_id=self.run_id, seq=self._next_seq, **fields)
             self._next_seq += 1
-            if len(self._pending) >= self._buffer_size:
-                self._drop_one_locked()
             self._pending.append(event)
+            full = len(self._pending) >= self._buffer_size
             self._wake.notify()
+        if full and not self._spill_pending():
+            with self._lock:
+                while len(self._pending) >= self._buffer_size:
+                    self._drop_one_locked()
 
     def _drop_one_locked(self) -> None:
-        # A full buffer means a long outage: heartbeats are the only events worth losing.
+        # Only without a usable spill file: heartbeats are the events worth losing first.
         for i, queued in enumerate(self._pending):
             if isinstance(queued, Heartbeat):
                 del self._pending[i]
@@ -63,38 +109,125 @@ class EventPublisher:
             self._pending.popleft()
         self.dropped += 1
 
+    def _spill_pending(self) -> bool:
+        """Move every event held in memory to the end of the spill file; False if impossible."""
+        if self._spill is None:
+            return False
+        with self._spill_lock:
+            if self._abandoned:
+                return False
+            with self._lock:
+                events = list(self._pending)
+                self._pending.clear()
+            if not events:
+                return True
+            try:
+                self._spill.append([event.model_dump_json() for event in events])
+            except OSError as error:
+                log.error("cannot spill %d events of run %s to %s: %s", len(events), self.run_id,
+                          self._spill.path, error)
+                with self._lock:
+                    self._pending.extendleft(reversed(events))
+                return False
+            self.spilled += len(events)
+        log.warning("run %s: %d events waiting for Redis moved to %s", self.run_id, len(events), self._spill.path)
+        return True
+
+    def _fill_head(self) -> None:
+        """Take the next batch to send, oldest first: from the spill file while it has any."""
+        with self._spill_lock:
+            if self._abandoned:
+                return
+            if self._spill is not None and len(self._spill):
+                self._head, self._head_from_file = self._spill.take(self._batch_size), True
+                return
+            with self._lock:
+                count = min(self._batch_size, len(self._pending))
+                events = [self._pending.popleft() for _ in range(count)]
+            self._head, self._head_from_file = [event.model_dump_json() for event in events], False
+
     def _send_loop(self) -> None:
         while True:
+            self.sender_cpu_s = time.thread_time()
             with self._lock:
-                while not self._pending and not self._closing:
+                while not (self._head or self._pending or self.on_disk or self._closing):
                     self._wake.wait()
-                if not self._pending and self._closing:
-                    return
-                batch = list(self._pending)[:100]
+                if self._abandoned or not (self._head or self._pending or self.on_disk):
+                    return  # closing with nothing left, or given up
+            if not self._head:
+                try:
+                    self._fill_head()
+                except OSError as error:  # the spill file cannot be read back: say so, go on without it
+                    log.error("run %s: spill file unreadable, its events are lost: %s", self.run_id, error)
+                    with self._spill_lock:
+                        self.dropped += len(self._spill)
+                        self._spill = None
+                    continue
+                if not self._head:
+                    continue
             try:
                 pipe = self._client.pipeline(transaction=False)
-                for event in batch:
-                    pipe.xadd(names.EVENTS_STREAM, encode_event(event))
+                for payload in self._head:
+                    pipe.xadd(names.EVENTS_STREAM, {"event": payload})
                 pipe.execute()
             except redis.RedisError as error:
-                log.warning("event stream unreachable (%s); %d events kept", error, len(batch))
-                time.sleep(self._retry_interval_s)
+                self._send_failed(error)
                 continue
-            with self._lock:
-                for _ in batch:
-                    self._pending.popleft()
+            with self._spill_lock:
+                if not self._abandoned:
+                    if self._head_from_file:
+                        self._remove_drained_spill()
+                    self._head = []
+            if self._unreachable:
+                self._unreachable = False
+                log.warning("run %s: event stream reachable again; sending what waited", self.run_id)
+
+    def _remove_drained_spill(self) -> None:
+        try:
+            self._spill.remove_if_drained()
+        except OSError as error:  # a stale file is harmless: only this publisher reads it
+            log.warning("run %s: cannot remove %s: %s", self.run_id, self._spill.path, error)
+
+    def _send_failed(self, error: redis.RedisError) -> None:
+        if not self._unreachable:  # said once per outage
+            log.warning("run %s: event stream unreachable (%s); keeping events until it is back",
+                        self.run_id, error)
+            self._unreachable = True
+        with self._lock:
+            over = len(self._pending) >= self._spill_threshold
+        if over:
+            self._spill_pending()
+        time.sleep(self._retry_interval_s)
 
     def close(self, timeout_s: float = 30.0) -> bool:
-        """Send what is buffered (waiting up to timeout_s); True when nothing was left behind."""
+        """Send what is left, waiting up to timeout_s; True when everything was sent.
+
+        What Redis did not take by then stays in the spill file (when there is one), in order.
+        """
         with self._lock:
             self._closing = True
             self._wake.notify()
         self._sender.join(timeout_s)
-        with self._lock:
-            left = len(self._pending)
-        if left:
-            log.error("%d events of run %s could not be sent", left, self.run_id)
-        return left == 0
+        if not self._sender.is_alive():
+            return True
+        with self._spill_lock, self._lock:
+            self._abandoned = True
+            left = list(self._head)
+            try:
+                left += self._spill.rest() if self._spill is not None else []
+            except OSError as error:
+                log.error("run %s: spill file unreadable, its events are lost: %s", self.run_id, error)
+            left += [event.model_dump_json() for event in self._pending]
+            self._pending.clear()
+        where = "lost"
+        if self._spill is not None:
+            try:
+                self._spill.replace_with(left)
+                where = f"kept in {self._spill.path}"
+            except OSError as error:
+                where = f"lost ({error})"
+        log.error("%d events of run %s could not be sent: %s", len(left), self.run_id, where)
+        return False
 
 
 class Heartbeater:

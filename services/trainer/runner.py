@@ -15,10 +15,13 @@ from typing import Any
 import redis
 import torch
 import torchvision
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from services.trainer import checkpoints
 from services.trainer.data import SplitData, load_split_data, place
 from services.trainer.engine import (
+    BatchProgress,
     EarlyStopping,
     EpochMetrics,
     RandomStreams,
@@ -33,11 +36,15 @@ from services.trainer.events import EventPublisher, Heartbeater
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
+from services.trainer.spill import spill_path
 from shared import names
 from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, split_fingerprint, stratified_split
 from shared.schemas.events import (
+    CheckpointSaved,
     EpochFinished,
+    EpochProgress,
     EpochStarted,
+    EvaluationFinished,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -72,10 +79,13 @@ class RunContext:
     split_hash: str
     class_names: list[str]
     start_time: datetime
+    # checkpoint_saved events name their file relative to this (settings.artifacts_root).
+    artifacts_root: Path | None = None
 
 
 class CheckpointingEvents:
-    """The loop's epoch callbacks: publish the epoch, then save last (and best) checkpoints."""
+    """The loop's callbacks: publish progress; at an epoch's end save last (and best)
+    checkpoints, each announced once written, then publish the epoch."""
 
     def __init__(self, context: RunContext):
         self.context = context
@@ -83,12 +93,22 @@ class CheckpointingEvents:
     def epoch_started(self, epoch: int) -> None:
         self.context.publisher.publish(EpochStarted, epoch=epoch)
 
+    def epoch_progress(self, epoch: int, progress: BatchProgress) -> None:
+        self.context.publisher.publish(EpochProgress, epoch=epoch, **vars(progress))
+
     def epoch_finished(self, metrics: EpochMetrics, state: TrainingState, is_best: bool) -> None:
         checkpoint = checkpoint_of(self.context, state)
-        checkpoints.save_checkpoint(self.context.checkpoint_dir / checkpoints.LAST, checkpoint)
+        self._save(checkpoints.LAST, "last", metrics.epoch, checkpoint)
         if is_best:
-            checkpoints.save_checkpoint(self.context.checkpoint_dir / checkpoints.BEST, checkpoint)
+            self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint)
         self.context.publisher.publish(EpochFinished, **vars(metrics))
+
+    def _save(self, name: str, kind: str, epoch: int, checkpoint: dict[str, Any]) -> None:
+        path = self.context.checkpoint_dir / name
+        checkpoints.save_checkpoint(path, checkpoint)
+        root = self.context.artifacts_root
+        shown = path.relative_to(root) if root is not None and path.is_relative_to(root) else path
+        self.context.publisher.publish(CheckpointSaved, epoch=epoch, kind=kind, path=shown.as_posix())
 
 
 def checkpoint_of(context: RunContext, state: TrainingState) -> dict[str, Any]:
@@ -205,10 +225,17 @@ def reporting_failure(publisher: EventPublisher) -> Iterator[None]:
 @contextmanager
 def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[EventPublisher, int]]:
     """(publisher, attempt) for one attempt at a job: events to Redis, heartbeats, run_failed on errors."""
-    client = redis.Redis.from_url(settings.redis_url)
+    # A Redis that hangs holds up the event sender's thread for a timeout, never longer; one quick
+    # retry (a pooled connection Redis dropped) and then the publisher's own retry loop, which
+    # spills long outages to disk, instead of redis-py's backoff of several seconds.
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.event_socket_timeout_s,
+                                  socket_connect_timeout=settings.event_socket_timeout_s,
+                                  retry=Retry(NoBackoff(), retries=1))
     attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
     publisher = EventPublisher(
-        client, run_id, attempt, settings.event_buffer_size
+        client, run_id, attempt, buffer_size=settings.event_buffer_size,
+        spill_path=spill_path(checkpoints.run_dir(settings.artifacts_root, run_id), attempt),
+        spill_threshold=settings.event_spill_threshold,
     )
     try:
         with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s):
@@ -261,7 +288,8 @@ def train_run(
     checkpoint_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
     resume = resumable_checkpoint(checkpoint_dir, spec, split_hash)
     context = RunContext(run_id, spec, publisher, checkpoint_dir, split_hash, index.class_names,
-                         start_time=resume["start_time"] if resume else utc_now())
+                         start_time=resume["start_time"] if resume else utc_now(),
+                         artifacts_root=Path(settings.artifacts_root))
     publisher.publish(
         RunStarted,
         spec=spec.model_dump(),
@@ -289,7 +317,8 @@ def train_run(
         restore(state, resume)
         log.info("run %s resumes at epoch %d", run_id, state.next_epoch)
     setup = make_setup(spec, device)
-    result = fit(spec, state, placed, setup, CheckpointingEvents(context), should_stop)
+    result = fit(spec, state, placed, setup, CheckpointingEvents(context), should_stop,
+                 progress_every=settings.progress_every_batches)
     if result.stopped_by_request:
         log.info("run %s cancelled after %d epochs", run_id, len(result.history))
         publisher.publish(RunCancelled, epochs_done=len(result.history))
@@ -298,6 +327,8 @@ def train_run(
     logits = predict_logits(model, placed.test, setup, spec.batch_size)
     test_loss, test_acc = loss_and_accuracy(logits, data.test.labels)
     report = classification_report(data.test.labels, logits.argmax(1), index.class_names)
+    publisher.publish(EvaluationFinished, accuracy=test_acc, loss=test_loss, f1_macro=report["macro_f1"],
+                      images=len(data.test.labels))
     end_time = utc_now()
     best = result.history[result.best_epoch - 1]
     summary = TrainingSummary(

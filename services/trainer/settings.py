@@ -1,11 +1,21 @@
+from pydantic import Field
+
 from shared.settings import PaddySettings
 
 
 class TrainerSettings(PaddySettings):
     # Seconds between heartbeat events while a job runs.
     heartbeat_interval_s: float = 10.0
-    # Events held in memory while Redis is unreachable; the oldest heartbeats go first.
-    event_buffer_size: int = 10_000
+    # Events waiting for Redis: above event_spill_threshold (once a send has failed) they move
+    # from memory to a file in the run's directory, sent first when Redis is back
+    # (services/trainer/events.py). event_buffer_size bounds memory even if the sender hangs;
+    # only when the file cannot be written are events dropped there, heartbeats first.
+    event_spill_threshold: int = Field(1_000, ge=1)
+    event_buffer_size: int = Field(10_000, ge=1)
+    # Seconds one Redis call of the event sender may take (connect, or wait for an answer).
+    event_socket_timeout_s: float = Field(5.0, gt=0)
+    # An epoch_progress event every this many training batches (0: none).
+    progress_every_batches: int = Field(10, ge=0)
     # "auto" picks cuda when available, else cpu.
     device: str = "auto"
     # Images with more pixels are refused (decompression bombs).

@@ -32,8 +32,11 @@ def test_train_reports_each_epoch_and_where_the_results_went(trained):
     run_dir = checkpoints.run_dir(artifacts, run_id)
     assert {"best.pt", "last.pt", "events.jsonl", "summary.json"} <= {p.name for p in run_dir.iterdir()}
     events = [decode_event({"event": line}) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    assert [e.type for e in events] == ["run_started", "epoch_started", "epoch_finished",
-                                        "epoch_started", "epoch_finished", "run_completed"]
+    checkpoints_saved = [e for e in events if e.type == "checkpoint_saved"]
+    assert [e.type for e in events if e.type != "checkpoint_saved"] == [
+        "run_started", "epoch_started", "epoch_finished", "epoch_started", "epoch_finished",
+        "evaluation_finished", "run_completed"]
+    assert [(e.epoch, e.kind) for e in checkpoints_saved if e.kind == "last"] == [(1, "last"), (2, "last")]
     summary = TrainingSummary.model_validate_json((run_dir / "summary.json").read_text())
     assert summary == events[-1].summary and summary.epochs_run == 2 and summary.dataset == str(data)
 

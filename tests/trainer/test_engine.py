@@ -8,7 +8,15 @@ import torch
 
 from services.trainer import checkpoints, engine
 from services.trainer.data import load_split_data
-from services.trainer.engine import EarlyStopping, RandomStreams, TrainingState, fit, make_optimizer, make_setup
+from services.trainer.engine import (
+    EarlyStopping,
+    RandomStreams,
+    TrainingState,
+    fit,
+    make_optimizer,
+    make_setup,
+    train_one_epoch,
+)
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
 from services.trainer.runner import RunContext, checkpoint_of, restore
@@ -97,6 +105,32 @@ def test_a_checkpoint_resumes_to_the_same_next_epoch(data, tmp_path: Path):
     assert vars(events.finished[0]) == same_epoch
     for name, tensor in straight.model.state_dict().items():
         assert torch.allclose(tensor.float(), resumed.model.state_dict()[name].float()), name
+
+
+@pytest.mark.parametrize(("every", "expected"), [(2, [2, 4]), (1, [1, 2, 3, 4, 5]), (0, [])])
+def test_progress_comes_every_n_batches_with_the_running_figures(data, every, expected):
+    job = spec(batch_size=4)  # 18 training images: 5 batches
+    state, progress = new_state(job), []
+    loss, acc = train_one_epoch(state.model, data.train, state.optimizer, make_setup(job, CPU), 4, state.random,
+                                on_progress=progress.append, progress_every=every)
+    assert [(p.batch, p.batches) for p in progress] == [(b, 5) for b in expected]
+    assert all(p.images_per_sec > 0 and 0 <= p.running_acc <= 1 for p in progress)
+    if every == 1:  # after the last batch the running figures are the epoch's
+        assert (progress[-1].running_loss, progress[-1].running_acc) == pytest.approx((loss, acc))
+
+
+def test_fit_passes_progress_to_its_events_with_the_epoch(data):
+    class WithProgress(Recorded):
+        def __init__(self):
+            super().__init__()
+            self.progress = []
+
+        def epoch_progress(self, epoch, progress):
+            self.progress.append((epoch, progress.batch))
+
+    job, events = spec(epochs=2, batch_size=8), WithProgress()  # 3 batches an epoch
+    fit(job, new_state(job), data, make_setup(job, CPU), events, progress_every=2)
+    assert events.progress == [(1, 2), (2, 2)]
 
 
 def test_classification_report_matches_hand_counts():

@@ -11,17 +11,19 @@ from pydantic import ValidationError
 
 from services.recorder.consumer import Recorder
 from services.recorder.settings import RecorderSettings
-from services.trainer import checkpoints
+from services.trainer import checkpoints, ensemble
 from services.trainer.data import load_split_data
 from services.trainer.ensemble import ENSEMBLE_FILE, EnsembleError, run_ensemble
 from services.trainer.local_run import train_locally
 from services.trainer.models import build_model
+from services.trainer.runner import CancelledRun
 from services.trainer.settings import TrainerSettings
 from shared import names
 from shared.datasets.imagefolder import scan_image_folder, stratified_split
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import decode_event
 from shared.schemas.jobs import EnsembleSpec, JobSpec
+from tests.conftest import wait_for
 
 # The original system's `trainings` fields and their types (DESIGN.md); dropout may be null.
 TRAININGS_FIELDS = {
@@ -123,9 +125,12 @@ def test_the_ensemble_scores_what_its_averaged_members_score(trainer_settings, r
 def test_the_ensemble_is_recorded_like_a_training_run(trainer_settings, redis_client, db):
     summary = run_ensemble("ens-rec", EnsembleSpec(members=["a", "b"], version="v2"), trainer_settings,
                            worker="test")
-    started, completed = published(redis_client)
+    started, evaluated, completed = published(redis_client)
     assert started.type == "run_started" and started.spec["model_name"] == "ensemble"
     assert started.epochs_planned == 0 and started.class_names == ["Bacterialblight", "Brownspot", "Leafsmut"]
+    assert evaluated.type == "evaluation_finished" and evaluated.images == 6
+    assert (evaluated.accuracy, evaluated.loss, evaluated.f1_macro) == \
+        (summary.test_accuracy, summary.test_loss, summary.test_f1_macro)
     assert completed.type == "run_completed" and completed.summary == summary
     assert summary.model_name == "ensemble" and summary.members == ["a", "b"] and summary.image_size == 32
     assert sum(map(sum, summary.confusion_matrix)) == 6 and set(summary.per_class) == set(summary.class_names)
@@ -140,3 +145,33 @@ def test_the_ensemble_is_recorded_like_a_training_run(trainer_settings, redis_cl
     assert trainings["members"] == ["a", "b"] and trainings["version"] == "v2" and trainings["epochs_run"] == 0
     status = db[names.STATUS].find_one({"run_id": "ens-rec"})
     assert status["status"] == "completed" and status["model_name"] == "ensemble"
+
+
+def test_an_ensemble_cancelled_before_it_starts_is_skipped(trainer_settings, redis_client, roots):
+    redis_client.set(names.CANCEL_KEY.format(run_id="ens-skip"), 1)
+    result = run_ensemble("ens-skip", EnsembleSpec(members=["a", "b"]), trainer_settings, worker="test")
+    assert result == CancelledRun("ens-skip", epochs_run=0)
+    assert [e.type for e in published(redis_client)] == ["run_cancelled"]
+    assert not (checkpoints.run_dir(roots["artifacts"], "ens-skip") / ENSEMBLE_FILE).exists()
+
+
+def test_an_ensemble_cancelled_while_voting_stops_after_the_batch(
+        trainer_settings, redis_client, roots, monkeypatch):
+    """The flag is set during the first forward pass: the members stop after that one batch."""
+    real_predict, batches_run = ensemble.predict_logits, []
+
+    def predict_while_cancelled(model, data, setup, batch_size, should_stop):
+        if not batches_run:
+            redis_client.set(names.CANCEL_KEY.format(run_id="ens-stop"), 1)
+            wait_for(should_stop, 10, "the cancel flag to be seen")  # CancelFlag polls every 0.5 s
+        logits = real_predict(model, data, setup, batch_size, should_stop)
+        batches_run.append(len(logits) / batch_size)
+        return logits
+
+    monkeypatch.setattr(ensemble, "predict_logits", predict_while_cancelled)
+    result = run_ensemble("ens-stop", EnsembleSpec(members=["a", "b"], batch_size=2), trainer_settings,
+                          worker="test")
+    assert result == CancelledRun("ens-stop", epochs_run=0)
+    assert batches_run == [1]  # one batch of the first member's first split (18 images), nothing after
+    assert [e.type for e in published(redis_client)] == ["run_started", "run_cancelled"]
+    assert not (checkpoints.run_dir(roots["artifacts"], "ens-stop") / ENSEMBLE_FILE).exists()

@@ -25,10 +25,18 @@ def published(redis_client) -> list:
 
 def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, dataset):
     spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=2, image_size=32, batch_size=8, version="v1")
-    summary = run_training("run-a", spec, TrainerSettings(), worker="test")
+    # 18 training images in batches of 8: 3 batches an epoch, progress after the second.
+    summary = run_training("run-a", spec, TrainerSettings(progress_every_batches=2), worker="test")
     events = [e for e in published(redis_client) if e.type != "heartbeat"]
-    assert [e.type for e in events] == ["run_started", "epoch_started", "epoch_finished",
-                                        "epoch_started", "epoch_finished", "run_completed"]
+    finished = [e for e in events if e.type == "epoch_finished"]
+    best_again = finished[1].val_loss < finished[0].val_loss  # epoch 2 is saved as best too
+    assert [e.type for e in events] == [
+        "run_started",
+        "epoch_started", "epoch_progress", "checkpoint_saved", "checkpoint_saved", "epoch_finished",
+        "epoch_started", "epoch_progress", "checkpoint_saved", *["checkpoint_saved"] * best_again,
+        "epoch_finished",
+        "evaluation_finished", "run_completed",
+    ]
     seqs = [e.seq for e in published(redis_client)]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] == SEQ_PER_ATTEMPT + 1
     started = events[0]
@@ -36,6 +44,19 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
     assert started.split_sizes == {"train": 18, "val": 6, "test": 6}
     assert events[-1].summary == summary
     assert summary.epochs_run == 2 and 0 <= summary.test_accuracy <= 1 and summary.version == "v1"
+
+    for progress in (e for e in events if e.type == "epoch_progress"):
+        assert (progress.batch, progress.batches) == (2, 3)
+        assert progress.running_loss > 0 and 0 <= progress.running_acc <= 1 and progress.images_per_sec > 0
+    saved = [e for e in events if e.type == "checkpoint_saved"]
+    assert [(e.epoch, e.kind) for e in saved[:2]] == [(1, "last"), (1, "best")]
+    assert [(e.epoch, e.kind) for e in saved[2:]] == [(2, "last")] + ([(2, "best")] if best_again else [])
+    for checkpoint in saved:
+        assert checkpoint.path == f"runs/run-a/{checkpoint.kind}.pt"  # relative to the artifacts root
+        assert (Path(settings.artifacts_root) / checkpoint.path).is_file()
+    [evaluation] = [e for e in events if e.type == "evaluation_finished"]
+    assert (evaluation.accuracy, evaluation.loss, evaluation.f1_macro, evaluation.images) == \
+        (summary.test_accuracy, summary.test_loss, summary.test_f1_macro, 6)
 
 
 def test_a_second_attempt_numbers_its_events_after_the_first(settings, redis_client, dataset):
