@@ -10,7 +10,8 @@ from pymongo.errors import PyMongoError
 
 from services.recorder.consumer import Recorder
 from services.recorder.reaper import Reaper, ReaperSettings
-from services.recorder.settings import get_settings
+from services.recorder.settings import RecorderSettings, get_settings
+from services.recorder.webhooks import WebhookNotifier
 from shared.store import connect, ensure_indexes
 
 
@@ -19,7 +20,8 @@ def main() -> None:
     settings = get_settings()
     db = connect(settings)
     _ensure_indexes_when_reachable(db, settings.retry_backoff_s)
-    recorder = Recorder(redis.Redis.from_url(settings.redis_url), db, settings)
+    notifier = _webhook_notifier(settings)
+    recorder = Recorder(redis.Redis.from_url(settings.redis_url), db, settings, notifier)
     stopping = False
 
     def stop(signum, _frame):
@@ -30,10 +32,19 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logging.info("recorder %s reading %s", settings.consumer_name, settings.redis_url)
-    reaper = Reaper(db, ReaperSettings()).start()
+    reaper = Reaper(db, ReaperSettings(), on_lost=notifier.notify).start()
     recorder.run_forever(should_stop=lambda: stopping)
     reaper.stop()
+    notifier.close()
     logging.info("stopped: %s", recorder.stats)
+
+
+def _webhook_notifier(settings: RecorderSettings) -> WebhookNotifier:
+    if settings.webhook_urls:
+        logging.info("notifying %d webhook URL(s) when runs end", len(settings.webhook_urls))
+    return WebhookNotifier(settings.webhook_urls, timeout_s=settings.webhook_timeout_s,
+                           attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
+                           queue_size=settings.webhook_queue_size)
 
 
 def _ensure_indexes_when_reachable(db: Database, backoff_s: float) -> None:

@@ -1,30 +1,34 @@
 """Reads training events from the stream with a consumer group and stores them in MongoDB.
 
-An entry is acknowledged only after its writes succeeded; while MongoDB is unreachable the
-same batch is retried and nothing is acknowledged. Entries a dead recorder left pending are
-claimed after `claim_idle_ms`. Malformed entries go to the dead-letter stream with the reason.
-Every `trim_interval_s` the stream loses the entries all groups have acknowledged (trimming.py).
+An entry is acknowledged only after its writes succeeded (writer.py says how a batch is
+written); while MongoDB is unreachable the same batch is retried and nothing is acknowledged.
+Entries a dead recorder left pending are claimed after `claim_idle_ms`. Malformed entries go to
+the dead-letter stream with the reason. Every `trim_interval_s` the stream loses the entries all
+groups have acknowledged (trimming.py). After every loop, and while a write is being retried,
+the recorder publishes its state to Redis (shared/recorder_state.py), which the API's /health
+reads: "MongoDB unreachable" as the recorder sees it.
 """
 
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import redis
 from pydantic import ValidationError
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
-from services.recorder.handlers import apply_to_status, other_writes
 from services.recorder.settings import RecorderSettings
 from services.recorder.trimming import trim_acknowledged
+from services.recorder.webhooks import WebhookNotifier
+from services.recorder.writer import BatchWriter, StatusChange, WriteCounts
 from shared import names
-from shared.schemas.events import Event, decode_event
+from shared.recorder_state import publish_recorder_state
+from shared.schemas.events import decode_event, utc_now
 
 log = logging.getLogger(__name__)
-DUPLICATE_KEY = 11000
-STATUS_WRITE_ATTEMPTS = 10
 
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
 
@@ -32,19 +36,24 @@ Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
 @dataclass
 class RecorderStats:
     events_stored: int = 0
-    stale_writes: int = 0
     dead_lettered: int = 0
     write_retries: int = 0
+    redis_errors: int = 0
     entries_trimmed: int = 0
     by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    writes: WriteCounts = field(default_factory=WriteCounts)
+    last_write_at: datetime | None = None
 
 
 class Recorder:
-    def __init__(self, client: redis.Redis, db: Database, settings: RecorderSettings):
+    def __init__(self, client: redis.Redis, db: Database, settings: RecorderSettings,
+                 notifier: WebhookNotifier | None = None):
         self.client = client
         self.db = db
         self.settings = settings
-        self.stats = RecorderStats()
+        self.notifier = notifier
+        self.writer = BatchWriter(db, settings.status_cache_runs, on_status_stored=self._status_stored)
+        self.stats = RecorderStats(writes=self.writer.counts)
         self._last_claim = 0.0
         self._last_trim = 0.0
 
@@ -57,12 +66,44 @@ class Recorder:
                 raise
 
     def run_forever(self, should_stop=lambda: False) -> None:
+        """Record until should_stop(); a Redis outage is waited out, never a reason to exit.
+
+        After an outage the recorder starts over: its own pending entries first (a batch
+        written but not yet acknowledged when Redis went away is written again, which the
+        seq guard makes harmless), then new ones.
+        """
+        backoff = self.settings.retry_backoff_s
+        while True:
+            try:
+                return self._record(should_stop)
+            except redis.RedisError as error:
+                self.stats.redis_errors += 1
+                log.warning("Redis unreachable (%s); retrying in %.1f s", error, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.redis_backoff_max_s)
+                if should_stop():
+                    return
+
+    def _record(self, should_stop) -> None:
         self.ensure_group()
+        self.publish_state(mongodb_ok=True)
         while entries := self._read("0"):  # our own entries left pending by a previous run
             self.process(entries)
+            self.publish_state(mongodb_ok=True)
         while not should_stop():
             self.process(self._claim_idle() + self._read(">"))
             self._trim()
+            self.publish_state(mongodb_ok=True)
+
+    def publish_state(self, mongodb_ok: bool, error: str | None = None) -> None:
+        """What /health shows about this recorder; a Redis hiccup here must not stop recording."""
+        try:
+            publish_recorder_state(
+                self.client, self.settings.consumer_name, mongodb_ok=mongodb_ok,
+                events_stored=self.stats.events_stored, dead_lettered=self.stats.dead_lettered,
+                last_write_at=self.stats.last_write_at, error=error)
+        except redis.RedisError as redis_error:
+            log.warning("could not publish the recorder state: %s", redis_error)
 
     def _trim(self) -> None:
         if time.monotonic() - self._last_trim < self.settings.trim_interval_s:
@@ -116,60 +157,23 @@ class Recorder:
         backoff = self.settings.retry_backoff_s
         while True:
             try:
-                self._store(events)
+                self.writer.write(events)
                 break
             except PyMongoError as error:
                 self.stats.write_retries += 1
                 log.warning("MongoDB write failed (%s); retrying in %.1f s", error, backoff)
+                self.publish_state(mongodb_ok=False, error=type(error).__name__)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         self.client.xack(names.EVENTS_STREAM, names.RECORDER_GROUP, *[entry_id for entry_id, _ in entries])
         self.stats.events_stored += len(events)
+        self.stats.last_write_at = utc_now()
         for event in events:
             self.stats.by_type[event.type] += 1
 
-    def _store(self, events: list[Event]) -> None:
-        """Apply a batch; safe to call again with the same batch after a failure."""
-        by_collection: dict[str, list] = defaultdict(list)
-        for event in events:
-            for collection, operation in other_writes(event):
-                by_collection[collection].append(operation)
-        for collection, operations in by_collection.items():
-            # Unordered is safe: each write is idempotent and guarded by seq.
-            try:
-                self.db[collection].bulk_write(operations, ordered=False)
-            except BulkWriteError as error:
-                failed = error.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in failed):
-                    raise
-                self.stats.stale_writes += len(failed)  # the store already holds this or newer
-        by_run: dict[str, list[Event]] = defaultdict(list)
-        for event in events:
-            by_run[event.run_id].append(event)
-        for run_id, run_events in by_run.items():
-            self._update_status(run_id, sorted(run_events, key=lambda e: e.seq))
-
-    def _update_status(self, run_id: str, events: list[Event]) -> None:
-        """Read the run's status, apply the events, write it back unless it changed meanwhile."""
-        status = self.db[names.STATUS]
-        for _ in range(STATUS_WRITE_ATTEMPTS):
-            stored = status.find_one({"run_id": run_id})
-            doc = stored
-            for event in events:
-                doc = apply_to_status(doc, event) or doc
-            if doc is stored:
-                self.stats.stale_writes += len(events)
-                return
-            try:
-                if stored is None:
-                    status.insert_one(doc)
-                    return
-                if status.replace_one({"run_id": run_id, "seq": stored["seq"]}, doc).matched_count:
-                    return
-            except DuplicateKeyError:
-                pass
-            log.info("status of run %s changed while writing; reading it again", run_id)
-        raise RuntimeError(f"status of run {run_id} kept changing; gave up after {STATUS_WRITE_ATTEMPTS} tries")
+    def _status_stored(self, change: StatusChange) -> None:
+        if self.notifier is not None:
+            self.notifier.notify_on_transition(change.before, change.doc)
 
     def _dead_letter(self, entry_id: bytes, fields: dict, reason: str) -> None:
         log.error("dead-lettering entry %s: %s", entry_id, reason[:200])

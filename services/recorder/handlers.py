@@ -5,19 +5,22 @@ write is built to be harmless then:
 - a run's `status` document is changed in memory by `apply_to_status` (events older than
   the stored `seq` are skipped) and written back whole by the consumer, guarded by the seq
   it read (optimistic concurrency between recorders);
-- `epochs` and `trainings` documents are written whole: inserted if absent (epoch started)
-  or replaced only when the event is newer than the stored copy (epoch finished, run
-  completed). A stale replace collides with the unique index (error 11000): nothing to do.
+- `epochs` and `trainings` documents are written whole (`other_writes`): inserted if absent
+  (epoch started) or replaced only when the event is newer than the stored copy (epoch
+  finished, run completed). A stale write changes nothing.
+
+Epoch and training documents get a deterministic `_id` (`"{run_id}:{epoch}"`, the run id):
+on nx-27017 a replace keyed by `_id` costs the same however large the collection grows,
+while one keyed by (run_id, epoch) scans it. The unique indexes stay the guarantee.
 
 Whole-document writes also keep dates as BSON dates: nx-27017 stores a datetime given to
 `$set` as a string (seen with 0.8.1), but keeps it in inserted and replaced documents.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-
-from pymongo import ReplaceOne, UpdateOne
 
 from shared import names
 from shared.schemas.events import (
@@ -38,7 +41,6 @@ from shared.schemas.jobs import SUMMARY_METRICS
 from shared.store import new_status_document
 
 Document = dict[str, Any]
-Write = tuple[str, UpdateOne | ReplaceOne]  # (collection name, operation)
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_sec")
 
 
@@ -149,24 +151,65 @@ def apply_to_status(doc: Document | None, event: Event) -> Document | None:
 
 # --- epochs and trainings: whole-document writes ---------------------------------------
 
-def other_writes(event: Event) -> list[Write]:
+@dataclass(frozen=True)
+class DocumentWrite:
+    """One whole `epochs` or `trainings` document and how it may land.
+
+    replace_if_newer False: inserted if absent, an existing document is kept (epoch started).
+    replace_if_newer True: inserted if absent, else replaces a stored copy with a lower seq.
+    """
+
+    collection: str
+    doc: Document  # carries its deterministic _id and its seq
+    key: Document  # the fields of the collection's unique index
+    replace_if_newer: bool
+
+    @property
+    def seq(self) -> int:
+        return self.doc["seq"]
+
+
+def epoch_document_id(run_id: str, epoch: int) -> str:
+    return f"{run_id}:{epoch}"
+
+
+def other_writes(event: Event) -> list[DocumentWrite]:
     """The `epochs` and `trainings` writes of one event (most events have none)."""
     if isinstance(event, EpochStarted):
         # Inserted when the epoch starts so the dashboard shows it at once; a replay changes nothing.
-        doc = {"run_id": event.run_id, "epoch": event.epoch, "seq": event.seq,
-               "started_at": event.time, "finished_at": None, **dict.fromkeys(EPOCH_METRICS)}
-        key = {"run_id": event.run_id, "epoch": event.epoch}
-        return [(names.EPOCHS, UpdateOne(key, {"$setOnInsert": doc}, upsert=True))]
+        doc = {"_id": epoch_document_id(event.run_id, event.epoch), "run_id": event.run_id,
+               "epoch": event.epoch, "seq": event.seq, "started_at": event.time, "finished_at": None,
+               **dict.fromkeys(EPOCH_METRICS)}
+        return [DocumentWrite(names.EPOCHS, doc, {"run_id": event.run_id, "epoch": event.epoch}, False)]
     if isinstance(event, EpochFinished):
-        doc = {"run_id": event.run_id, "epoch": event.epoch, "seq": event.seq,
+        doc = {"_id": epoch_document_id(event.run_id, event.epoch), "run_id": event.run_id,
+               "epoch": event.epoch, "seq": event.seq,
                "started_at": event.time - timedelta(seconds=event.epoch_time_sec),
                "finished_at": event.time, **{name: getattr(event, name) for name in EPOCH_METRICS}}
-        return [(names.EPOCHS, _replace_if_newer({"run_id": event.run_id, "epoch": event.epoch}, doc))]
+        return [DocumentWrite(names.EPOCHS, doc, {"run_id": event.run_id, "epoch": event.epoch}, True)]
     if isinstance(event, RunCompleted):
-        doc = {**event.summary.model_dump(), "seq": event.seq}
-        return [(names.TRAININGS, _replace_if_newer({"run_id": event.run_id}, doc))]
+        doc = {"_id": event.run_id, **event.summary.model_dump(), "seq": event.seq}
+        return [DocumentWrite(names.TRAININGS, doc, {"run_id": event.run_id}, True)]
     return []
 
 
-def _replace_if_newer(key: Document, doc: Document) -> ReplaceOne:
-    return ReplaceOne({**key, "seq": {"$lt": doc["seq"]}}, doc, upsert=True)
+def fold_writes(writes: list[DocumentWrite]) -> list[DocumentWrite]:
+    """One write per document: what applying all of them one by one would leave stored.
+
+    A replace-if-newer write beats an insert-only one (the finished epoch beats its start),
+    the newest replace beats older ones, and of insert-only writes the oldest is kept (the
+    first insert wins, later ones find the document there).
+    """
+    winners: dict[tuple[str, Any], DocumentWrite] = {}
+    for write in writes:
+        key = (write.collection, write.doc["_id"])
+        current = winners.get(key)
+        if current is None or _beats(write, current):
+            winners[key] = write
+    return list(winners.values())
+
+
+def _beats(write: DocumentWrite, current: DocumentWrite) -> bool:
+    if write.replace_if_newer != current.replace_if_newer:
+        return write.replace_if_newer
+    return write.seq > current.seq if write.replace_if_newer else write.seq < current.seq

@@ -13,10 +13,14 @@ document so that it applies and revives the run. A consumer that read the run be
 reaper wrote may overwrite `lost` with its own document; that is right too, since it applies
 events newer than the silence. Times are compared with the trainer's clocks (heartbeat_at is
 the event's time): keep the timeout well above any clock skew between machines.
+
+A run marked lost is handed to `on_lost` (the recorder's webhook notifier), once: a run already
+lost is not in_progress, so the next round skips it.
 """
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pymongo.database import Database
@@ -36,8 +40,12 @@ class ReaperSettings(PaddySettings):
     reap_interval_s: float = 5.0
 
 
-def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None) -> list[str]:
-    """Mark every in_progress run silent for longer than timeout_s as lost; returns their run ids."""
+def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None,
+                   on_lost: Callable[[dict], None] | None = None) -> list[str]:
+    """Mark every in_progress run silent for longer than timeout_s as lost; returns their run ids.
+
+    on_lost gets each run's document as stored, after the write.
+    """
     now = now or utc_now()
     status = db[names.STATUS]
     silent = status.find({"status": "in_progress", "heartbeat_at": {"$lt": now - timedelta(seconds=timeout_s)}})
@@ -49,15 +57,18 @@ def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None) 
         if status.replace_one(guard, run).matched_count:
             log.warning("run %s is lost: no event since %s", run["run_id"], run["heartbeat_at"])
             lost.append(run["run_id"])
+            if on_lost is not None:
+                on_lost(run)
     return lost
 
 
 class Reaper:
     """Calls reap_lost_runs every reap_interval_s from a daemon thread until stopped."""
 
-    def __init__(self, db: Database, settings: ReaperSettings):
+    def __init__(self, db: Database, settings: ReaperSettings, on_lost: Callable[[dict], None] | None = None):
         self._db = db
         self._settings = settings
+        self._on_lost = on_lost
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
 
@@ -72,7 +83,7 @@ class Reaper:
     def _run(self) -> None:
         while not self._stopping.wait(self._settings.reap_interval_s):
             try:
-                reap_lost_runs(self._db, self._settings.heartbeat_timeout_s)
+                reap_lost_runs(self._db, self._settings.heartbeat_timeout_s, on_lost=self._on_lost)
             except PyMongoError as error:
                 # The consumer reports and retries MongoDB outages; the next round tries again.
                 log.warning("reaper could not read or write runs: %s", error)

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from services.recorder.consumer import Recorder
 from services.recorder.settings import RecorderSettings
@@ -131,3 +132,27 @@ def test_entries_read_but_not_acknowledged_are_stored_after_a_restart(settings, 
     restarted.run_forever(should_stop=lambda: next(stops))
     assert db[names.STATUS].find_one({"run_id": "r1"})["status"] == "completed"
     assert db[names.EPOCHS].count_documents({"run_id": "r1"}) == 3
+
+
+def test_a_redis_error_is_waited_out_and_the_batch_it_interrupted_written_again(settings, db, redis_client):
+    """Redis goes away after a batch was written but before its acknowledgement (the real
+    restart is tests/test_redis_restart.py): the recorder keeps running and the batch, still
+    pending, is read again; its second write changes nothing."""
+    publish(redis_client, run_events("r1"))
+    recorder = Recorder(redis_client, db, RecorderSettings(consumer_name="rec", block_ms=100, retry_backoff_s=0.01))
+    real_xack, failures = redis_client.xack, []
+
+    def xack_fails_once(*args):
+        if not failures:
+            failures.append(args)
+            raise redis.ConnectionError("Connection closed by server.")
+        return real_xack(*args)
+
+    redis_client.xack = xack_fails_once
+    stops = iter([False, False, True])
+    recorder.run_forever(should_stop=lambda: next(stops))
+    assert failures and recorder.stats.redis_errors == 1
+    assert recorder.stats.events_stored == len(run_events("r1"))  # counted once, after its acknowledgement
+    assert db[names.STATUS].find_one({"run_id": "r1"})["status"] == "completed"
+    assert db[names.EPOCHS].count_documents({"run_id": "r1"}) == 3
+    assert redis_client.xpending(names.EVENTS_STREAM, names.RECORDER_GROUP)["pending"] == 0
