@@ -61,11 +61,14 @@ def demo(
     api_url: Annotated[str, typer.Option(help="the API to queue jobs on")] = "http://127.0.0.1:8000",
     dataset: Annotated[str, typer.Option(help="dataset, relative to the data root")] = "demo-synth",
     epochs: int = 30,
+    api_key: Annotated[str, typer.Option(envvar="PADDY_API_KEY", show_default=False,
+                                         help="the API's key (default: the local stack's)")] = "",
 ) -> None:
     """Queue a few small jobs that finish in minutes on a CPU."""
     from infra.demo import queue_demo_jobs
+    from infra.local_stack import DEV_API_KEY
 
-    for run_id, spec in queue_demo_jobs(api_url, dataset, epochs):
+    for run_id, spec in queue_demo_jobs(api_url, dataset, epochs, api_key or DEV_API_KEY):
         typer.echo(f"queued {run_id}  {spec}")
 
 

@@ -25,15 +25,18 @@ def demo_specs(dataset: str, epochs: int) -> list[dict[str, Any]]:
     return [{**base, **variant} for variant in DEMO_VARIANTS]
 
 
-def queue_demo_jobs(api_url: str, dataset: str, epochs: int) -> list[tuple[str, dict]]:
-    """POST each demo spec to `{api_url}/jobs`; returns (run_id, spec) for every queued job."""
+def queue_demo_jobs(api_url: str, dataset: str, epochs: int, api_key: str) -> list[tuple[str, dict]]:
+    """POST each demo spec to `{api_url}/jobs` with the API key; returns (run_id, spec) for
+    every queued job."""
     queued = []
-    with httpx.Client(base_url=api_url.rstrip("/"), timeout=30) as client:
+    with httpx.Client(base_url=api_url.rstrip("/"), timeout=30, headers={"X-API-Key": api_key}) as client:
         for spec in demo_specs(dataset, epochs):
             try:
                 response = client.post("/jobs", json=spec)
             except httpx.HTTPError as error:
                 raise DemoError(f"cannot reach the API at {api_url}: {error}; is `paddy up` running?") from None
+            if response.status_code == 401:
+                raise DemoError("the API refused the key: pass --api-key (or set PADDY_API_KEY) to the API's key")
             if not response.is_success:
                 raise DemoError(f"the API refused the job ({response.status_code}): {_api_message(response)}")
             queued.append((response.json()["run_id"], spec))

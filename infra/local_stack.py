@@ -35,6 +35,10 @@ STOP_GRACE_S = 10.0
 ALIVE_FOR_S = 1.5
 LOG_TAIL_LINES = 20
 
+# The API key of a local stack: it binds to 127.0.0.1 and runs with PADDY_ENVIRONMENT=development.
+# Set PADDY_API_KEY (e.g. in extra_env) to use another one; `paddy demo` sends this one by default.
+DEV_API_KEY = "paddy-local-development-key"
+
 _PORT_OPTIONS = {"redis": "redis_port", "mongo": "mongo_port", "api": "api_port",
                  "dashboard": "dashboard_port", "flower": "flower_port"}
 
@@ -179,11 +183,20 @@ class LocalStack:
             "PADDY_DATA_ROOT": str(self.state_dir / "data"),
             "PADDY_ARTIFACTS_ROOT": str(self.state_dir / "artifacts"),
             "PADDY_API_URL": f"http://{config.host}:{config.api_port}",
+            # The API refuses the example key outside development; the dashboard sends the key
+            # for its writes, `paddy demo` for its jobs.
+            "PADDY_ENVIRONMENT": "development",
+            "PADDY_API_KEY": DEV_API_KEY,
             "PYTHONUNBUFFERED": "1",
             # `streamlit run` puts the page's folder first on sys.path, not the repo root.
             "PYTHONPATH": pythonpath,
             **config.extra_env,
         }
+
+    @property
+    def api_key(self) -> str:
+        """The X-API-Key the stack's API expects."""
+        return self.env()["PADDY_API_KEY"]
 
     def process(self, name: str) -> subprocess.Popen:
         """The running process of one service, e.g. "trainer-1" or "recorder"."""

@@ -24,6 +24,14 @@ def wait_for(predicate, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def wait_for_run(api, run_id: str, *states: str, timeout_s: float = 60) -> dict:
+    """The run as `GET /jobs/{run_id}` answers it once its status is one of states."""
+    def reached():
+        run = api.get(f"/jobs/{run_id}").json()
+        return run if run["status"] in states else None
+    return wait_for(reached, timeout_s, f"run {run_id} to be {' or '.join(states)}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -47,7 +47,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(stack):
-    with httpx.Client(base_url=stack.urls()["api"], timeout=10) as client:
+    with httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key}) as client:
         yield client
 
 

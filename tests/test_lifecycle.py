@@ -7,14 +7,13 @@ and the worker goes on to the next job.
 
 import os
 import signal
-import time
 
 import httpx
 import pytest
 
 from infra.local_stack import LocalStack, StackConfig
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(stack):
-    with httpx.Client(base_url=stack.urls()["api"], timeout=10) as client:
+    with httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key}) as client:
         yield client
 
 
@@ -49,24 +48,11 @@ def post_job(api, **overrides) -> str:
     return response.json()["run_id"]
 
 
-def wait_for(api, run_id: str, *states: str, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run = api.get(f"/jobs/{run_id}").json()
-        if run["status"] in states:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} still {run['status']} after {timeout_s} s, not {states}")
-
-
 def wait_for_an_epoch(api, run_id: str, timeout_s: float = 120) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def trained_an_epoch():
         run = api.get(f"/jobs/{run_id}").json()
-        if run["status"] == "in_progress" and run["epochs_done"] >= 1:
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} finished no epoch in {timeout_s} s: {run['status']}")
+        return run if run["status"] == "in_progress" and run["epochs_done"] >= 1 else None
+    return wait_for(trained_an_epoch, timeout_s, f"run {run_id} to finish an epoch")
 
 
 def cancel(api, run_id: str) -> dict:
@@ -77,19 +63,19 @@ def cancel(api, run_id: str) -> dict:
 
 def test_a_frozen_trainer_makes_its_run_lost_until_it_resumes(stack, api):
     run_id = post_job(api)
-    wait_for(api, run_id, "in_progress", timeout_s=120)
+    wait_for_run(api, run_id, "in_progress", timeout_s=120)
     trainer = stack.process("trainer-1").pid
     os.killpg(trainer, signal.SIGSTOP)  # the whole group: the worker child does the training
     try:
-        lost = wait_for(api, run_id, "lost", timeout_s=30)
+        lost = wait_for_run(api, run_id, "lost", timeout_s=30)
     finally:
         os.killpg(trainer, signal.SIGCONT)
-    back = wait_for(api, run_id, "in_progress", timeout_s=30)
+    back = wait_for_run(api, run_id, "in_progress", timeout_s=30)
     assert [h["status"] for h in back["status_history"]] == ["queued", "in_progress", "lost", "in_progress"]
     assert lost["status_history"][2]["time"] > lost["status_history"][1]["time"]
 
     cancel(api, run_id)
-    assert wait_for(api, run_id, "cancelled")["end_time"] is not None
+    assert wait_for_run(api, run_id, "cancelled")["end_time"] is not None
 
 
 def test_cancelled_queued_and_running_jobs_end_cancelled_and_the_worker_goes_on(stack, api):
@@ -99,14 +85,14 @@ def test_cancelled_queued_and_running_jobs_end_cancelled_and_the_worker_goes_on(
 
     assert cancel(api, queued)["status"] == "cancelled"  # at once: it never reached a trainer
     cancel(api, running)
-    stopped = wait_for(api, running, "cancelled", timeout_s=30)
+    stopped = wait_for_run(api, running, "cancelled", timeout_s=30)
     assert stopped["epochs_done"] < LONG_JOB["epochs"]
     # The best checkpoint so far is kept (artifacts/runs/<run_id>/best.pt, services/trainer/checkpoints.py).
     assert (stack.state_dir / "artifacts" / "runs" / running / "best.pt").is_file()
     assert [h["status"] for h in stopped["status_history"]] == ["queued", "in_progress", "cancelled"]
 
     after = post_job(api, epochs=1)
-    assert wait_for(api, after, "completed", "failed", timeout_s=120)["status"] == "completed"
+    assert wait_for_run(api, after, "completed", "failed", timeout_s=120)["status"] == "completed"
     skipped = api.get(f"/jobs/{queued}").json()
     assert [h["status"] for h in skipped["status_history"]] == ["queued", "cancelled"]
     assert skipped["start_time"] is None  # no trainer ever started it

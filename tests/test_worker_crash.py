@@ -39,7 +39,7 @@ def post_job(api, epochs: int) -> str:
 
 
 def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
-    api = httpx.Client(base_url=stack.urls()["api"], timeout=10)
+    api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
     run_id = post_job(api, epochs=30)
     started = time.monotonic()
     done = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
@@ -49,7 +49,7 @@ def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
 
 
 def test_a_killed_trainers_job_resumes_on_the_other_and_completes(stack):
-    api = httpx.Client(base_url=stack.urls()["api"], timeout=10)
+    api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
     run_id = post_job(api, epochs=6)
     run = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r,
                    120, "two finished epochs")

@@ -1,29 +1,70 @@
 """Sends jobs to the trainers by task name: the API never imports the trainer (or torch)."""
 
+import base64
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import TimeoutError as CeleryTimeout
 
 from shared import names
 
 
+class PredictTimeout(RuntimeError):
+    """No trainer answered the prediction in time."""
+
+
+class PredictFailed(RuntimeError):
+    """The trainer could not predict (a run without a checkpoint, an image it cannot read)."""
+
+
 class JobQueue:
     def __init__(self, broker_url: str, timeout_s: float):
-        self._celery = Celery("paddy-api", broker=broker_url, set_as_current=False)
+        # The result backend serves predictions only: every other task ignores its result.
+        self._celery = Celery("paddy-api", broker=broker_url, backend=broker_url, set_as_current=False)
         self._celery.conf.update(
             broker_connection_timeout=timeout_s,
             broker_connection_retry_on_startup=False,
             task_serializer="json",
+            result_serializer="json",
+            accept_content=["json"],
         )
         # Fail fast (the API answers 503) instead of hanging on a broker that is down.
         self._retry_policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
                               "interval_max": timeout_s}
 
     def send_training(self, run_id: str, spec: dict[str, Any]) -> None:
-        self._celery.send_task(
-            names.TRAIN_TASK, args=[run_id, spec], task_id=run_id, queue=names.TRAINING_QUEUE,
-            retry=True, retry_policy=self._retry_policy,
+        self._send(names.TRAIN_TASK, run_id, spec)
+
+    def send_ensemble(self, run_id: str, spec: dict[str, Any]) -> None:
+        """Ensembles evaluate on a trainer like a training job, from the same queue."""
+        self._send(names.ENSEMBLE_TASK, run_id, spec)
+
+    def _send(self, task: str, run_id: str, spec: dict[str, Any]) -> None:
+        # task_id = run_id: a message seen twice is the same run, and revoke finds it by run id.
+        # ignore_result: nobody waits for it, so the result backend is not even subscribed to.
+        self._celery.send_task(task, args=[run_id, spec], task_id=run_id, queue=names.TRAINING_QUEUE,
+                               retry=True, retry_policy=self._retry_policy, ignore_result=True)
+
+    def predict(self, run_id: str, image: bytes, timeout_s: float) -> dict[str, Any]:
+        """{"class", "probabilities"} for one image, from whichever trainer takes the task."""
+        result = self._celery.send_task(
+            names.PREDICT_TASK, args=[run_id, [base64.b64encode(image).decode()]], queue=names.PREDICT_QUEUE,
+            retry=True, retry_policy=self._retry_policy, expires=timeout_s,
         )
+        try:
+            answer = result.get(timeout=timeout_s, propagate=False)
+        except CeleryTimeout:
+            result.revoke()  # nobody needs the answer any more; a trainer that gets it skips it
+            raise PredictTimeout(f"no trainer answered within {timeout_s:g} s") from None
+        finally:
+            result.forget()
+        if isinstance(answer, BaseException):
+            raise PredictFailed(f"{type(answer).__name__}: {answer}")
+        return answer[0]
+
+    def live_workers(self, timeout_s: float) -> int:
+        """Workers that answer a control ping within timeout_s (the call takes that long)."""
+        return len(self._celery.control.ping(timeout=timeout_s) or [])
 
     def revoke(self, run_id: str) -> None:
         """Tell the workers to skip the run's queued task. Never terminate=True: that kills a

@@ -1,14 +1,57 @@
 """The Paddy API: `uvicorn services.api.main:app`."""
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from services.api.routes import health, jobs, models
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+from services.api import errors
+from services.api.deps import check_api_key
+from services.api.routes import (
+    compare,
+    ensembles,
+    health,
+    jobs,
+    models,
+    predict,
+    runs,
+    sweeps,
+)
+from services.api.settings import get_settings
+from services.api.uploads import UploadSizeLimit
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    get_settings()  # refuses to start without a key, or with the example key outside development
+    yield
+
+
+class ErrorPublic(BaseModel):
+    detail: str
+
+
+# Answers any operation may give, documented once for all of them.
+COMMON_RESPONSES = {
+    400: {"model": ErrorPublic, "description": "a body that cannot be parsed"},
+    401: {"model": ErrorPublic, "description": "missing or wrong X-API-Key (writes; reads when closed)"},
+    500: {"model": ErrorPublic, "description": "unexpected error; the server log has it under the id given"},
+    503: {"description": "Redis or MongoDB unreachable"},
+}
 
 app = FastAPI(
     title="Paddy",
-    description="Queue training jobs for rice-leaf disease classifiers and read their results.",
-    version="0.1.0",
+    description="Queue training jobs for rice-leaf disease classifiers and read their results. "
+    "POST and DELETE need the `X-API-Key` header; reads need it only when PADDY_API_READ_OPEN=false.",
+    version="0.2.0",
+    lifespan=lifespan,
+    responses=COMMON_RESPONSES,
 )
-app.include_router(jobs.router)
+errors.install(app)
+app.add_middleware(UploadSizeLimit, path="/predict", max_bytes=lambda: get_settings().max_upload_bytes)
+for router in (jobs.router, sweeps.router, ensembles.router, predict.router, compare.router, runs.router,
+               models.router):
+    app.include_router(router, dependencies=[Depends(check_api_key)])
+# /health stays open: health checks carry no secret. /metrics follows the read rule.
 app.include_router(health.router)
-app.include_router(models.router)

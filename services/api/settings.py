@@ -1,13 +1,60 @@
 from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
 
 from shared.settings import PaddySettings
 
+# The placeholder of .env.example: refused outside development.
+EXAMPLE_API_KEY = "change-me"
+
 
 class ApiSettings(PaddySettings):
+    # Clients send it as the X-API-Key header (POST and DELETE always; reads while api_read_open
+    # is false). Required: no default.
+    api_key: SecretStr
+    api_read_open: bool = True
+    # "development" (the local stack, the tests) accepts the example key of .env.example.
+    environment: Literal["development", "production"] = "production"
     # Seconds a POST /jobs waits for the broker before answering 503.
     broker_timeout_s: float = 5.0
+    # Most runs one POST /sweeps may queue (the grid's cartesian product).
+    max_sweep_runs: int = Field(100, ge=1)
+    # POST /predict: largest upload in bytes and largest image in pixels (width × height, read
+    # from the header before any decoding: decompression bombs are refused).
+    max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    # Seconds POST /predict waits for a trainer's answer before a 504.
+    predict_timeout_s: float = Field(60.0, gt=0)
+    # /health and /metrics: how long a control ping waits for the workers (they answer within
+    # about a second: kombu polls Redis for control messages once a second), and how long its
+    # answer is served before a background refresh (the ping costs the whole timeout).
+    worker_ping_timeout_s: float = Field(1.0, gt=0)
+    worker_count_ttl_s: float = Field(5.0, ge=0)
+
+    def insecure_reason(self) -> str | None:
+        """Why these settings must not serve, or None. Checked at startup (main.lifespan)."""
+        key = self.api_key.get_secret_value()
+        if not key.strip():
+            return "PADDY_API_KEY is empty; set a long random key, e.g. `openssl rand -hex 32`"
+        if key == EXAMPLE_API_KEY and self.environment != "development":
+            return ("PADDY_API_KEY is the example key of .env.example; set a long random key "
+                    "(`openssl rand -hex 32`), or PADDY_ENVIRONMENT=development for local use")
+        return None
+
+
+class SettingsError(RuntimeError):
+    """Settings the API refuses to start with; the message names them, never their values."""
 
 
 @lru_cache
 def get_settings() -> ApiSettings:
-    return ApiSettings()
+    try:
+        settings = ApiSettings()
+    except ValidationError as error:
+        # pydantic's own message repeats the input values, the key among them.
+        problems = "; ".join(f"PADDY_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise SettingsError(f"invalid API settings: {problems}") from None
+    if reason := settings.insecure_reason():
+        raise SettingsError(reason)
+    return settings

@@ -104,6 +104,8 @@ class EnsembleSpec(BaseModel):
 
 
 class JobCreated(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"run_id": "3f9a1c0b2d4e", "status": "queued", "version": "v3"}]})
+
     run_id: str
     status: RunState
     version: str
@@ -149,6 +151,7 @@ class JobPublic(BaseModel):
     resumed_from_epoch: int = 0
     worker: str | None = None
     heartbeat_at: datetime | None = None
+    heartbeat_age_s: float | None = Field(None, description="seconds since the run's newest event")
     progress: dict[str, Any] | None = Field(
         None, description="within the current epoch: epoch, batch, batches, running_loss, running_acc")
     images_per_sec: float | None = None
@@ -168,3 +171,95 @@ class JobPublic(BaseModel):
 class JobsPublic(BaseModel):
     data: list[JobPublic]
     count: int
+
+
+SortKey = str  # "created_at", "start_time", "end_time" or a SUMMARY_METRICS name; "-" in front: descending
+RUN_SORT_FIELDS: tuple[str, ...] = ("created_at", "start_time", "end_time", *SUMMARY_METRICS)
+
+
+class SweepCreate(BaseModel):
+    """A grid search: one job per combination of the grid's values, on top of `base`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "base": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
+            "grid": {"learning_rate": [0.001, 0.0003], "dropout": [0.3, 0.5]},
+        }]},
+    )
+
+    base: dict[str, Any] = Field(description="JobSpec fields every run shares (a partial JobSpec)")
+    grid: dict[str, list[Any]] = Field(
+        min_length=1, description="JobSpec field → the values to try; the runs are their cartesian product")
+
+
+class SweepCreated(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"sweep_id": "5b0c2e7d91aa", "run_ids": ["3f9a1c0b2d4e", "7c21e5a09b13"], "count": 2}]})
+
+    sweep_id: str
+    run_ids: list[str]
+    count: int
+
+
+class SweepPublic(BaseModel):
+    sweep_id: str
+    metric: str = Field(description="the summary metric `best` is chosen by")
+    count: int
+    runs: list[JobPublic]
+    best: JobPublic | None = Field(
+        None, description="the completed run with the highest metric (lowest for best_val_loss and test_loss)")
+
+
+class PredictionPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "run_id": "3f9a1c0b2d4e", "class_name": "Brownspot",
+        "probabilities": {"Bacterialblight": 0.03, "Brownspot": 0.94, "Leafsmut": 0.03}}]})
+
+    run_id: str
+    class_name: str
+    probabilities: dict[str, float] = Field(description="every class of the run, summing to 1")
+
+
+class CompareRow(BaseModel):
+    epoch: int
+    runs: dict[str, EpochPublic | None] = Field(description="run id → its epoch, null when it has none")
+
+
+class ComparePublic(BaseModel):
+    runs: list[JobPublic]
+    epochs: list[CompareRow] = Field(description="one row per epoch number up to the longest run")
+
+
+class ModelPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    description: str
+    defaults: dict[str, Any] = Field(description="the JobSpec a job gets when it names only the model")
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+
+
+class RecorderHealth(BaseModel):
+    recorders: list[dict[str, Any]] = Field(
+        description="each live recorder's own report: consumer, mongodb, events_stored, dead_lettered, "
+        "last_write_at, error")
+    lag: int | None = Field(description="events on the stream not stored yet; null before the first event")
+
+
+class HealthPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "ok", "redis": "ok", "mongodb": "ok", "workers": 2,
+        "recorder": {"recorders": [{"consumer": "recorder-1", "mongodb": "ok", "events_stored": 1200,
+                                    "dead_lettered": 0, "last_write_at": "2026-05-01T10:00:00+00:00",
+                                    "error": None}], "lag": 0}}]})
+
+    status: Literal["ok", "degraded"]
+    redis: str = Field(description='"ok" or "unreachable: …"')
+    mongodb: str = Field(description='"ok" or "unreachable: …" (as the API sees it)')
+    workers: int = Field(description="live Celery workers (answering a control ping)")
+    recorder: RecorderHealth

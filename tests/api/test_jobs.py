@@ -1,27 +1,14 @@
-"""The API against a real redis-server and nx-27017 (no trainer: jobs stay queued)."""
+"""POST /jobs, GET /jobs/{run_id}, cancel, retry and archive against a real redis-server and
+nx-27017 (no trainer: jobs stay queued)."""
+
+from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from services.api import deps, settings as api_settings
-from services.api.main import app
+from services.api import deps
 from shared import names
-from shared.datasets.synth import synthesize_dataset
-
-
-@pytest.fixture
-def client(settings, db):
-    for cached in (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis):
-        cached.cache_clear()
-    synthesize_dataset(settings.data_root / "leaves", per_class=3, size=32, seed=0)
-    with TestClient(app) as test_client:
-        yield test_client
-    for cached in (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis):
-        cached.cache_clear()
-
-
-def job(**overrides) -> dict:
-    return {"model_name": "custom_cnn", "dataset": "leaves", "epochs": 3, "image_size": 64, **overrides}
+from shared.schemas.events import decode_event, utc_now
+from tests.api.conftest import clear_caches, detail, job, stored_run
 
 
 def test_a_posted_job_is_queued_and_visible_at_once(client, redis_client):
@@ -40,10 +27,6 @@ def test_jobs_are_listed_newest_first_and_versioned_per_model(client):
     assert [r["run_id"] for r in listed["data"]] == ids[::-1] and listed["count"] == 3
     assert [r["version"] for r in listed["data"]] == ["v3", "v2", "v1"]
     assert client.get("/jobs", params={"limit": 1, "offset": 1}).json()["data"][0]["run_id"] == ids[1]
-
-
-def detail(response) -> str:
-    return str(response.json()["detail"])
 
 
 @pytest.mark.parametrize(
@@ -72,15 +55,10 @@ def test_unknown_runs_are_404(client):
     assert client.get("/jobs/nope/epochs").json()["detail"] == "run nope not found"
 
 
-def test_health_reports_both_stores(client):
-    assert client.get("/health").json() == {"status": "ok", "redis": "ok", "mongodb": "ok"}
-
-
 def test_health_and_posting_when_redis_is_down(client, monkeypatch):
     monkeypatch.setenv("PADDY_REDIS_URL", "redis://127.0.0.1:9/0")
     monkeypatch.setenv("PADDY_BROKER_TIMEOUT_S", "0.5")
-    for cached in (api_settings.get_settings, deps.get_queue, deps.get_redis):
-        cached.cache_clear()
+    clear_caches()
     health = client.get("/health")
     assert health.status_code == 503 and health.json()["redis"].startswith("unreachable")
     response = client.post("/jobs", json=job())
@@ -135,3 +113,64 @@ def test_finished_and_unknown_runs_cannot_be_cancelled(client, db):
     assert response.status_code == 409
     assert detail(response) == f"run {run_id} is already completed; only queued or running runs can be cancelled"
     assert client.post("/jobs/nope/cancel").status_code == 404
+
+
+def test_a_posted_job_is_announced_on_the_event_stream(client, redis_client):
+    created = client.post("/jobs", json=job()).json()
+    [(_, fields)] = redis_client.xrange(names.EVENTS_STREAM)
+    event = decode_event(fields)
+    assert (event.type, event.run_id, event.seq, event.version) == ("run_queued", created["run_id"], 0, "v1")
+
+
+def test_a_finished_run_is_retried_as_a_new_run_with_the_same_spec(client, redis_client):
+    old = client.post("/jobs", json=job(learning_rate=0.01)).json()["run_id"]
+    assert client.post(f"/jobs/{old}/retry").status_code == 409  # still queued
+    client.post(f"/jobs/{old}/cancel")
+    before = client.get(f"/jobs/{old}").json()
+    response = client.post(f"/jobs/{old}/retry")
+    assert response.status_code == 202
+    new = response.json()
+    assert new["run_id"] != old and new["status"] == "queued" and new["version"] == "v2"
+    retried = client.get(f"/jobs/{new['run_id']}").json()
+    assert retried["retry_of"] == old
+    assert {**retried["spec"], "version": None} == {**before["spec"], "version": None}
+    assert client.get(f"/jobs/{old}").json() == {**before, "heartbeat_age_s": None}  # the old run unchanged
+    assert redis_client.llen(names.TRAINING_QUEUE) == 2
+    assert client.post("/jobs/nope/retry").status_code == 404
+
+
+def test_a_lost_run_can_be_retried_and_a_running_one_cannot(client, db):
+    stored_run(db, "lost1", status="lost")
+    stored_run(db, "busy1", status="in_progress")
+    assert client.post("/jobs/lost1/retry").status_code == 202
+    response = client.post("/jobs/busy1/retry")
+    assert response.status_code == 409 and "in_progress" in detail(response)
+
+
+def test_an_archived_run_is_hidden_but_kept(client, db):
+    keep, hide = (client.post("/jobs", json=job()).json()["run_id"] for _ in range(2))
+    response = client.delete(f"/jobs/{hide}")
+    assert response.status_code == 200 and response.json()["archived"] is True
+    assert [r["run_id"] for r in client.get("/jobs").json()["data"]] == [keep]
+    assert [r["run_id"] for r in client.get("/jobs", params={"archived": True}).json()["data"]] == [hide]
+    assert client.get(f"/jobs/{hide}").json()["status"] == "queued"  # data kept
+    assert client.delete("/jobs/nope").status_code == 404
+
+
+def test_the_heartbeat_age_is_computed_when_read(client, db):
+    stored_run(db, "beating", status="in_progress", heartbeat_at=utc_now() - timedelta(seconds=30))
+    age = client.get("/jobs/beating").json()["heartbeat_age_s"]
+    assert 30 <= age < 60
+    assert client.get("/jobs", params={"status": "in_progress"}).json()["data"][0]["heartbeat_age_s"] >= 30
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [("epochs", 1001, "≤ 1000"), ("learning_rate", 0, "> 0 and ≤ 1"), ("batch_size", 0, "≥ 1 and ≤ 4096"),
+     ("image_size", 16, "≥ 32 and ≤ 1024"), ("patience", 0, "≥ 1"), ("augment", "lots", "'flips'")],
+)
+def test_out_of_bounds_fields_name_the_allowed_values(client, field, value, allowed):
+    response = client.post("/jobs", json=job(**{field: value}))
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", field] and allowed in error["msg"]

@@ -1,93 +1,132 @@
-"""Queue training jobs and read runs back."""
+"""Queue training jobs and read, cancel, retry and archive runs."""
 
 import logging
-import uuid
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from kombu.exceptions import OperationalError
 
+from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
+from services.api.runs import field_error, public, queue_run
 from shared import names
-from shared.datasets.imagefolder import DatasetError, resolve_dataset, scan_image_folder
+from shared.datasets.imagefolder import DatasetError
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
     FINISHED_STATES,
+    RUN_SORT_FIELDS,
+    SUMMARY_METRICS,
     EpochPublic,
     EpochsPublic,
     JobCreated,
     JobPublic,
     JobSpec,
     JobsPublic,
+    RunState,
 )
-from shared.store import new_status_document
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 log = logging.getLogger(__name__)
 
+NOT_FOUND = {404: {"description": "no such run", "content": {"application/json": {"example": {"detail": "run 3f9a1c0b2d4e not found"}}}}}
+SortParam = Literal[tuple(f"{sign}{field}" for field in RUN_SORT_FIELDS for sign in ("", "-"))]  # type: ignore[valid-type]
+RETRYABLE_STATES = FINISHED_STATES | {"lost"}
 
-def _field_error(field: str, message: str, code: int = 422) -> HTTPException:
-    """An error shaped like FastAPI's own validation errors, naming the field."""
-    return HTTPException(code, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
+JOB_EXAMPLES = {
+    "small": {"summary": "a small custom CNN", "value": {"model_name": "custom_cnn", "dataset": "rice-leaf-real",
+                                                         "epochs": 20, "image_size": 96}},
+    "transfer": {"summary": "ResNet50, frozen backbone", "value": {
+        "model_name": "resnet50", "dataset": "rice-leaf-real", "epochs": 30, "learning_rate": 0.0003,
+        "batch_size": 64, "feature_extraction": True}},
+}
 
 
-def _public(run: dict[str, Any], summary: dict[str, Any] | None = None) -> JobPublic:
-    return JobPublic.model_validate({**run, "summary": summary})
-
-
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated)
-def create_job(spec: JobSpec, store: StoreDep, queue: QueueDep, settings: SettingsDep) -> JobCreated:
-    """Queue one training job. The run is visible (status `queued`) as soon as this returns."""
+def checked_spec(spec: JobSpec, settings) -> dict[str, Any]:
     try:
-        scan_image_folder(resolve_dataset(spec.dataset, settings.data_root))
+        check_dataset(spec.dataset, settings.data_root)
     except DatasetError as error:
-        raise _field_error("dataset", str(error)) from None
+        raise field_error("dataset", str(error)) from None
+    return spec.model_dump()
 
-    run_id = uuid.uuid4().hex[:12]
-    version = spec.version or store.next_version(spec.model_name)
-    job = spec.model_copy(update={"version": version}).model_dump()
-    store.insert_queued_run(new_status_document(run_id, job, version, created_at=utc_now()))
-    try:
-        queue.send_training(run_id, job)
-    except (OperationalError, OSError) as error:
-        log.error("could not queue run %s: %s", run_id, error)
-        store.mark_failed(run_id, "could not queue the job: the broker is unreachable", utc_now())
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
-    return JobCreated(run_id=run_id, status="queued", version=version)
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated,
+             responses={401: {"description": "missing or wrong X-API-Key"},
+                        503: {"description": "the job queue (Redis) is unreachable"}})
+def create_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)], store: StoreDep, queue: QueueDep,
+               events: RedisDep, settings: SettingsDep) -> JobCreated:
+    """Queue one training job. The run is visible (status `queued`) as soon as this returns."""
+    return queue_run(store, queue, events, checked_spec(spec, settings))
 
 
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     store: StoreDep,
+    statuses: Annotated[list[RunState] | None, Query(alias="status", description="repeatable: runs in any of these states")] = None,
+    model_name: Annotated[str | None, Query(examples=["custom_cnn"])] = None,
+    version: Annotated[str | None, Query(examples=["v3"])] = None,
+    sweep_id: str | None = None,
+    started_after: Annotated[datetime | None, Query(description="ISO 8601; start_time at or after")] = None,
+    started_before: Annotated[datetime | None, Query(description="ISO 8601; start_time before")] = None,
+    min_val_accuracy: Annotated[float | None, Query(ge=0, le=1, description="completed runs' val_accuracy at least")] = None,
+    min_test_accuracy: Annotated[float | None, Query(ge=0, le=1, description="completed runs' test_accuracy at least")] = None,
+    archived: Annotated[bool, Query(description="false: hide archived runs; true: show only them")] = False,
+    sort: Annotated[SortParam, Query(description="field to sort on, `-` in front for descending; runs without it come last")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobsPublic:
-    """Runs, newest first."""
-    runs, count = store.list_runs(limit=limit, skip=offset)
-    return JobsPublic(data=[_public(run) for run in runs], count=count)
+    """Runs matching every filter given, one page at a time; `count` is every matching run."""
+    query: dict[str, Any] = {"archived": archived}
+    if statuses:
+        unique = sorted(set(statuses))
+        query["status"] = unique[0] if len(unique) == 1 else {"$in": unique}
+    for field, value in (("model_name", model_name), ("version", version), ("sweep_id", sweep_id)):
+        if value is not None:
+            query[field] = value
+    started = {op: _utc(value) for op, value in (("$gte", started_after), ("$lt", started_before)) if value}
+    if started:
+        query["start_time"] = started
+    for metric, minimum in (("val_accuracy", min_val_accuracy), ("test_accuracy", min_test_accuracy)):
+        if minimum is not None:
+            query[f"metrics.{metric}"] = {"$gte": minimum}
+    field = sort.removeprefix("-")
+    runs, count = store.list_runs(query, f"metrics.{field}" if field in SUMMARY_METRICS else field,
+                                  descending=sort.startswith("-"), limit=limit, skip=offset)
+    now = utc_now()
+    return JobsPublic(data=[public(run, now=now) for run in runs], count=count)
 
 
-@router.get("/{run_id}", response_model=JobPublic)
-def get_job(run_id: str, store: StoreDep) -> JobPublic:
-    """A run's status, progress and, once completed, its training summary."""
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _run_or_404(store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    return run
+
+
+@router.get("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
+def get_job(run_id: str, store: StoreDep) -> JobPublic:
+    """A run's status, progress, heartbeat age and, once completed, its training summary."""
+    run = _run_or_404(store, run_id)
     summary = store.get_training(run_id) if run["status"] == "completed" else None
-    return _public(run, summary)
+    return public(run, summary)
 
 
-@router.get("/{run_id}/epochs", response_model=EpochsPublic)
+@router.get("/{run_id}/epochs", response_model=EpochsPublic, responses=NOT_FOUND)
 def get_job_epochs(run_id: str, store: StoreDep) -> EpochsPublic:
     """The run's epochs in order; an epoch that has started but not finished has null metrics."""
     epochs = store.get_epochs(run_id)
-    if not epochs and store.get_run(run_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    if not epochs:
+        _run_or_404(store, run_id)
     return EpochsPublic(data=[EpochPublic.model_validate(e) for e in epochs], count=len(epochs))
 
 
-@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic)
+@router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             responses={**NOT_FOUND, 409: {"description": "the run has already finished"}})
 def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -> JobPublic:
     """Cancel a queued or running run; returns the run as stored now.
 
@@ -95,9 +134,7 @@ def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -
     within one batch once its trainer sees the cancel flag, keeping its best checkpoint; its
     status becomes `cancelled` when the trainer's run_cancelled event is stored.
     """
-    run = store.get_run(run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    run = _run_or_404(store, run_id)
     if run["status"] in FINISHED_STATES:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"run {run_id} is already {run['status']}; only queued or running runs can be cancelled")
@@ -113,4 +150,30 @@ def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -
             queue.revoke(run_id)
         except (OperationalError, OSError) as error:
             log.warning("could not revoke run %s (its cancel flag is set): %s", run_id, error)
-    return _public(store.get_run(run_id))
+    return public(store.get_run(run_id))
+
+
+@router.post("/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated,
+             responses={**NOT_FOUND, 409: {"description": "the run is still queued or running"}})
+def retry_job(run_id: str, store: StoreDep, queue: QueueDep, events: RedisDep, settings: SettingsDep) -> JobCreated:
+    """Queue a new run with the old run's spec (and a new version); the old run is unchanged.
+
+    The new run's `retry_of` is the old run id; it stays in the old run's sweep.
+    """
+    run = _run_or_404(store, run_id)
+    if run["status"] not in RETRYABLE_STATES:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"run {run_id} is {run['status']}; only finished or lost runs can be retried")
+    spec = {**run["spec"], "version": None}
+    ensemble = spec.get("model_name") == "ensemble"
+    if not ensemble:
+        spec = checked_spec(JobSpec.model_validate(spec), settings) | {"version": None}
+    return queue_run(store, queue, events, spec, ensemble=ensemble, sweep_id=run.get("sweep_id"), retry_of=run_id)
+
+
+@router.delete("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
+def archive_job(run_id: str, store: StoreDep) -> JobPublic:
+    """Archive a run: hidden from GET /jobs (unless `archived=true`), its data kept."""
+    if not store.archive(run_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    return public(store.get_run(run_id))

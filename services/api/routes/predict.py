@@ -1,0 +1,47 @@
+"""Predictions: one uploaded image, classified on a trainer by a completed run."""
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
+from kombu.exceptions import OperationalError
+
+from services.api.deps import QueueDep, SettingsDep, StoreDep
+from services.api.job_queue import PredictFailed, PredictTimeout
+from services.api.uploads import check_image, read_limited
+from shared.schemas.jobs import PredictionPublic
+
+router = APIRouter(tags=["predict"])
+log = logging.getLogger(__name__)
+
+
+@router.post("/predict", response_model=PredictionPublic, responses={
+    404: {"description": "no such run"}, 409: {"description": "the run has not completed"},
+    413: {"description": "the file or the image is too large"}, 415: {"description": "not a JPEG, PNG or WebP"},
+    422: {"description": "the trainer could not predict with this run or image"},
+    504: {"description": "no trainer answered in time"}})
+def predict(
+    file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image of a rice leaf")],
+    run_id: Annotated[str, Form(description="a completed training or ensemble run", examples=["3f9a1c0b2d4e"])],
+    store: StoreDep, queue: QueueDep, settings: SettingsDep,
+) -> PredictionPublic:
+    """Classify one image with a completed run; a trainer (Celery `predict` queue) computes it."""
+    data = read_limited(file, settings.max_upload_bytes)
+    check_image(data, settings.max_image_pixels)
+    run = store.get_run(run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    if run["status"] != "completed":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run['status']}; only completed runs predict")
+    try:
+        answer = queue.predict(run_id, data, settings.predict_timeout_s)
+    except PredictTimeout as error:
+        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"{error} (PADDY_PREDICT_TIMEOUT_S)") from None
+    except PredictFailed as error:
+        log.warning("prediction with run %s failed: %s", run_id, error)
+        message = str(error).replace(str(settings.artifacts_root.resolve()), "<artifacts>")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the trainer could not predict: {message}") from None
+    except (OperationalError, OSError) as error:
+        log.error("could not send the prediction of run %s: %s", run_id, error)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
+    return PredictionPublic(run_id=run_id, class_name=answer["class"], probabilities=answer["probabilities"])

@@ -1,0 +1,91 @@
+"""Grid searches: one job per combination, all validated before any is queued."""
+
+import itertools
+import math
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import ValidationError
+
+from services.api.datasets import check_dataset
+from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
+from services.api.runs import field_error, new_run_id, public, queue_run
+from shared.datasets.imagefolder import DatasetError
+from shared.schemas.events import utc_now
+from shared.schemas.jobs import (
+    SUMMARY_METRICS,
+    JobSpec,
+    SweepCreate,
+    SweepCreated,
+    SweepPublic,
+)
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+# Metrics where lower is better; for every other metric the highest value wins.
+LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
+GRID_FIELDS = frozenset(JobSpec.model_fields) - {"version"}
+
+
+def expand(sweep: SweepCreate, max_runs: int) -> list[dict[str, Any]]:
+    """Every combination of the grid on top of base, each a valid JobSpec dump; else a 422."""
+    unknown = sorted(set(sweep.grid) - GRID_FIELDS)
+    if unknown:
+        raise field_error("grid", f"unknown grid field(s) {unknown}; choose from {sorted(GRID_FIELDS)}", "grid", unknown[0])
+    empty = sorted(name for name, values in sweep.grid.items() if not values)
+    if empty:
+        raise field_error("grid", f"grid field(s) {empty} have no values", "grid", empty[0])
+    combinations = math.prod(len(values) for values in sweep.grid.values())
+    if combinations > max_runs:
+        raise field_error("grid", f"the grid has {combinations} combinations; at most {max_runs} are allowed "
+                          "(PADDY_MAX_SWEEP_RUNS)")
+    fields = list(sweep.grid)
+    specs = []
+    for index, values in enumerate(itertools.product(*(sweep.grid[name] for name in fields))):
+        combination = dict(zip(fields, values, strict=True))
+        try:
+            specs.append(JobSpec.model_validate({**sweep.base, **combination}).model_dump())
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "base"
+            where = ("grid", field) if field in combination else ("base", field)
+            raise field_error(field, f"combination {index + 1} {combination}: {first['msg']}", *where) from None
+    return specs
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SweepCreated,
+             responses={422: {"description": "an invalid combination, an unknown field or too many runs"}})
+def create_sweep(sweep: SweepCreate, store: StoreDep, queue: QueueDep, events: RedisDep,
+                 settings: SettingsDep) -> SweepCreated:
+    """Queue one job per combination of the grid (a cartesian product) on top of `base`."""
+    specs = expand(sweep, settings.max_sweep_runs)
+    for dataset in sorted({spec["dataset"] for spec in specs}):
+        try:
+            check_dataset(dataset, settings.data_root)
+        except DatasetError as error:
+            raise field_error("dataset", str(error), "base", "dataset") from None
+    sweep_id = new_run_id()
+    store.insert_sweep({"sweep_id": sweep_id, "created_at": utc_now(), "base": sweep.base, "grid": sweep.grid})
+    run_ids = [queue_run(store, queue, events, spec, sweep_id=sweep_id).run_id for spec in specs]
+    return SweepCreated(sweep_id=sweep_id, run_ids=run_ids, count=len(run_ids))
+
+
+@router.get("/{sweep_id}", response_model=SweepPublic,
+            responses={404: {"description": "no such sweep"}})
+def get_sweep(
+    sweep_id: str, store: StoreDep,
+    metric: Annotated[Literal[SUMMARY_METRICS], Query(description="the summary metric that picks `best`")] = "val_accuracy",  # type: ignore[valid-type]
+) -> SweepPublic:
+    """The sweep's runs in the order they were queued, and its best completed run by metric."""
+    if store.get_sweep(sweep_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"sweep {sweep_id} not found")
+    runs = store.runs_of_sweep(sweep_id)
+    scored = [run for run in runs
+              if run["status"] == "completed" and isinstance((run.get("metrics") or {}).get(metric), int | float)]
+    best = None
+    if scored:
+        pick = min if metric in LOWER_IS_BETTER else max
+        best = pick(scored, key=lambda run: run["metrics"][metric])
+    now = utc_now()
+    return SweepPublic(sweep_id=sweep_id, metric=metric, count=len(runs), runs=[public(run, now=now) for run in runs],
+                       best=public(best, now=now) if best else None)

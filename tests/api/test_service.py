@@ -1,0 +1,106 @@
+"""GET /compare, /health, /metrics, /models, and errors that never leak internals."""
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from pymongo.errors import ServerSelectionTimeoutError
+
+from services.api.main import app
+from shared import names
+from shared.recorder_state import publish_recorder_state
+from shared.store import Store
+from tests.api.conftest import API_KEY, detail, job, stored_run
+
+
+def test_compare_lines_epochs_up_by_number(client, db):
+    stored_run(db, "short", epochs=3)
+    stored_run(db, "long", epochs=5, status="in_progress")
+    response = client.get("/compare", params={"run_ids": "long,short,long"})
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["run_id"] for r in body["runs"]] == ["long", "short"]
+    assert [row["epoch"] for row in body["epochs"]] == [1, 2, 3, 4, 5]
+    assert body["epochs"][2]["runs"]["short"]["val_acc"] == pytest.approx(0.3)
+    assert body["epochs"][3]["runs"] == {"long": body["epochs"][3]["runs"]["long"], "short": None}
+    assert body["epochs"][4]["runs"]["long"]["epoch"] == 5
+
+
+def test_compare_names_unknown_runs_and_bounds_the_count(client, db):
+    stored_run(db, "one")
+    response = client.get("/compare", params={"run_ids": "one,ghost,spook"})
+    assert response.status_code == 404 and detail(response) == "unknown run(s): ghost, spook"
+    for run_ids in ("one", "one,one", ",".join(f"r{i}" for i in range(21))):
+        response = client.get("/compare", params={"run_ids": run_ids})
+        assert response.status_code == 422 and "2 to 20" in detail(response)
+
+
+def test_health_when_all_is_well(client):
+    assert client.get("/health").json() == {"status": "ok", "redis": "ok", "mongodb": "ok", "workers": 0,
+                                            "recorder": {"recorders": [], "lag": None}}
+
+
+def test_health_shows_the_recorders_and_a_recorder_without_mongodb_degrades_it(client, redis_client):
+    redis_client.xgroup_create(names.EVENTS_STREAM, names.RECORDER_GROUP, id="0", mkstream=True)
+    client.post("/jobs", json=job())  # its run_queued event waits for a recorder
+    publish_recorder_state(redis_client, "rec-1", mongodb_ok=True, events_stored=7, dead_lettered=0, last_write_at=None)
+    healthy = client.get("/health").json()
+    assert healthy["status"] == "ok" and healthy["recorder"]["lag"] == 1
+    assert healthy["recorder"]["recorders"][0]["events_stored"] == 7
+    publish_recorder_state(redis_client, "rec-2", mongodb_ok=False, events_stored=0, dead_lettered=0,
+                           last_write_at=None, error="ServerSelectionTimeoutError")
+    response = client.get("/health")
+    assert response.status_code == 503 and response.json()["status"] == "degraded"
+    assert [r["mongodb"] for r in response.json()["recorder"]["recorders"]] == ["ok", "unreachable"]
+
+
+def metric_values(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def test_metrics_in_prometheus_text(client, db, redis_client):
+    redis_client.xgroup_create(names.EVENTS_STREAM, names.RECORDER_GROUP, id="$", mkstream=True)
+    for _ in range(2):
+        client.post("/jobs", json=job())
+    stored_run(db, "done")
+    stored_run(db, "gone", status="lost", archived=True)
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    values = metric_values(response.text)
+    assert values['paddy_runs{status="queued"}'] == 2 and values['paddy_runs{status="completed"}'] == 1
+    assert values['paddy_runs{status="lost"}'] == 1 and values['paddy_runs{status="failed"}'] == 0
+    assert values['paddy_queue_length{queue="training"}'] == 2 and values['paddy_queue_length{queue="predict"}'] == 0
+    assert values["paddy_recorder_lag_events"] == 2 and values["paddy_workers"] == 0
+    assert "# TYPE paddy_runs gauge" in response.text
+
+
+def test_models_come_with_their_default_specs(client):
+    listing = client.get("/models").json()
+    assert listing["count"] == 4 and {m["name"] for m in listing["data"]} == {"custom_cnn", "resnet50", "vgg16", "mobilenet_v2"}
+
+
+def test_an_unexpected_error_is_a_bare_500_with_an_id_in_the_log(client, monkeypatch, caplog, settings):
+    def explode(self, run_id):
+        raise RuntimeError(f"boom in {settings.data_root}/secret.py")
+    monkeypatch.setattr(Store, "get_run", explode)
+    with (TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as quiet,
+          caplog.at_level(logging.ERROR, logger="services.api")):
+        response = quiet.get("/jobs/x")
+    assert response.status_code == 500
+    message = detail(response)
+    assert message.startswith("internal error") and "boom" not in message and "Traceback" not in response.text
+    error_id = message.rsplit(" ", 1)[-1]
+    assert any(error_id in record.getMessage() and record.exc_info for record in caplog.records)
+
+
+def test_mongodb_unreachable_is_503(client, monkeypatch):
+    def unreachable(self, *args, **kwargs):
+        raise ServerSelectionTimeoutError("127.0.0.1:27017: [Errno 111] Connection refused")
+    monkeypatch.setattr(Store, "list_runs", unreachable)
+    response = client.get("/jobs")
+    assert response.status_code == 503 and response.json() == {"detail": "MongoDB is unreachable"}
