@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .paddy
 
-.PHONY: install demo test down clean
+.PHONY: install chromium demo test down clean
 
 # The virtualenv with every service's extra (torch comes from the trainer extra).
 $(STAMP): pyproject.toml
@@ -17,6 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The dashboard's browser test drives Debian's Chromium through Playwright (never a browser
+# download). Installed with apt when missing: as root directly, else through sudo.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "chromium not found and no apt-get: install Chromium (the browser test needs it)"; exit 1; }; \
+	  [ -z "$(SUDO)" ] || command -v sudo >/dev/null || { echo "chromium not found: run 'apt-get install -y chromium' as root"; exit 1; }; \
+	  echo "installing chromium (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	}
+
 demo: install
 	$(BIN)/paddy data synth --out $(STATE)/data/demo-synth --per-class 200 --size 96 --seed 0
 	$(BIN)/paddy up --detach --state-dir $(STATE)
@@ -25,7 +36,7 @@ demo: install
 	@echo "Paddy is running: dashboard http://127.0.0.1:8501  API http://127.0.0.1:8000/docs  Flower http://127.0.0.1:5555"
 	@echo "Stop it with: make down"
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest
 
 down:

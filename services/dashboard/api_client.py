@@ -1,9 +1,11 @@
 """Everything the dashboard shows comes through here: the Paddy API over HTTP, never MongoDB.
 
 Queries are cached for less than one refresh interval and shared by every open dashboard, so
-any number of viewers costs the API about one request per query and interval.
+any number of viewers costs the API about one request per query and interval. Writes are never
+cached and carry the X-API-Key header.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -12,8 +14,11 @@ import streamlit as st
 from services.dashboard.settings import get_settings
 
 LIVE_TTL_S = get_settings().refresh_s / 2
+SLOW_TTL_S = get_settings().cache_ttl_s
 # An unreachable host should fail fast; a slow answer gets the whole request timeout.
 CONNECT_TIMEOUT_S = 3.0
+# Predictions wait for a trainer; the API gives up after PADDY_PREDICT_TIMEOUT_S (60 s).
+PREDICT_TIMEOUT_S = 90.0
 
 
 class ApiUnavailable(RuntimeError):
@@ -26,10 +31,10 @@ class ApiUnavailable(RuntimeError):
 
 
 class ApiError(RuntimeError):
-    """The API answered with an error status."""
+    """The API answered with an error status; `detail` is its reason, made readable."""
 
-    def __init__(self, url: str, status_code: int, detail: str):
-        super().__init__(f"GET {url} answered {status_code}: {detail}")
+    def __init__(self, method: str, url: str, status_code: int, detail: str):
+        super().__init__(f"{method} {url} answered {status_code}: {detail}")
         self.status_code = status_code
         self.detail = detail
 
@@ -41,28 +46,68 @@ def get_client(base_url: str, timeout_s: float) -> httpx.Client:
     return httpx.Client(base_url=base_url, timeout=timeout)
 
 
-def get_json(base_url: str, path: str, params: dict[str, Any] | None = None) -> Any:
-    client = get_client(base_url, get_settings().request_timeout_s)
+def request(base_url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request; a write carries the API key. Raises ApiUnavailable or ApiError."""
+    settings = get_settings()
+    client = get_client(base_url, settings.request_timeout_s)
+    headers = {"X-API-Key": settings.api_key} if method != "GET" and settings.api_key else {}
     try:
-        response = client.get(path, params=params)
+        response = client.request(method, path, headers=headers, **kwargs)
     except httpx.TransportError as error:
         raise ApiUnavailable(base_url, type(error).__name__) from error
     if response.is_error:
-        raise ApiError(str(response.url), response.status_code, _detail(response))
-    return response.json()
+        raise ApiError(method, str(response.url), response.status_code, _detail(response))
+    return response
+
+
+def get_json(base_url: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    return request(base_url, "GET", path, params=params).json()
 
 
 def _detail(response: httpx.Response) -> str:
+    """The API's `detail`; a 422's list of field errors reads as 'field: message; …'."""
     try:
-        return str(response.json().get("detail", response.text))
-    except ValueError:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
         return response.text[:300]
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', [])[1:]) or 'request'}: {item.get('msg')}"
+            for item in detail if isinstance(item, dict)
+        )
+    return str(detail)
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    """Query parameters without the unset ones; sequences repeat (`?status=a&status=b`)."""
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in values.items() if value not in (None, (), "")}
+
+
+# --- reads (cached) ---------------------------------------------------------------------------
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def list_runs(base_url: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """`GET /jobs`: {"data": [runs, newest first], "count": all runs}."""
-    return get_json(base_url, "/jobs", {"limit": limit, "offset": offset})
+def list_runs(base_url: str, limit: int = 100, offset: int = 0, *,
+              status: tuple[str, ...] = (), model_name: str | None = None, version: str | None = None,
+              sweep_id: str | None = None, started_after: str | None = None,
+              started_before: str | None = None, min_val_accuracy: float | None = None,
+              min_test_accuracy: float | None = None, sort: str | None = None) -> dict[str, Any]:
+    """`GET /jobs` with the contract's filters: {"data": [runs], "count": all matching runs}.
+
+    Times are ISO 8601 strings; `status` is a tuple so the call can be cached.
+    """
+    return get_json(base_url, "/jobs", _params(
+        limit=limit, offset=offset, status=status, model_name=model_name, version=version,
+        sweep_id=sweep_id, started_after=started_after, started_before=started_before,
+        min_val_accuracy=min_val_accuracy, min_test_accuracy=min_test_accuracy, sort=sort,
+    ))
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def get_run(base_url: str, run_id: str) -> dict[str, Any]:
+    """`GET /jobs/{run_id}`: the run, with its `summary` once it has completed."""
+    return get_json(base_url, f"/jobs/{run_id}")
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -71,10 +116,62 @@ def run_epochs(base_url: str, run_id: str) -> list[dict[str, Any]]:
     return get_json(base_url, f"/jobs/{run_id}/epochs")["data"]
 
 
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def compare(base_url: str, run_ids: tuple[str, ...]) -> dict[str, Any]:
+    """`GET /compare`: {"runs": [...], "epochs": [{"epoch", "runs": {run_id: epoch | null}}]}."""
+    return get_json(base_url, "/compare", {"run_ids": ",".join(run_ids)})
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def sweep(base_url: str, sweep_id: str, metric: str = "val_accuracy") -> dict[str, Any]:
+    """`GET /sweeps/{sweep_id}`: {"sweep_id", "metric", "count", "runs", "best"}."""
+    return get_json(base_url, f"/sweeps/{sweep_id}", {"metric": metric})
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def models(base_url: str) -> list[dict[str, Any]]:
+    """`GET /models`: [{"name", "description", "defaults"}]."""
+    return get_json(base_url, "/models")["data"]
+
+
+def checkpoint(base_url: str, run_id: str) -> bytes:
+    """`GET /runs/{run_id}/checkpoint`: the best checkpoint's bytes (fetched on click only)."""
+    return request(base_url, "GET", f"/runs/{run_id}/checkpoint").content
+
+
 def health(base_url: str) -> dict[str, Any]:
-    """`GET /health` (uncached: asked only to explain an error): which backing service is down."""
+    """`GET /health` (uncached: asked to explain an error or to see the API is back)."""
     client = get_client(base_url, get_settings().request_timeout_s)
     try:
         return client.get("/health").json()
     except (httpx.TransportError, ValueError) as error:
         raise ApiUnavailable(base_url, type(error).__name__) from error
+
+
+# --- writes (uncached, X-API-Key) ---------------------------------------------------------------
+
+
+def create_job(base_url: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """`POST /jobs` → {"run_id", "status", "version"}."""
+    return request(base_url, "POST", "/jobs", json=spec).json()
+
+
+def create_sweep(base_url: str, base: dict[str, Any], grid: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    """`POST /sweeps` → {"sweep_id", "run_ids", "count"}."""
+    return request(base_url, "POST", "/sweeps", json={"base": base, "grid": grid}).json()
+
+
+def cancel_run(base_url: str, run_id: str) -> dict[str, Any]:
+    """`POST /jobs/{run_id}/cancel` → the run as stored now."""
+    return request(base_url, "POST", f"/jobs/{run_id}/cancel").json()
+
+
+def retry_run(base_url: str, run_id: str) -> dict[str, Any]:
+    """`POST /jobs/{run_id}/retry` → the new run's {"run_id", "status", "version"}."""
+    return request(base_url, "POST", f"/jobs/{run_id}/retry").json()
+
+
+def predict(base_url: str, run_id: str, file_name: str, content: bytes, mime: str) -> dict[str, Any]:
+    """`POST /predict` (multipart) → {"run_id", "class_name", "probabilities": {class: p}}."""
+    return request(base_url, "POST", "/predict", files={"file": (file_name, content, mime)},
+                   data={"run_id": run_id}, timeout=PREDICT_TIMEOUT_S).json()

@@ -10,6 +10,13 @@ st.set_page_config(page_title="Paddy", page_icon="🌾", layout="wide")
 PAGES = {
     "Training": [
         st.Page("pages/live_monitor.py", title="Live monitor", icon="📈", default=True),
+        st.Page("pages/new_job.py", title="New job", icon="➕"),
+    ],
+    "Results": [
+        st.Page("pages/run_detail.py", title="Run detail", icon="🔎"),
+        st.Page("pages/compare.py", title="Compare", icon="📊"),
+        st.Page("pages/time_filter.py", title="Time filter", icon="🗓️"),
+        st.Page("pages/predict.py", title="Predict", icon="🌿"),
     ],
 }
 

@@ -18,9 +18,14 @@ STATUS_ICONS = {
 }
 # Runs whose silence means something: a heartbeat age is shown only for these.
 WATCHED_STATES = frozenset({"in_progress", "lost"})
+# Runs that have ended: the live monitor shows the most recent of them under the active ones.
+ENDED_STATES = ("completed", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "in_progress", "lost")
+# Rows that need someone's attention.
+ALARM_STATES = frozenset({"failed", "lost"})
 TABLE_COLUMNS = [
-    "run_id", "model", "version", "status", "progress", "epoch", "train_loss", "val_loss",
-    "train_acc", "val_acc", "started", "heartbeat", "error",
+    "run_id", "model", "version", "status", "progress", "epoch", "eta", "images_per_sec",
+    "train_loss", "val_loss", "train_acc", "val_acc", "started", "heartbeat", "error",
 ]
 CURVE_METRICS = ["train_loss", "val_loss", "train_acc", "val_acc"]
 
@@ -30,22 +35,67 @@ def status_label(status: str) -> str:
     return f"{STATUS_ICONS.get(status, '❔')} {status.replace('_', ' ')}"
 
 
+def epoch_fraction(run: Run) -> float:
+    """How far the running epoch is, 0–1, from the trainer's batch progress (0 when unknown)."""
+    progress_now = run.get("progress") or {}
+    batches = progress_now.get("batches") or 0
+    if run.get("status") != "in_progress" or batches <= 0:
+        return 0.0
+    if progress_now.get("epoch") not in (None, run.get("current_epoch")):
+        return 0.0  # progress of an epoch that has finished since
+    return min(max((progress_now.get("batch") or 0) / batches, 0.0), 1.0)
+
+
 def progress(run: Run) -> float:
-    """Fraction of the planned epochs done, 0–1; a completed run is done even if it stopped early."""
+    """Fraction of the planned epochs done, 0–1, counting the part of the running epoch done;
+    a completed run is done even if it stopped early."""
     if run.get("status") == "completed":
         return 1.0
     planned = run.get("epochs_planned") or 0
     if planned <= 0:
         return 0.0
-    return min(max((run.get("epochs_done") or 0) / planned, 0.0), 1.0)
+    done = (run.get("epochs_done") or 0) + epoch_fraction(run)
+    return min(max(done / planned, 0.0), 1.0)
+
+
+def eta_s(run: Run) -> float | None:
+    """Seconds until the run has trained every planned epoch, from its last epoch's time.
+
+    Early stopping can end it sooner; None when the run is not training or no epoch has a time.
+    """
+    epoch_time = (run.get("latest") or {}).get("epoch_time_sec")
+    if run.get("status") != "in_progress" or not epoch_time:
+        return None
+    remaining = (run.get("epochs_planned") or 0) - (run.get("epochs_done") or 0) - epoch_fraction(run)
+    return max(remaining, 0.0) * epoch_time
+
+
+def format_duration(seconds: float | None) -> str | None:
+    """'45 s', '3 min 5 s', '2 h 10 min'."""
+    if seconds is None:
+        return None
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s" if seconds % 60 else f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def shown_epoch(run: Run) -> int:
+    """The epoch being trained while the run is in progress, else the last one done."""
+    done = run.get("epochs_done") or 0
+    current = run.get("current_epoch") if run.get("status") == "in_progress" else None
+    return max(current or 0, done)
 
 
 def epoch_text(run: Run) -> str:
-    """'epoch k / N': the epoch being trained while the run is in progress, else the last done."""
-    planned = run.get("epochs_planned") or 0
-    done = run.get("epochs_done") or 0
-    current = run.get("current_epoch") if run.get("status") == "in_progress" else None
-    return f"epoch {max(current or 0, done)} / {planned}"
+    """'epoch k / N' (k: `shown_epoch`), and the batch within the running epoch when known."""
+    text = f"epoch {shown_epoch(run)} / {run.get('epochs_planned') or 0}"
+    batches = (run.get("progress") or {}).get("batches")
+    if epoch_fraction(run) > 0 and batches:
+        text += f" · batch {run['progress'].get('batch')} / {batches}"
+    return text
 
 
 def parse_time(value: str | datetime | None) -> pd.Timestamp | None:
@@ -57,9 +107,14 @@ def parse_time(value: str | datetime | None) -> pd.Timestamp | None:
 
 
 def heartbeat_age_s(run: Run, now: datetime) -> float | None:
-    """Seconds since the run's last event, for runs where that age matters."""
+    """Seconds since the run's last event, for runs where that age matters: the API's
+    `heartbeat_age_s` when it sends one, else from `heartbeat_at`."""
+    if run.get("status") not in WATCHED_STATES:
+        return None
+    if run.get("heartbeat_age_s") is not None:
+        return max(float(run["heartbeat_age_s"]), 0.0)
     heartbeat = parse_time(run.get("heartbeat_at"))
-    if heartbeat is None or run.get("status") not in WATCHED_STATES:
+    if heartbeat is None:
         return None
     return max((pd.Timestamp(now) - heartbeat).total_seconds(), 0.0)
 
@@ -91,6 +146,8 @@ def runs_frame(runs: Sequence[Run], now: datetime) -> pd.DataFrame:
             "status": status_label(run["status"]),
             "progress": progress(run),
             "epoch": epoch_text(run),
+            "eta": format_duration(eta_s(run)),
+            "images_per_sec": run.get("images_per_sec") if run.get("status") == "in_progress" else None,
             **{metric: latest.get(metric) for metric in CURVE_METRICS},
             "started": parse_time(run.get("start_time")),
             "heartbeat": format_age(heartbeat_age_s(run, now)),
@@ -98,7 +155,24 @@ def runs_frame(runs: Sequence[Run], now: datetime) -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     frame["started"] = pd.to_datetime(frame["started"], utc=True)
-    return frame.astype({metric: "float64" for metric in CURVE_METRICS})
+    return frame.astype({metric: "float64" for metric in [*CURVE_METRICS, "images_per_sec"]})
+
+
+def merge_runs(*listings: Sequence[Run]) -> list[Run]:
+    """The runs of several listings in order, each once (a run may change state in between)."""
+    seen: set[str] = set()
+    merged = []
+    for listing in listings:
+        for run in listing:
+            if run["run_id"] not in seen:
+                seen.add(run["run_id"])
+                merged.append(run)
+    return merged
+
+
+def alarms(runs: Sequence[Run]) -> list[Run]:
+    """The failed and lost runs among these, to name above the table."""
+    return [run for run in runs if run["status"] in ALARM_STATES]
 
 
 def default_run(runs: Sequence[Run]) -> str | None:

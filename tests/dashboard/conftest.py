@@ -1,6 +1,8 @@
 """A running API with recorded runs: redis-server, nx-27017, the recorder and the API as real
 processes on free ports; runs are recorded by publishing trainer events to the stream."""
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,9 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 import redis
 import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 from infra.local_stack import LocalStack, StackConfig
 from services.dashboard.settings import get_settings
@@ -19,7 +24,9 @@ from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import (
     SEQ_PER_ATTEMPT,
+    CheckpointSaved,
     EpochFinished,
+    EpochProgress,
     EpochStarted,
     RunCompleted,
     RunFailed,
@@ -31,6 +38,16 @@ from tests.conftest import free_port
 
 APP = Path(__file__).resolve().parents[2] / "services" / "dashboard" / "app.py"
 CLASSES = ["Bacterialblight", "Brownspot", "Leafsmut"]
+API_KEY = "dashboard-test-key"
+# The stack's API: development mode accepts a test key; predictions without a trainer give up fast.
+STACK_ENV = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "development", "PADDY_PREDICT_TIMEOUT_S": "2"}
+# The completed run's test split: 15 images per class.
+CONFUSION = [[14, 1, 0], [2, 12, 1], [0, 1, 14]]
+PER_CLASS = {
+    "Bacterialblight": {"precision": 14 / 16, "recall": 14 / 15, "f1": 0.9032, "support": 15},
+    "Brownspot": {"precision": 12 / 14, "recall": 12 / 15, "f1": 0.8276, "support": 15},
+    "Leafsmut": {"precision": 14 / 15, "recall": 14 / 15, "f1": 0.9333, "support": 15},
+}
 
 
 def utc(moment: datetime) -> datetime:
@@ -55,6 +72,8 @@ class RunPublisher:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     seq: int = SEQ_PER_ATTEMPT
     started_at: datetime | None = None
+    # Spec fields other than the defaults below, e.g. a sweep's learning rate.
+    spec: dict = field(default_factory=dict)
 
     def publish(self, event_type, at: datetime | None = None, **fields) -> None:
         self.seq += 1
@@ -63,8 +82,8 @@ class RunPublisher:
 
     def start(self, at: datetime | None = None) -> "RunPublisher":
         self.started_at = utc(at or datetime.now(UTC))
-        spec = {"model_name": self.model_name, "dataset": "x", "epochs": self.epochs, "batch_size": 32,
-                "learning_rate": 0.001, "dropout": 0.5, "image_size": 64, "version": self.version}
+        spec = {"model_name": self.model_name, "dataset": "tiny", "epochs": self.epochs, "patience": 10, "batch_size": 32,
+                "learning_rate": 0.001, "dropout": 0.5, "image_size": 64, "version": self.version, **self.spec}
         self.publish(RunStarted, at=self.started_at, spec=spec, attempt=1, worker="trainer-1@test",
                      device="cpu", epochs_planned=self.epochs, class_names=CLASSES,
                      split_sizes={"train": 210, "val": 45, "test": 45})
@@ -76,20 +95,32 @@ class RunPublisher:
             self.publish(EpochFinished, epoch=epoch, **epoch_metrics(epoch))
         return self
 
+    def progress(self, epoch: int, batch: int, batches: int, images_per_sec: float = 250.0) -> "RunPublisher":
+        self.publish(EpochProgress, epoch=epoch, batch=batch, batches=batches, running_loss=0.5,
+                     running_acc=0.8, images_per_sec=images_per_sec)
+        return self
+
+    def checkpoint(self, epoch: int) -> "RunPublisher":
+        self.publish(CheckpointSaved, epoch=epoch, kind="best", path=f"{self.run_id}/best.pt")
+        return self
+
     def fail(self, error_type: str, message: str) -> "RunPublisher":
         self.publish(RunFailed, error_type=error_type, message=message, traceback_tail="...")
         return self
 
-    def complete(self, epochs_run: int) -> "RunPublisher":
+    def complete(self, epochs_run: int, test_accuracy: float = 0.87) -> "RunPublisher":
+        """A finished run; its curves end where epoch_metrics(epochs_run) puts them."""
         last = epoch_metrics(epochs_run)
         summary = TrainingSummary(
             run_id=self.run_id, model_name=self.model_name, version=self.version, num_classes=3,
-            dropout=0.5, feature_extraction=False, batch_size=32, learning_rate=0.001,
+            dropout=0.5, feature_extraction=False, batch_size=32,
+            learning_rate=self.spec.get("learning_rate", 0.001),
             early_stopped=epochs_run < self.epochs, epochs_run=epochs_run,
-            train_accuracy=last["train_acc"], val_accuracy=last["val_acc"], test_accuracy=0.87,
+            train_accuracy=last["train_acc"], val_accuracy=last["val_acc"], test_accuracy=test_accuracy,
             best_val_loss=last["val_loss"], duration_minutes=1.5, start_time=self.started_at,
-            end_time=utc(datetime.now(UTC)), test_loss=0.41, class_names=CLASSES, dataset="x",
-            image_size=64, seed=42,
+            end_time=utc(datetime.now(UTC)), test_loss=0.41, class_names=CLASSES, dataset="tiny",
+            image_size=64, seed=42, test_f1_macro=0.888, confusion_matrix=CONFUSION, per_class=PER_CLASS,
+            best_epoch=epochs_run,
         )
         self.publish(RunCompleted, summary=summary)
         return self
@@ -108,7 +139,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     config = StackConfig(
         state_dir=tmp_path_factory.mktemp("dashboard-stack"),
         services=("redis", "mongo", "recorder", "api"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(), extra_env=STACK_ENV,
     )
     with LocalStack(config) as running:
         # POST /jobs checks that the dataset exists; no trainer runs, so the job stays queued.
@@ -130,7 +161,7 @@ def events(stack: LocalStack) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def api(api_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url, timeout=10) as client:
+    with httpx.Client(base_url=api_url, timeout=10, headers={"X-API-Key": API_KEY}) as client:
         yield client
 
 
@@ -154,7 +185,7 @@ def recorded_runs(api: httpx.Client, events: redis.Redis) -> RecordedRuns:
     completed = RunPublisher(events, epochs=3).start(at=now - timedelta(minutes=30))
     for epoch in (1, 2, 3):
         completed.epoch(epoch)
-    completed.complete(epochs_run=3)
+    completed.checkpoint(3).complete(epochs_run=3)
 
     failed = RunPublisher(events, model_name="mobilenet_v2", epochs=4).start(at=now - timedelta(minutes=20))
     failed.epoch(1).epoch(2, finish=False)
@@ -166,12 +197,12 @@ def recorded_runs(api: httpx.Client, events: redis.Redis) -> RecordedRuns:
     queued = response.json()["run_id"]
 
     running = RunPublisher(events, model_name="resnet50", epochs=5).start()
-    running.epoch(1).epoch(2).epoch(3, finish=False)
+    running.epoch(1).epoch(2).epoch(3, finish=False).progress(3, batch=5, batches=10, images_per_sec=250.0)
 
     expected = {completed.run_id: "completed", failed.run_id: "failed", queued: "queued",
                 running.run_id: "in_progress"}
     wait_for(api, lambda client: expected.items() <= statuses(client).items()
-             and client.get(f"/jobs/{running.run_id}").json()["current_epoch"] == 3)
+             and (client.get(f"/jobs/{running.run_id}").json()["progress"] or {}).get("batch") == 5)
     return RecordedRuns(completed.run_id, failed.run_id, running.run_id, queued)
 
 
@@ -181,7 +212,7 @@ def empty_api_url(tmp_path_factory) -> Iterator[str]:
     database name from the same collections, so another database would not be empty."""
     config = StackConfig(
         state_dir=tmp_path_factory.mktemp("empty-stack"), services=("redis", "mongo", "api"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(), extra_env=STACK_ENV,
     )
     with LocalStack(config) as running:
         yield running.urls()["api"]
@@ -191,10 +222,58 @@ def empty_api_url(tmp_path_factory) -> Iterator[str]:
 def dashboard_env(monkeypatch) -> Callable[[str], None]:
     """Point the dashboard at an API; its settings and caches start afresh."""
 
-    def point_at(url: str) -> None:
+    def point_at(url: str, api_key: str | None = API_KEY) -> None:
         monkeypatch.setenv("PADDY_API_URL", url)
+        if api_key is None:
+            monkeypatch.delenv("PADDY_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("PADDY_API_KEY", api_key)
         get_settings.cache_clear()
         st.cache_data.clear()
 
     yield point_at
     get_settings.cache_clear()
+
+
+def page(path: str, query_params: dict[str, str] | None = None) -> AppTest:
+    """One page of the dashboard, through app.py's navigation, run once without an exception."""
+    app = AppTest.from_file(str(APP), default_timeout=30)
+    app.switch_page(path)
+    for name, value in (query_params or {}).items():
+        app.query_params[name] = value
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def plotly_figures(app: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures by title, as the browser receives them."""
+    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return {figure["layout"]["title"]["text"]: figure for figure in figures}
+
+
+def trace_values(array) -> list:
+    """A trace's x or y: plotly sends numeric arrays as base64 {"dtype", "bdata"}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def axis_titles(figure: dict) -> tuple[str, str]:
+    layout = figure["layout"]
+    return layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]
+
+
+def table_with(app: AppTest, column: str, without: str | None = None) -> pd.DataFrame:
+    """The page's first table that has this column, and not the other (AppTest does not expose a
+    table's key)."""
+    for table in app.dataframe:
+        frame = table.value
+        if column in frame.columns and without not in frame.columns:
+            return frame
+    raise AssertionError(f"no table with a {column!r} column; tables: {[list(t.value.columns) for t in app.dataframe]}")
+
+
+def links(app: AppTest) -> dict[str, str]:
+    """The page's links to other pages: label → query string."""
+    return {link.proto.label: link.proto.query_string for link in app.get("page_link")}

@@ -39,3 +39,37 @@ def test_a_closed_port_is_unavailable_not_a_crash(dashboard_env):
         api_client.list_runs(url)
     with pytest.raises(ApiUnavailable):
         api_client.health(url)
+
+
+def test_a_checkpoint_downloads_as_bytes(recorded_runs, stack, api_url, dashboard_env):
+    dashboard_env(api_url)
+    best = stack.state_dir / "artifacts" / recorded_runs.completed / "best.pt"
+    best.parent.mkdir(parents=True, exist_ok=True)
+    best.write_bytes(b"checkpoint bytes")
+
+    assert api_client.checkpoint(api_url, recorded_runs.completed) == b"checkpoint bytes"
+    with pytest.raises(ApiError) as error:
+        api_client.checkpoint(api_url, recorded_runs.failed)
+    assert error.value.status_code == 404
+
+
+def test_writes_carry_the_api_key_and_a_missing_key_is_a_401(api_url, dashboard_env):
+    spec = {"model_name": "custom_cnn", "dataset": "tiny", "epochs": 1}
+    dashboard_env(api_url)
+    assert api_client.create_job(api_url, spec)["status"] == "queued"
+
+    dashboard_env(api_url, api_key=None)
+    with pytest.raises(ApiError) as error:
+        api_client.create_job(api_url, spec)
+    assert error.value.status_code == 401
+
+
+def test_a_422_names_the_field_and_the_reason(api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    with pytest.raises(ApiError) as error:
+        api_client.create_job(api_url, {"model_name": "alexnet", "dataset": "tiny"})
+
+    assert error.value.status_code == 422
+    assert error.value.detail.startswith("model_name: ")
+    assert "alexnet" in error.value.detail

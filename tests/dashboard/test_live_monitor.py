@@ -55,7 +55,9 @@ def test_table_shows_every_run_with_status_progress_and_error(recorded_runs, api
     assert rows.loc[[runs.running, runs.queued, runs.failed, runs.completed], "status"].tolist() == [
         "🔄 in progress", "⏳ queued", "❌ failed", "✅ completed"]
     assert rows.index.get_loc(runs.running) < rows.index.get_loc(runs.failed)  # newest first
-    assert rows.loc[runs.running, ["progress", "epoch"]].tolist() == [0.4, "epoch 3 / 5"]
+    # Two epochs done and half of the third (batch 5 of 10); 2.5 epochs of 12.5 s left.
+    assert rows.loc[runs.running, ["progress", "epoch", "eta", "images_per_sec"]].tolist() == [
+        0.5, "epoch 3 / 5 · batch 5 / 10", "31 s", 250.0]
     assert rows.loc[runs.queued, ["progress", "epoch", "model", "version"]].tolist() == [
         0.0, "epoch 0 / 7", "custom_cnn", "v9"]
     assert rows.loc[runs.failed, ["progress", "epoch"]].tolist() == [0.25, "epoch 1 / 4"]
@@ -66,7 +68,18 @@ def test_table_shows_every_run_with_status_progress_and_error(recorded_runs, api
     assert rows.loc[runs.completed, "val_acc"] == pytest.approx(1 - 0.5 / 3)
     assert rows.loc[runs.running, "heartbeat"].endswith(" ago")
     assert pd.isna(rows.loc[runs.completed, "heartbeat"])
+    assert rows.loc[[runs.completed, runs.queued], "eta"].isna().all()
     assert not app.error
+
+
+def test_failed_runs_are_tinted_to_stand_out(recorded_runs, api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    app = run_app()
+
+    styles = app.dataframe[0].proto.arrow_data.styler.styles
+    assert "background-color: rgba(255, 75, 75, 0.18)" in styles
+    assert "Details of run" in app.get("page_link")[0].proto.label
 
 
 def test_newest_running_run_is_selected_with_its_loss_and_accuracy_curves(recorded_runs, api_url,
@@ -153,5 +166,17 @@ def test_no_runs_yet_says_how_to_queue_one(empty_api_url, dashboard_env):
     app = run_app()
 
     assert [info.value for info in app.info] == [
-        "No runs yet — queue one with `POST /jobs` or `paddy demo`."]
+        "No runs yet — queue one on the New job page, with `POST /jobs`, or with `paddy demo`."]
     assert not app.dataframe and not app.error
+
+
+def test_the_selected_run_is_summed_up_above_its_curves(recorded_runs, api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    app = run_app()
+
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["status"] == "🔄 in progress"
+    assert metrics["epoch"] == "3 / 5"
+    assert (metrics["progress"], metrics["ETA"], metrics["images/s"]) == ("50%", "31 s", "250")
+    assert metrics["heartbeat"].endswith(" ago")

@@ -137,3 +137,51 @@ def test_no_finished_epochs():
     assert runs.finished_epochs([]).empty
     assert runs.finished_epochs([epoch(1, finished=False)]).empty
     assert runs.running_epoch([epoch(1)]) is None
+
+
+def test_progress_counts_the_part_of_the_running_epoch_done():
+    running = run(epochs_done=2, current_epoch=3, progress={"epoch": 3, "batch": 5, "batches": 10})
+
+    assert runs.epoch_fraction(running) == 0.5
+    assert runs.progress(running) == pytest.approx(0.5)
+    assert runs.epoch_text(running) == "epoch 3 / 5 · batch 5 / 10"
+    stale = run(epochs_done=3, current_epoch=4, progress={"epoch": 3, "batch": 10, "batches": 10})
+    assert runs.epoch_fraction(stale) == 0.0  # that epoch has finished since
+
+
+def test_eta_is_the_epochs_left_at_the_last_epochs_speed():
+    running = run(epochs_done=2, current_epoch=3, latest={"epoch_time_sec": 20.0},
+                  progress={"epoch": 3, "batch": 1, "batches": 4})
+
+    assert runs.eta_s(running) == pytest.approx((5 - 2 - 0.25) * 20.0)
+    assert runs.eta_s(run(latest={})) is None
+    assert runs.eta_s(run(status="completed", latest={"epoch_time_sec": 3.0})) is None
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, None), (44.6, "45 s"), (185, "3 min 5 s"), (120, "2 min"),
+                                               (7800, "2 h 10 min")])
+def test_format_duration(seconds, text):
+    assert runs.format_duration(seconds) == text
+
+
+def test_the_apis_heartbeat_age_wins_over_the_clock():
+    assert runs.heartbeat_age_s(run(heartbeat_age_s=4.2, heartbeat_at=NOW - timedelta(hours=1)), NOW) == 4.2
+    assert runs.heartbeat_age_s(run(status="completed", heartbeat_age_s=4.2), NOW) is None
+
+
+def test_images_per_sec_shows_only_while_training():
+    frame = runs.runs_frame([run(images_per_sec=312.0), run(run_id="r2", status="failed", images_per_sec=300.0)], NOW)
+
+    assert frame["images_per_sec"].tolist()[0] == 312.0 and pd.isna(frame["images_per_sec"].tolist()[1])
+
+
+def test_merge_keeps_the_first_listing_order_and_each_run_once():
+    active = [run(run_id="a"), run(run_id="b")]
+    ended = [run(run_id="c", status="completed"), run(run_id="a", status="completed")]
+
+    assert [r["run_id"] for r in runs.merge_runs(active, ended)] == ["a", "b", "c"]
+
+
+def test_alarms_are_the_failed_and_lost_runs():
+    listed = [run(run_id="a"), run(run_id="b", status="failed"), run(run_id="c", status="lost")]
+    assert [r["run_id"] for r in runs.alarms(listed)] == ["b", "c"]

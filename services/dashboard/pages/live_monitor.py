@@ -1,21 +1,25 @@
-"""Live monitor: every run's state, and the selected run's curves growing epoch by epoch.
+"""Live monitor: every queued, running and recently ended run, and the selected run's curves
+growing epoch by epoch.
 
-The live part is a fragment that reruns on its own every `refresh_s`: nothing to click, and
-when the API comes back after an outage the page recovers by itself.
+The live part is a fragment that reruns on its own every `refresh_s`: nothing to click, no
+full-page rerun, and when the API comes back after an outage the page recovers by itself.
 """
 
 from datetime import UTC, datetime
 
+import pandas as pd
 import streamlit as st
 
-from services.dashboard import api_client, charts, runs
+from services.dashboard import api_client, charts, runs, ui
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
-RUNS_SHOWN = 100
+ACTIVE_SHOWN = 200
+RECENT_SHOWN = 20
 SELECTED_RUN = "live_monitor.run"
 # Set once the viewer picks a run; until then the picker follows the newest running run.
 PINNED = "live_monitor.pinned"
+ALARM_STYLE = "background-color: rgba(255, 75, 75, 0.18)"
 
 settings = get_settings()
 
@@ -26,9 +30,12 @@ COLUMNS = {
     "status": st.column_config.TextColumn("status"),
     "progress": st.column_config.ProgressColumn(
         "progress", min_value=0.0, max_value=1.0, format="percent", width="small",
-        help="epochs done / epochs planned (early stopping may end a run sooner)",
+        help="epochs done (and the part of the running epoch done) / epochs planned; "
+             "early stopping may end a run sooner",
     ),
-    "epoch": st.column_config.TextColumn("epoch", help="epoch k of at most N"),
+    "epoch": st.column_config.TextColumn("epoch", help="epoch k of at most N, batch within the running epoch"),
+    "eta": st.column_config.TextColumn("ETA", help="time left for every planned epoch at the last epoch's speed"),
+    "images_per_sec": st.column_config.NumberColumn("images/s", format="%.0f"),
     "train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
     "val_loss": st.column_config.NumberColumn("val loss", format="%.4f"),
     "train_acc": st.column_config.NumberColumn("train acc", format="percent"),
@@ -43,12 +50,32 @@ COLUMNS = {
 }
 
 
-def show_runs_table(listing: dict) -> None:
-    frame = runs.runs_frame(listing["data"], now=datetime.now(UTC))
-    st.dataframe(frame, hide_index=True, column_config=COLUMNS, width="stretch", placeholder="",
-                 key="live_monitor.runs")
-    if listing["count"] > len(listing["data"]):
-        st.caption(f"The newest {len(listing['data'])} of {listing['count']} runs.")
+def highlight_alarms(frame: pd.DataFrame):
+    """Failed and lost rows tinted red, so they stand out in a long table."""
+    alarm = frame["status"].isin([runs.status_label(state) for state in runs.ALARM_STATES])
+    return frame.style.apply(lambda row: [ALARM_STYLE if alarm[row.name] else ""] * len(row), axis=1)
+
+
+def fetch_runs() -> tuple[list[dict], int]:
+    """Queued, running and lost runs, then the most recently ended ones; and how many are active."""
+    active = api_client.list_runs(settings.api_url, limit=ACTIVE_SHOWN, status=runs.ACTIVE_STATES)
+    ended = api_client.list_runs(settings.api_url, limit=RECENT_SHOWN, status=runs.ENDED_STATES,
+                                 sort="-end_time")
+    return runs.merge_runs(active["data"], ended["data"]), active["count"]
+
+
+def show_runs_table(all_runs: list[dict], active_count: int) -> None:
+    for run in runs.alarms(all_runs):
+        if run["status"] == "lost":
+            st.warning(f"Run {run['run_id']} ({run['model_name']} {run['version']}) is lost: "
+                       f"no heartbeat for {runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC)))}.",
+                       icon="⚠️")
+    frame = runs.runs_frame(all_runs, now=datetime.now(UTC))
+    st.dataframe(highlight_alarms(frame), hide_index=True, column_config=COLUMNS, width="stretch",
+                 placeholder="", key="live_monitor.runs")
+    shown_active = sum(run["status"] in runs.ACTIVE_STATES for run in all_runs)
+    if active_count > shown_active:
+        st.caption(f"The newest {shown_active} of {active_count} queued, running or lost runs.")
 
 
 def pick_run(all_runs: list[dict]) -> str:
@@ -62,8 +89,20 @@ def pick_run(all_runs: list[dict]) -> str:
     )
 
 
-def show_run_curves(run_id: str) -> None:
-    epochs = api_client.run_epochs(settings.api_url, run_id)
+def show_selected(run: dict) -> None:
+    """The picked run at a glance; the epoch here is what grows while it trains."""
+    status, epoch, progress, eta, speed, heartbeat = st.columns([2, 1, 1, 1.5, 1, 1])
+    status.metric("status", runs.status_label(run["status"]))
+    epoch.metric("epoch", f"{runs.shown_epoch(run)} / {run.get('epochs_planned') or 0}")
+    progress.metric("progress", f"{runs.progress(run):.0%}")
+    eta.metric("ETA", runs.format_duration(runs.eta_s(run)) or "—")
+    speed.metric("images/s", f"{run['images_per_sec']:.0f}"
+                 if run.get("images_per_sec") and run["status"] == "in_progress" else "—")
+    heartbeat.metric("heartbeat", runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC))) or "—")
+
+
+def show_run_curves(run: dict) -> None:
+    epochs = api_client.run_epochs(settings.api_url, run["run_id"])
     finished = runs.finished_epochs(epochs)
     running = runs.running_epoch(epochs)
     if finished.empty:
@@ -77,30 +116,21 @@ def show_run_curves(run_id: str) -> None:
         st.caption(f"Epoch {running} is running.")
 
 
-def show_api_problem(error: ApiUnavailable | ApiError) -> None:
-    retry = f"This page retries by itself every {settings.refresh_s:g} s."
-    if isinstance(error, ApiUnavailable):
-        st.error(f"The API at {settings.api_url} is unreachable ({error.reason}). {retry}", icon="🔌")
-        return
-    st.error(f"The API at {settings.api_url} answered {error.status_code}: {error.detail}. {retry}")
-    if error.status_code >= 500:
-        try:
-            st.caption(f"API health: {api_client.health(settings.api_url)}")
-        except ApiUnavailable:
-            pass  # it went away meanwhile: the next refresh says so
-
-
 @st.fragment(run_every=settings.refresh_s)
 def live_view() -> None:
     try:
-        listing = api_client.list_runs(settings.api_url, limit=RUNS_SHOWN)
-        if not listing["data"]:
-            st.info("No runs yet — queue one with `POST /jobs` or `paddy demo`.")
+        all_runs, active_count = fetch_runs()
+        if not all_runs:
+            ui.no_runs_yet()
             return
-        show_runs_table(listing)
-        show_run_curves(pick_run(listing["data"]))
+        show_runs_table(all_runs, active_count)
+        run_id = pick_run(all_runs)
+        selected = next(run for run in all_runs if run["run_id"] == run_id)
+        show_selected(selected)
+        show_run_curves(selected)
+        ui.link_to_run(run_id, label=f"Details of run {run_id}")
     except (ApiUnavailable, ApiError) as error:
-        show_api_problem(error)
+        ui.show_api_problem(error)
 
 
 st.title("Live monitor")

@@ -1,0 +1,158 @@
+"""Run detail: one run's settings, results, curves, confusion matrix and epochs; cancel, retry,
+checkpoint download. The run comes from the picker or the `run_id` query parameter."""
+
+import streamlit as st
+
+from services.dashboard import api_client, charts, detail, runs, ui
+from services.dashboard.api_client import ApiError, ApiUnavailable
+from services.dashboard.settings import get_settings
+
+RUNS_LISTED = 500
+PICKED = "run_detail.run"
+
+settings = get_settings()
+
+
+def pick_run() -> str | None:
+    listing = api_client.list_runs(settings.api_url, limit=RUNS_LISTED)
+    by_id = {run["run_id"]: run for run in listing["data"]}
+    wanted = st.query_params.get("run_id")
+    if wanted and wanted not in by_id:
+        try:  # an older run than the list holds, or an archived one
+            by_id = {wanted: api_client.get_run(settings.api_url, wanted), **by_id}
+        except ApiError as error:
+            if error.status_code != 404:
+                raise
+            st.warning(f"Run {wanted} does not exist; pick another.")
+            wanted = None
+    if not by_id:
+        ui.no_runs_yet()
+        return None
+    options = list(by_id)
+    run_id = st.selectbox(
+        "Run (type to search by id, model or version)", options, key=PICKED,
+        index=options.index(wanted) if wanted in by_id else 0,
+        format_func=lambda run_id: runs.run_option_label(by_id[run_id]),
+    )
+    st.query_params["run_id"] = run_id
+    return run_id
+
+
+def actions(run: dict) -> None:
+    row = st.container(horizontal=True)
+    cancel = retry = download = row
+    if detail.can_cancel(run) and cancel.button("Cancel run", icon="🛑", key="run_detail.cancel"):
+        try:
+            api_client.cancel_run(settings.api_url, run["run_id"])
+            api_client.get_run.clear()
+            st.success("Cancel requested: a running job stops within one batch.")
+        except (ApiUnavailable, ApiError) as error:
+            ui.show_write_problem(error)
+    if detail.can_retry(run) and retry.button("Retry", icon="🔁", key="run_detail.retry"):
+        try:
+            created = api_client.retry_run(settings.api_url, run["run_id"])
+            st.session_state["run_detail.retried"] = created
+        except (ApiUnavailable, ApiError) as error:
+            ui.show_write_problem(error)
+    if detail.has_checkpoint(run):
+        download.download_button(
+            "Best checkpoint", icon="💾", file_name=f"{run['run_id']}-best.pt",
+            mime="application/octet-stream", on_click="ignore", key="run_detail.checkpoint",
+            data=lambda: api_client.checkpoint(settings.api_url, run["run_id"]),
+        )
+    retried = st.session_state.get("run_detail.retried")
+    if retried:
+        st.success(f"Queued run {retried['run_id']} ({retried['version']}) with the same spec.")
+        ui.link_to_run(retried["run_id"])
+
+
+def header(run: dict) -> None:
+    st.subheader(f"{run['model_name']} {run['version']} · {runs.status_label(run['status'])}")
+    if run.get("error"):
+        st.error(run["error"])
+    if run["status"] == "lost":
+        st.warning("This run stopped sending heartbeats; retry it to start again from its last checkpoint.")
+    if run.get("retry_of"):
+        ui.link_to_run(run["retry_of"], label=f"Retry of run {run['retry_of']}")
+
+
+def results(run: dict) -> None:
+    settings_column, metrics_column = st.columns([1, 1])
+    table = detail.settings_table(run)
+    # Tall enough for every row: a settings table that scrolls hides the last ones.
+    settings_column.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3,
+                              key="run_detail.settings")
+    values = detail.result_metrics(run)
+    for row in (("train accuracy", "val accuracy", "test accuracy"), ("test F1 (macro)", "best val loss", "duration")):
+        for column, label in zip(metrics_column.columns(3), row, strict=True):
+            column.metric(label, values[label])
+    if values["start (UTC)"] == "—":
+        metrics_column.caption("Not started yet.")
+    else:
+        metrics_column.caption(f"Started {values['start (UTC)']} UTC"
+                               + ("." if values["end (UTC)"] == "—" else f", ended {values['end (UTC)']} UTC."))
+
+
+def curves(run: dict) -> None:
+    epochs = api_client.run_epochs(settings.api_url, run["run_id"])
+    finished = runs.finished_epochs(epochs)
+    if finished.empty:
+        st.info("No epoch has finished yet; the curves appear as epochs finish.")
+        return
+    loss, accuracy = st.columns(2)
+    loss.plotly_chart(charts.curves_figure(finished, "loss"), key="run_detail.loss")
+    accuracy.plotly_chart(charts.curves_figure(finished, "accuracy"), key="run_detail.accuracy")
+    frame = detail.epochs_frame(epochs)
+    timed = frame.dropna(subset=["epoch_time_sec"])
+    if not timed.empty:
+        st.plotly_chart(charts.epoch_time_figure(timed), key="run_detail.epoch_time")
+    with st.expander(f"Epochs ({len(frame)})"):
+        st.dataframe(frame, hide_index=True, width="stretch", key="run_detail.epochs", column_config={
+            "train_acc": st.column_config.NumberColumn("train acc", format="percent"),
+            "val_acc": st.column_config.NumberColumn("val acc", format="percent"),
+            "epoch_time_sec": st.column_config.NumberColumn("epoch time (s)", format="%.1f"),
+        })
+
+
+def evaluation(run: dict) -> None:
+    summary = run.get("summary") or {}
+    if not summary.get("confusion_matrix"):
+        st.info("The confusion matrix and per-class scores appear once the run has completed "
+                "and been evaluated on its test split.")
+        return
+    matrix, per_class = st.columns(2)
+    matrix.plotly_chart(charts.confusion_figure(summary["confusion_matrix"], summary["class_names"]),
+                        key="run_detail.confusion")
+    scores = detail.per_class_frame(summary)
+    per_class.plotly_chart(charts.per_class_figure(scores), key="run_detail.per_class")
+    st.dataframe(scores, hide_index=True, width="stretch", key="run_detail.per_class_table", column_config={
+        name: st.column_config.NumberColumn(name, format="percent") for name in ("precision", "recall", "f1")
+    })
+
+
+def show_run(run_id: str) -> None:
+    try:
+        run = api_client.get_run(settings.api_url, run_id)
+        header(run)
+        actions(run)
+        results(run)
+        curves(run)
+        evaluation(run)
+    except (ApiUnavailable, ApiError) as error:
+        ui.show_api_problem(error)
+
+
+def body() -> None:
+    run_id = pick_run()
+    if run_id is None:
+        return
+    status = api_client.get_run(settings.api_url, run_id)["status"]
+    if status in runs.ACTIVE_STATES:
+        # A run still training refreshes on its own, like the live monitor.
+        st.fragment(show_run, run_every=settings.refresh_s)(run_id)
+    else:
+        show_run(run_id)
+
+
+st.title("Run detail")
+ui.api_page(body)

@@ -1,0 +1,212 @@
+"""The dashboard in a real browser on the live local stack: queue a job from the New job form,
+watch its epochs grow on the live monitor without a page reload, open its detail page, predict
+with it, compare it with a sweep; a screenshot of every page.
+
+Debian's Chromium (`apt-get install chromium`) driven by Playwright's sync API, headless; the
+stack is redis-server, nx-27017, recorder, API, one Celery trainer and Streamlit on free ports.
+"""
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.local_stack import LocalStack, StackConfig
+from shared.datasets.synth import synthesize_dataset
+from tests.conftest import free_port, wait_for_run
+
+pytestmark = pytest.mark.integration
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' installs playwright")
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip("no chromium on PATH: `apt-get install chromium` (make install does)", allow_module_level=True)
+
+API_KEY = "browser-test-key"
+DATASET = "leaves"
+EPOCHS = 10
+# Streamlit's own timeout per action; training steps get their own, longer waits.
+UI_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    state_dir = tmp_path_factory.mktemp("browser-stack")
+    # Small images: an epoch of the custom CNN takes about a second on 2 free CPU cores (ten
+    # times that while other processes load them), long enough to watch epochs go by.
+    synthesize_dataset(state_dir / "data" / DATASET, per_class=100, size=64, seed=3)
+    config = StackConfig(
+        state_dir=state_dir, services=("redis", "mongo", "recorder", "api", "trainer", "dashboard"),
+        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(), dashboard_port=free_port(),
+        extra_env={"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "development", "PADDY_REFRESH_S": "1",
+                   "PADDY_HEARTBEAT_INTERVAL_S": "2"},
+    )
+    with LocalStack(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.urls()["api"], timeout=30, headers={"X-API-Key": API_KEY}) as client:
+        yield client
+
+
+@pytest.fixture
+def page(stack, tmp_path, monkeypatch):
+    # Chromium writes its profile and caches under these; keep them out of the home directory.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage",
+                                                   # WebGL without a GPU: Plotly draws parallel coordinates with it.
+                                                   "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        context = browser.new_context(viewport={"width": 1440, "height": 1000}, timezone_id="UTC")
+        tab = context.new_page()
+        tab.set_default_timeout(UI_TIMEOUT_MS)
+        yield tab
+        context.close()
+        browser.close()
+
+
+def navigations(page) -> int:
+    """Full page loads of this tab: Streamlit's own page switches and refreshes are not loads."""
+    return page.evaluate("performance.getEntriesByType('navigation').length")
+
+
+def metric(page, label: str) -> str | None:
+    """The value of the st.metric with this label, as shown; None when there is none."""
+    for box in page.locator('[data-testid="stMetric"]').all():
+        shown = box.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        if shown == label:
+            return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return None
+
+
+def open_page(page, title: str) -> None:
+    """Click a page in the sidebar navigation and wait for its title."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title if title != "Compare" else "Compare runs").first.wait_for()
+
+
+def settle(page, charts: int = 0, timeout_s: float = 30) -> None:
+    """Until the script has finished and at least `charts` Plotly charts have drawn."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count()
+        drawn = page.locator(".js-plotly-plot .main-svg").count()
+        if not running and drawn >= charts:
+            page.wait_for_timeout(700)  # let the last charts finish their transitions
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the page did not settle with {charts} charts within {timeout_s} s")
+
+
+def shoot(page, path: Path) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so the viewport grows to fit it."""
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+    page.wait_for_timeout(800)  # Plotly redraws at the new size
+    page.screenshot(path=path, full_page=True)
+    page.set_viewport_size(size)
+
+
+def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, artifacts_dir: Path):
+    page.goto(stack.urls()["dashboard"])
+    page.get_by_role("heading", name="Live monitor").wait_for()
+    page.evaluate("window.paddyLoaded = Date.now()")  # gone if the page ever reloads
+    loads = navigations(page)
+
+    # Queue a job from the New job form.
+    open_page(page, "New job")
+    page.get_by_label("Dataset", exact=True).fill(DATASET)
+    for label, value in (("epochs", EPOCHS), ("batch size", 16), ("image size", 64), ("patience", EPOCHS)):
+        field = page.get_by_label(label, exact=True)
+        field.fill(str(value))
+        field.press("Tab")
+    page.get_by_role("heading", name="New job").click()  # no input keeps the focus
+    settle(page)
+    shoot(page, artifacts_dir / "new-job.png")
+    page.get_by_role("button", name=re.compile("Queue job")).click()
+    queued = page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Queued run")
+    run_id = re.search(r"Queued run (\w+)", queued.inner_text()).group(1)
+    spec = api.get(f"/jobs/{run_id}").json()["spec"]
+    assert (spec["dataset"], spec["epochs"], spec["image_size"], spec["batch_size"]) == (DATASET, EPOCHS, 64, 16)
+
+    # The live monitor shows its epochs grow while the page stays the same page.
+    page.get_by_role("link", name=re.compile("Watch it on the live monitor")).click()
+    page.get_by_role("heading", name="Live monitor").wait_for()
+    seen: list[int] = []
+    deadline = time.monotonic() + 480
+    screenshot_taken = False
+    while time.monotonic() < deadline:
+        status = api.get(f"/jobs/{run_id}").json()["status"]
+        try:
+            shown = metric(page, "epoch")
+        except sync_api.Error:  # the fragment replaced the element while it was read
+            shown = None
+        selected = page.get_by_role("link", name=f"Details of run {run_id}").count()
+        if selected and shown:
+            epoch = int(shown.split("/")[0])
+            if not seen or epoch != seen[-1]:
+                seen.append(epoch)
+            if not screenshot_taken and epoch >= EPOCHS // 2 and page.locator(".js-plotly-plot").count() >= 2:
+                page.wait_for_timeout(600)
+                page.screenshot(path=artifacts_dir / "live-monitor.png", full_page=True)
+                screenshot_taken = True
+        if status in ("completed", "failed", "cancelled", "lost"):
+            break
+        page.wait_for_timeout(300)
+    if len(set(seen)) < 3:
+        page.screenshot(path=artifacts_dir / "live-monitor-failed.png", full_page=True)
+    assert status == "completed", f"run {run_id} ended {status}"
+    distinct = sorted(set(seen))
+    assert len(distinct) >= 3 and seen == sorted(seen), f"epochs seen on the live monitor: {seen}"
+    assert navigations(page) == loads and page.evaluate("window.paddyLoaded") is not None  # never reloaded
+    assert screenshot_taken
+
+    # Its detail page, once complete: results, curves, confusion matrix.
+    page.wait_for_timeout(1500)  # the monitor's next refresh shows it completed
+    page.get_by_role("link", name=f"Details of run {run_id}").click()
+    page.get_by_role("heading", name=re.compile(r"custom_cnn v\d+ · ✅ completed")).wait_for()
+    settle(page, charts=5)
+    assert metric(page, "test accuracy").endswith("%")
+    assert page.get_by_role("button", name=re.compile("Best checkpoint")).count() == 1
+    shoot(page, artifacts_dir / "run-detail.png")
+
+    # A prediction with the new run, on a photo from its dataset.
+    open_page(page, "Predict")
+    photo = next((stack.state_dir / "data" / DATASET / "Brownspot").glob("*.png"))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    page.get_by_role("button", name=re.compile("Predict")).click()
+    page.locator('[data-testid="stMetricLabel"]', has_text="most likely").wait_for(timeout=90_000)
+    settle(page, charts=1)
+    assert metric(page, "most likely") in {"Bacterialblight", "Brownspot", "Leafsmut"}
+    shoot(page, artifacts_dir / "predict.png")
+
+    # A small sweep next to it (4 runs), then the compare page overlays the best three runs.
+    sweep = api.post("/sweeps", json={
+        "base": {"model_name": "custom_cnn", "dataset": DATASET, "epochs": 3, "image_size": 64, "patience": 3},
+        "grid": {"learning_rate": [0.003, 0.0003], "batch_size": [16, 32]},
+    })
+    assert sweep.status_code == 202, sweep.text
+    for swept in sweep.json()["run_ids"]:
+        assert wait_for_run(api, swept, "completed", "failed", timeout_s=300)["status"] == "completed"
+    open_page(page, "Compare")
+    settle(page, charts=6)
+    assert page.get_by_role("heading", name="Best run per model").count() == 1
+    shoot(page, artifacts_dir / "compare.png")
+
+    open_page(page, "Time filter")
+    settle(page, charts=1)
+    assert metric(page, "runs started") == "5"
+    shoot(page, artifacts_dir / "time-filter.png")
+
+    open_page(page, "Run detail")
+    settle(page)
+    assert navigations(page) == loads  # every page switch stayed inside the one page load

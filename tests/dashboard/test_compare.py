@@ -1,0 +1,152 @@
+"""The compare page against a running API with recorded runs (and a sweep of its own)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.dashboard.conftest import (
+    RunPublisher,
+    axis_titles,
+    page,
+    plotly_figures,
+    statuses,
+    table_with,
+    trace_values,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+PAGE = "pages/compare.py"
+
+
+@pytest.fixture(scope="module")
+def mobilenets(recorded_runs, api, events) -> list[str]:
+    """Two completed mobilenet_v2 runs: one better (test 0.93, lr 0.0003) than the other (0.81)."""
+    runs = []
+    for test_accuracy, learning_rate, epochs in ((0.81, 0.001, 2), (0.93, 0.0003, 4)):
+        run = RunPublisher(events, model_name="mobilenet_v2", epochs=epochs, spec={"learning_rate": learning_rate})
+        run.start(at=datetime.now(UTC) - timedelta(minutes=50))
+        for epoch in range(1, epochs + 1):
+            run.epoch(epoch)
+        run.complete(epochs_run=epochs, test_accuracy=test_accuracy)
+        runs.append(run.run_id)
+    wait_for(api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in runs))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def sweep(recorded_runs, api, events) -> dict:
+    """A sweep over two learning rates (POST /sweeps), both runs then trained by a fake trainer."""
+    response = api.post("/sweeps", json={
+        "base": {"model_name": "custom_cnn", "dataset": "tiny", "epochs": 2, "image_size": 64},
+        "grid": {"learning_rate": [0.01, 0.0001]},
+    })
+    assert response.status_code == 202, response.text
+    created = response.json()
+    for run_id, learning_rate, test_accuracy in zip(created["run_ids"], (0.01, 0.0001), (0.6, 0.7), strict=True):
+        run = RunPublisher(events, run_id=run_id, epochs=2, spec={"learning_rate": learning_rate})
+        run.start().epoch(1).epoch(2).complete(epochs_run=2, test_accuracy=test_accuracy)
+    wait_for(api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in created["run_ids"]))
+    return created
+
+
+def test_the_table_lists_completed_runs_best_first_with_the_originals_columns(recorded_runs, mobilenets, api_url,
+                                                                           dashboard_env):
+    dashboard_env(api_url)
+
+    app = page(PAGE)
+
+    assert app.title[0].value == "Compare runs"
+    table = table_with(app, "test_f1_macro").set_index("run_id")
+    assert {recorded_runs.completed, *mobilenets} <= set(table.index)
+    assert recorded_runs.failed not in table.index and recorded_runs.queued not in table.index  # status filter
+    assert table["val_accuracy"].is_monotonic_decreasing  # sorted by the API, best first
+    row = table.loc[recorded_runs.completed]
+    assert row[["model", "version", "batch_size", "learning_rate", "epochs_run"]].tolist() == [
+        "custom_cnn", "v1", 32, 0.001, 3]
+    assert row["test_accuracy"] == pytest.approx(0.87) and row["test_f1_macro"] == pytest.approx(0.888)
+    assert not row["early_stopped"]
+    assert row["duration_minutes"] == pytest.approx(1.5)
+
+
+def test_filters_by_model_and_minimum_accuracy(recorded_runs, mobilenets, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+
+    app.selectbox(key="compare.model").select("mobilenet_v2").run()
+    assert set(table_with(app, "test_f1_macro")["run_id"]) == set(mobilenets)
+
+    app.selectbox(key="compare.model").select("any model")
+    app.multiselect(key="compare.status").set_value(["failed"]).run()
+    assert table_with(app, "test_f1_macro")["run_id"].tolist() == [recorded_runs.failed]
+
+    app.slider(key="compare.min_val").set_value(0.99).run()
+    assert app.info[0].value.startswith("No run matches these filters")
+
+
+def test_sorting_by_another_key_reorders_all_runs(mobilenets, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+
+    app.selectbox(key="compare.sort").select("test_accuracy")
+    app.toggle(key="compare.descending").set_value(False).run()
+
+    accuracies = table_with(app, "test_f1_macro")["test_accuracy"]
+    assert accuracies.is_monotonic_increasing
+
+
+def test_chosen_runs_curves_are_overlaid_by_epoch(recorded_runs, mobilenets, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+
+    app.multiselect(key="compare.overlay").set_value([recorded_runs.completed, *mobilenets]).run()
+
+    figures = plotly_figures(app)
+    val_loss = figures["Val loss"]
+    curves = {trace["name"].split(" · ")[0]: trace_values(trace["x"]) for trace in val_loss["data"]}
+    assert curves == {recorded_runs.completed: [1, 2, 3], mobilenets[0]: [1, 2], mobilenets[1]: [1, 2, 3, 4]}
+    assert axis_titles(val_loss) == ("epoch", "val loss")
+    assert axis_titles(figures["Val accuracy"]) == ("epoch", "val accuracy")
+
+
+def test_hyperparameter_chart_and_best_run_per_model(recorded_runs, mobilenets, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+
+    app.selectbox(key="compare.metric").select("test_accuracy").run()
+
+    figure = plotly_figures(app)["test accuracy by learning rate"]
+    points = {trace["name"]: sorted(zip(trace_values(trace["x"]), trace_values(trace["y"]), strict=True))
+              for trace in figure["data"]}
+    assert points["mobilenet_v2"] == [(0.0003, pytest.approx(0.93)), (0.001, pytest.approx(0.81))]
+    assert axis_titles(figure) == ("learning rate", "test accuracy")
+    assert figure["layout"]["xaxis"]["type"] == "log"
+    best = table_with(app, "model", without="status").set_index("model")
+    assert best.loc["mobilenet_v2", "run_id"] == mobilenets[1]
+    assert best.loc["custom_cnn", "test_accuracy"] >= 0.87
+
+
+def test_a_sweep_is_drawn_in_parallel_coordinates_with_its_best_run(sweep, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+
+    app.text_input(key="compare.sweep").input(sweep["sweep_id"])
+    app.selectbox(key="compare.metric").select("test_accuracy").run()
+
+    figure = plotly_figures(app)["Sweep: test accuracy by hyperparameters"]
+    dimensions = figure["data"][0]["dimensions"]
+    assert [dimension["label"] for dimension in dimensions] == ["learning rate", "test accuracy"]
+    assert sorted(trace_values(dimensions[0]["values"])) == [0.0001, 0.01]
+    best = next(success.value for success in app.success if success.value.startswith("Best run of the sweep"))
+    assert sweep["run_ids"][1] in best
+
+
+def test_no_completed_run_says_what_to_do(empty_api_url, dashboard_env):
+    dashboard_env(empty_api_url)
+
+    app = page(PAGE)
+
+    infos = [info.value for info in app.info]
+    assert infos[0].startswith("No run matches these filters")
+    assert any(info.startswith("No sweep among these runs") for info in infos)
+    assert not app.error
