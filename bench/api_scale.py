@@ -33,7 +33,7 @@ from infra.local_stack import LocalStack, StackConfig
 from shared import names
 from shared.models import MODELS
 from shared.schemas.jobs import SUMMARY_METRICS
-from shared.store import ensure_indexes, new_status_document
+from shared.store import ensure_indexes, new_status_document, start_fields
 from tests.conftest import free_port
 
 GOAL_P95_MS = 200.0
@@ -63,7 +63,7 @@ def run_documents(index: int, epochs: int, rng: random.Random) -> tuple[dict, di
     start = created + timedelta(minutes=1)
     end = start + timedelta(minutes=rng.uniform(5, 120))
     done = epochs if status == "completed" else rng.randint(0, epochs)
-    doc.update(start_time=start, attempt=1, worker="trainer-1@host", device="cuda:0",
+    doc.update(start_fields(start), attempt=1, worker="trainer-1@host", device="cuda:0",
                epochs_done=done, current_epoch=done or None, heartbeat_at=end,
                class_names=["Bacterialblight", "Brownspot", "Leafsmut"],
                split_sizes={"train": 2810, "val": 937, "test": 937},

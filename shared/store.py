@@ -20,9 +20,21 @@ SWEEPS = "sweeps"
 # The `status` fields GET /jobs filters or sorts on, each with a single-field index (nx-27017
 # uses single-field indexes only, see DESIGN.md). Each also costs the recorder's status writes.
 STATUS_INDEXED_FIELDS: tuple[str, ...] = (
-    "created_at", "status", "archived", "model_name", "version", "sweep_id", "start_time", "end_time",
+    "created_at", "status", "archived", "model_name", "version", "sweep_id", "start_ts", "end_time",
     *(f"metrics.{name}" for name in SUMMARY_METRICS),
 )
+# `start_time` as seconds since the epoch (a float), written with it by the recorder. Date
+# ranges filter on this copy: nx-27017 compares dates in Python after reading every document
+# (2–3 s for 10,000 runs) and counts them wrongly in SQL; numbers it compares in SQL, with the
+# index. Real MongoDB would not need it; it costs nothing there.
+START_TS = "start_ts"
+
+
+def start_fields(start_time: datetime | None) -> dict[str, Any]:
+    """`start_time` and its START_TS copy, as a status document holds them."""
+    return {"start_time": start_time, START_TS: start_time.timestamp() if start_time else None}
+
+
 # "Has a value": matches any value but null and missing.
 HAS_VALUE: dict[str, Any] = {"$exists": True, "$ne": None}
 
@@ -53,6 +65,17 @@ def ensure_indexes(db: Database) -> None:
     db[names.COUNTERS].create_index([("name", ASCENDING)], unique=True)
 
 
+def backfill_start_ts(db: Database) -> int:
+    """Give START_TS to status documents stored before it existed; how many were changed.
+
+    Run by the recorder at start, before it writes (its writes replace whole documents)."""
+    changed = 0
+    for doc in db[names.STATUS].find({START_TS: None, "start_time": {"$ne": None}}, {"run_id": 1, "start_time": 1}):
+        db[names.STATUS].update_one({"run_id": doc["run_id"]}, {"$set": start_fields(doc["start_time"])})
+        changed += 1
+    return changed
+
+
 def new_status_document(
     run_id: str, spec: dict[str, Any], version: str, created_at: datetime
 ) -> dict[str, Any]:
@@ -62,7 +85,7 @@ def new_status_document(
         "status": "queued",
         # Every status the run has had, with when: [{"status", "time"}].
         "status_history": [{"status": "queued", "time": created_at}],
-        "start_time": None,
+        **start_fields(None),
         "end_time": None,
         "created_at": created_at,
         "model_name": spec.get("model_name", "unknown"),

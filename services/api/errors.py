@@ -45,7 +45,7 @@ def allowed_values(model: type[BaseModel]) -> dict[str, str]:
 
 ALLOWED: dict[str, str] = {
     **allowed_values(EnsembleSpec), **allowed_values(JobSpec),
-    "limit": "a whole number ≥ 1 and ≤ 500", "offset": "a whole number ≥ 0",
+    "limit": "a whole number ≥ 1 and ≤ 500", "offset": "a whole number ≥ 0 and ≤ 10000000",
     "min_val_accuracy": "a number ≥ 0 and ≤ 1", "min_test_accuracy": "a number ≥ 0 and ≤ 1",
     "model_name": "one of " + ", ".join(repr(name) for name in sorted(MODELS)),
 }

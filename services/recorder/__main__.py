@@ -12,7 +12,7 @@ from services.recorder.consumer import Recorder
 from services.recorder.reaper import Reaper, ReaperSettings
 from services.recorder.settings import RecorderSettings, get_settings
 from services.recorder.webhooks import WebhookNotifier
-from shared.store import connect, ensure_indexes
+from shared.store import backfill_start_ts, connect, ensure_indexes
 
 
 def main() -> None:
@@ -52,6 +52,8 @@ def _ensure_indexes_when_reachable(db: Database, backoff_s: float) -> None:
     while True:
         try:
             ensure_indexes(db)
+            if changed := backfill_start_ts(db):
+                logging.info("gave %d older status documents their start_ts", changed)
             return
         except PyMongoError as error:
             logging.warning("MongoDB unreachable at start (%s); retrying in %.1f s", error, backoff_s)

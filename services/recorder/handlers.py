@@ -38,7 +38,7 @@ from shared.schemas.events import (
     RunStarted,
 )
 from shared.schemas.jobs import SUMMARY_METRICS
-from shared.store import new_status_document
+from shared.store import new_status_document, start_fields
 
 Document = dict[str, Any]
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_sec")
@@ -48,8 +48,8 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s
 
 def on_run_started(doc: Document, event: RunStarted) -> None:
     doc.update(
+        start_fields(event.time),
         status="in_progress",
-        start_time=event.time,
         end_time=None,
         attempt=event.attempt,
         resumed_from_epoch=event.resumed_from_epoch,

@@ -12,7 +12,7 @@ from services.api.main import app
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import SUMMARY_METRICS
-from shared.store import new_status_document
+from shared.store import new_status_document, start_fields
 
 API_KEY = "api-test-key-0123456789"
 CACHED = (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis, deps.get_worker_count)
@@ -67,7 +67,7 @@ def stored_run(db, run_id: str, *, status: str = "completed", model_name: str = 
     doc = new_status_document(run_id, spec, version, created_at=T0 + timedelta(minutes=created_minute))
     doc["status"] = status
     if start_minute is not None and status != "queued":
-        doc["start_time"] = T0 + timedelta(minutes=start_minute)
+        doc.update(start_fields(T0 + timedelta(minutes=start_minute)))
     if status in ("completed", "failed", "cancelled"):
         doc["end_time"] = (doc["start_time"] or doc["created_at"]) + timedelta(minutes=5)
     if status == "completed":

@@ -84,6 +84,7 @@ def test_pages_cross_from_runs_with_the_metric_to_runs_without(runs):
     ({"sort": "colour"}, "sort", "-val_accuracy"),
     ({"limit": 501}, "limit", "≤ 500"),
     ({"offset": -1}, "offset", "≥ 0"),
+    ({"offset": 2**63}, "offset", "≤ 10000000"),
     ({"min_val_accuracy": 2}, "min_val_accuracy", "≤ 1"),
     ({"status": "sleeping"}, "status", "in_progress"),
     ({"started_after": "yesterday"}, "started_after", "datetime"),

@@ -26,8 +26,11 @@ from shared.schemas.jobs import (
     JobsPublic,
     RunState,
 )
+from shared.store import START_TS
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+# Deeper pages are refused: a skip must fit MongoDB's 64-bit integers, and no list is that long.
+MAX_OFFSET = 10_000_000
 log = logging.getLogger(__name__)
 
 NOT_FOUND = {404: {"description": "no such run", "content": {"application/json": {"example": {"detail": "run 3f9a1c0b2d4e not found"}}}}}
@@ -74,7 +77,7 @@ def list_jobs(
     archived: Annotated[bool, Query(description="false: hide archived runs; true: show only them")] = False,
     sort: Annotated[SortParam, Query(description="field to sort on, `-` in front for descending; runs without it come last")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
     """Runs matching every filter given, one page at a time; `count` is every matching run."""
     query: dict[str, Any] = {"archived": archived}
@@ -84,14 +87,15 @@ def list_jobs(
     for field, value in (("model_name", model_name), ("version", version), ("sweep_id", sweep_id)):
         if value is not None:
             query[field] = value
-    started = {op: _utc(value) for op, value in (("$gte", started_after), ("$lt", started_before)) if value}
+    started = {op: _utc(value).timestamp() for op, value in (("$gte", started_after), ("$lt", started_before)) if value}
     if started:
-        query["start_time"] = started
+        query[START_TS] = started
     for metric, minimum in (("val_accuracy", min_val_accuracy), ("test_accuracy", min_test_accuracy)):
         if minimum is not None:
             query[f"metrics.{metric}"] = {"$gte": minimum}
     field = sort.removeprefix("-")
-    runs, count = store.list_runs(query, f"metrics.{field}" if field in SUMMARY_METRICS else field,
+    stored_field = f"metrics.{field}" if field in SUMMARY_METRICS else START_TS if field == "start_time" else field
+    runs, count = store.list_runs(query, stored_field,
                                   descending=sort.startswith("-"), limit=limit, skip=offset)
     now = utc_now()
     return JobsPublic(data=[public(run, now=now) for run in runs], count=count)
