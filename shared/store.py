@@ -268,8 +268,21 @@ class Store:
 
 
 def _and(query: dict[str, Any], condition: dict[str, Any]) -> dict[str, Any]:
-    clash = set(query) & set(condition)
-    return {**query, **condition} if not clash else {"$and": [query, condition]}
+    """Both conditions, as one flat filter where possible: nx-27017 evaluates an `$and` in
+    Python after reading every document (550 ms for 10,000 runs, against 15 ms flat)."""
+    merged = dict(query)
+    for name, wanted in condition.items():
+        if name not in merged:
+            merged[name] = wanted
+        elif _operators(merged[name]) and _operators(wanted) and not set(merged[name]) & set(wanted):
+            merged[name] = {**merged[name], **wanted}  # {"$gte": x} and {"$ne": None}: one field, both
+        else:
+            return {"$and": [query, condition]}
+    return merged
+
+
+def _operators(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(key.startswith("$") for key in value)
 
 
 def _for_find(query: dict[str, Any]) -> dict[str, Any]:
