@@ -49,6 +49,7 @@ class EventPublisher:
         spill_path: Path | None = None,
         spill_threshold: int = 1_000,
         batch_size: int = 100,
+        leftovers: list[Path] = (),
     ):
         self._client = client
         self.run_id = run_id
@@ -56,13 +57,15 @@ class EventPublisher:
         self._buffer_size = buffer_size
         self._retry_interval_s = retry_interval_s
         self._spill = SpillFile(spill_path) if spill_path is not None else None
+        # Spill files of earlier attempts at this run (spill.earlier_spill_files): sent first.
+        self._leftovers = [SpillFile.reopen(path) for path in leftovers]
         self._spill_threshold = min(spill_threshold, buffer_size)
         self._batch_size = batch_size
         self._pending: deque = deque()  # events (objects), oldest first
         # Encoded events being sent, and whether they came from the spill file; changed by the
         # sender thread only, under _spill_lock (close reads them under it).
         self._head: list[str] = []
-        self._head_from_file = False
+        self._head_source: SpillFile | None = None  # the file the batch in flight came from
         self._lock = threading.Lock()
         self._spill_lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -84,7 +87,7 @@ class EventPublisher:
     @property
     def on_disk(self) -> int:
         """Events in the spill file not taken for sending yet."""
-        return len(self._spill) if self._spill is not None else 0
+        return sum(map(len, self._leftovers)) + (len(self._spill) if self._spill is not None else 0)
 
     def publish(self, event_type: type, **fields) -> None:
         """Build the event with the next seq and queue it for sending; never waits on Redis."""
@@ -138,13 +141,14 @@ class EventPublisher:
         with self._spill_lock:
             if self._abandoned:
                 return
-            if self._spill is not None and len(self._spill):
-                self._head, self._head_from_file = self._spill.take(self._batch_size), True
-                return
+            for source in [*self._leftovers, self._spill]:
+                if source is not None and len(source):
+                    self._head, self._head_source = source.take(self._batch_size), source
+                    return
             with self._lock:
                 count = min(self._batch_size, len(self._pending))
                 events = [self._pending.popleft() for _ in range(count)]
-            self._head, self._head_from_file = [event.model_dump_json() for event in events], False
+            self._head, self._head_source = [event.model_dump_json() for event in events], None
 
     def _send_loop(self) -> None:
         while True:
@@ -160,8 +164,12 @@ class EventPublisher:
                 except OSError as error:  # the spill file cannot be read back: say so, go on without it
                     log.error("run %s: spill file unreadable, its events are lost: %s", self.run_id, error)
                     with self._spill_lock:
-                        self.dropped += len(self._spill)
-                        self._spill = None
+                        unreadable = next((f for f in self._leftovers if len(f)), None)
+                        if unreadable is not None:
+                            self._leftovers.remove(unreadable)
+                        else:
+                            unreadable, self._spill = self._spill, None
+                        self.dropped += len(unreadable)
                     continue
                 if not self._head:
                     continue
@@ -175,18 +183,20 @@ class EventPublisher:
                 continue
             with self._spill_lock:
                 if not self._abandoned:
-                    if self._head_from_file:
-                        self._remove_drained_spill()
+                    if self._head_source is not None:
+                        self._remove_drained(self._head_source)
                     self._head = []
             if self._unreachable:
                 self._unreachable = False
                 log.warning("run %s: event stream reachable again; sending what waited", self.run_id)
 
-    def _remove_drained_spill(self) -> None:
+    def _remove_drained(self, source: SpillFile) -> None:
         try:
-            self._spill.remove_if_drained()
+            if source.remove_if_drained() and source in self._leftovers:
+                self._leftovers.remove(source)
+                log.info("run %s: sent the events an earlier attempt left in %s", self.run_id, source.path)
         except OSError as error:  # a stale file is harmless: only this publisher reads it
-            log.warning("run %s: cannot remove %s: %s", self.run_id, self._spill.path, error)
+            log.warning("run %s: cannot remove %s: %s", self.run_id, source.path, error)
 
     def _send_failed(self, error: redis.RedisError) -> None:
         if not self._unreachable:  # said once per outage
@@ -212,7 +222,8 @@ class EventPublisher:
             return True
         with self._spill_lock, self._lock:
             self._abandoned = True
-            left = list(self._head)
+            # A batch taken from an earlier attempt's file is still in that file, which stays.
+            left = list(self._head) if self._head_source is None or self._head_source is self._spill else []
             try:
                 left += self._spill.rest() if self._spill is not None else []
             except OSError as error:

@@ -36,7 +36,7 @@ from services.trainer.events import EventPublisher, Heartbeater
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
-from services.trainer.spill import spill_path
+from services.trainer.spill import earlier_spill_files, spill_path
 from shared import names
 from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, split_fingerprint, stratified_split
 from shared.schemas.events import (
@@ -232,10 +232,11 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
                                   socket_connect_timeout=settings.event_socket_timeout_s,
                                   retry=Retry(NoBackoff(), retries=1))
     attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
+    run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
     publisher = EventPublisher(
         client, run_id, attempt, buffer_size=settings.event_buffer_size,
-        spill_path=spill_path(checkpoints.run_dir(settings.artifacts_root, run_id), attempt),
-        spill_threshold=settings.event_spill_threshold,
+        spill_path=spill_path(run_dir, attempt), spill_threshold=settings.event_spill_threshold,
+        leftovers=earlier_spill_files(run_dir, attempt),
     )
     try:
         with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s):

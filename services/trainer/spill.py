@@ -16,6 +16,17 @@ def spill_path(run_dir: Path, attempt: int) -> Path:
     return Path(run_dir) / SPILL_FILE.format(attempt=attempt)
 
 
+def earlier_spill_files(run_dir: Path, attempt: int) -> list[Path]:
+    """Spill files earlier attempts left behind (their trainer died before Redis came back),
+    oldest attempt first: the next attempt sends them before its own events."""
+    found = []
+    for path in Path(run_dir).glob(SPILL_FILE.format(attempt="*")):
+        number = path.name.split(".")[1]
+        if number.isdigit() and int(number) < attempt:
+            found.append((int(number), path))
+    return [path for _number, path in sorted(found)]
+
+
 class SpillFile:
     """An append-only queue of lines on disk with a read cursor kept in memory.
 
@@ -26,6 +37,19 @@ class SpillFile:
         self.path = Path(path)
         self._read_offset = 0  # bytes of the file already taken
         self._unread = 0  # lines appended but not taken yet
+
+    @classmethod
+    def reopen(cls, path: Path) -> "SpillFile":
+        """A file another publisher left, its lines all unread. A torn last line (its writer
+        killed mid-append, so that batch never left its memory as sent) is cut off."""
+        spill = cls(path)
+        data = spill.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            with open(spill.path, "r+b") as file:
+                file.truncate(len(complete))
+        spill._unread = complete.count(b"\n")
+        return spill
 
     def __len__(self) -> int:
         return self._unread

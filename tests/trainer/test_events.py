@@ -15,7 +15,7 @@ import redis
 
 from infra.local_stack import LocalStack, StackConfig
 from services.trainer.events import EventPublisher
-from services.trainer.spill import spill_path
+from services.trainer.spill import earlier_spill_files, spill_path
 from shared import names
 from shared.schemas.events import SEQ_PER_ATTEMPT, EpochStarted, Heartbeat, decode_event
 from tests.conftest import free_port, wait_for
@@ -109,3 +109,23 @@ def test_events_still_unsent_when_the_job_ends_stay_in_the_file(redis_stack, tmp
     assert not publisher.close(timeout_s=1)  # Redis never came back
     kept = [decode_event({"event": line}) for line in path.read_text().splitlines()]
     assert [e.epoch for e in kept] == list(range(1, 11))  # the batch in flight, the file, memory
+
+
+def test_events_an_earlier_attempt_left_on_disk_are_sent_first(redis_stack, tmp_path):
+    """Attempt 1 spilled during an outage and its trainer died; attempt 2 sends that file
+    before its own events and removes it."""
+    client = connect(redis_stack)
+    kill_redis(redis_stack)
+    first = EventPublisher(client, "r4", attempt=1, spill_path=spill_path(tmp_path, 1), spill_threshold=2,
+                           retry_interval_s=0.05, batch_size=2)
+    publish_epochs(first, 1, 6)
+    assert not first.close(timeout_s=1)  # as good as killed: its events are only in the file
+    redis_stack.restart("redis")
+
+    second = EventPublisher(client, "r4", attempt=2, spill_path=spill_path(tmp_path, 2), batch_size=4,
+                            leftovers=earlier_spill_files(tmp_path, attempt=2))
+    assert second.on_disk == 6
+    publish_epochs(second, 7, 8)
+    assert second.close(timeout_s=30)
+    assert stream_seqs(client) == [SEQ_PER_ATTEMPT + n for n in range(1, 7)] + [2 * SEQ_PER_ATTEMPT + 1, 2 * SEQ_PER_ATTEMPT + 2]
+    assert not spill_path(tmp_path, 1).exists() and second.dropped == 0

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from services.trainer.spill import SpillFile, spill_path
+from services.trainer.spill import SpillFile, earlier_spill_files, spill_path
 
 
 def test_lines_come_back_oldest_first_across_appends(tmp_path):
@@ -60,3 +60,16 @@ def test_a_torn_last_line_is_reported_not_sent(tmp_path):
 def test_each_attempt_has_its_own_file(tmp_path):
     assert spill_path(tmp_path, 1) != spill_path(tmp_path, 2)
     assert spill_path(tmp_path, 2).parent == tmp_path
+
+
+def test_earlier_attempts_files_are_found_oldest_first_and_reopened_whole(tmp_path):
+    for attempt in (3, 1, 2, 10):
+        SpillFile(spill_path(tmp_path, attempt)).append([f"attempt {attempt}"])
+    (tmp_path / "unsent-events.x.jsonl").write_text("not ours\n")
+    assert earlier_spill_files(tmp_path, attempt=3) == [spill_path(tmp_path, 1), spill_path(tmp_path, 2)]
+
+    with open(spill_path(tmp_path, 1), "ab") as file:
+        file.write(b"b\n" + b'{"torn')  # its trainer was killed in the middle of an append
+    left = SpillFile.reopen(spill_path(tmp_path, 1))
+    assert len(left) == 2 and left.take(5) == ["attempt 1", "b"]
+    assert spill_path(tmp_path, 1).read_bytes() == b"attempt 1\nb\n"  # the torn tail is cut off
