@@ -1,5 +1,6 @@
 """The recorder against a real redis-server and nx-27017: at-least-once delivery made exact."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,3 +157,31 @@ def test_a_redis_error_is_waited_out_and_the_batch_it_interrupted_written_again(
     assert db[names.STATUS].find_one({"run_id": "r1"})["status"] == "completed"
     assert db[names.EPOCHS].count_documents({"run_id": "r1"}) == 3
     assert redis_client.xpending(names.EVENTS_STREAM, names.RECORDER_GROUP)["pending"] == 0
+
+
+def test_two_recorders_in_one_group_share_the_stream_and_store_each_event_once(settings, db, redis_client):
+    runs = [f"r{n}" for n in range(40)]
+    events = [event for run_id in runs for event in run_events(run_id, epochs=5)]
+    publish(redis_client, events)
+    recorders = [Recorder(redis.Redis.from_url(settings.redis_url), db,
+                          RecorderSettings(consumer_name=name, batch_size=10, block_ms=50))
+                 for name in ("rec-a", "rec-b")]
+    recorders[0].ensure_group()
+    last_id = redis_client.xinfo_stream(names.EVENTS_STREAM)["last-generated-id"]
+
+    def all_acknowledged() -> bool:
+        info = redis_client.xinfo_groups(names.EVENTS_STREAM)[0]
+        return info["pending"] == 0 and info["last-delivered-id"] == last_id
+
+    threads = [threading.Thread(target=r.run_forever, kwargs={"should_stop": all_acknowledged}) for r in recorders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+
+    stored = [r.stats.events_stored for r in recorders]
+    assert sum(stored) == len(events) and min(stored) > 0  # each event once, both did work
+    assert db[names.EPOCHS].count_documents({}) == len(runs) * 5
+    assert {doc["status"] for doc in db[names.STATUS].find()} == {"completed"}
+    assert all(doc["epochs_done"] == 5 for doc in db[names.STATUS].find())
