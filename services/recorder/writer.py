@@ -108,16 +108,21 @@ class BatchWriter:
         """Insert every document; returns the writes whose document was already there."""
         if not writes:
             return []
-        failed: list[dict] = []
-        try:
-            self.db[collection].insert_many([dict(w.doc) for w in writes], ordered=False)
-        except BulkWriteError as error:
-            failed = error.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in failed):
-                raise
-        failed_at = {e["index"] for e in failed}
+        failed_at = self._insert_ignoring_duplicates(collection, [w.doc for w in writes])
         self._remember_open([w for i, w in enumerate(writes) if not w.replace_if_newer and i not in failed_at])
         return [writes[i] for i in sorted(failed_at)]
+
+    def _insert_ignoring_duplicates(self, collection: str, docs: list[Document]) -> set[int]:
+        """insert_many(ordered=False); the indexes of the documents already stored (their
+        unique key taken). Any other write error is raised."""
+        try:
+            self.db[collection].insert_many([dict(doc) for doc in docs], ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return {e["index"] for e in errors}
+        return set()
 
     def _remember_open(self, inserted: list[DocumentWrite]) -> None:
         if len(self._inserted_open) + len(inserted) > OPEN_EPOCHS_REMEMBERED:
@@ -204,14 +209,7 @@ class BatchWriter:
             return []
         for change in new:
             change.doc["_id"] = ObjectId()
-        failed: set[int] = set()
-        try:
-            self.db[names.STATUS].insert_many([dict(change.doc) for change in new], ordered=False)
-        except BulkWriteError as error:
-            errors = error.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            failed = {e["index"] for e in errors}
+        failed = self._insert_ignoring_duplicates(names.STATUS, [change.doc for change in new])
         for index, change in enumerate(new):
             if index not in failed:
                 self._stored(change)
