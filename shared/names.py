@@ -22,6 +22,11 @@ TRAIN_TASK = "paddy.train"
 ENSEMBLE_TASK = "paddy.ensemble"
 PREDICT_TASK = "paddy.predict"
 
+# Artifacts: each run's files live in RUNS_DIR/<run_id>/ under the artifacts root, shared by
+# trainers (which write them) and the API (which serves the best checkpoint).
+RUNS_DIR = "runs"
+BEST_CHECKPOINT = "best.pt"
+
 # MongoDB: database and collection names are those of the original system.
 DATABASE = "model_logs_db"
 TRAININGS = "trainings"

@@ -70,8 +70,8 @@ def backfill_start_ts(db: Database) -> int:
 
     Run by the recorder at start, before it writes (its writes replace whole documents)."""
     changed = 0
-    for doc in db[names.STATUS].find({START_TS: None, "start_time": {"$ne": None}}, {"run_id": 1, "start_time": 1}):
-        db[names.STATUS].update_one({"run_id": doc["run_id"]}, {"$set": start_fields(doc["start_time"])})
+    for doc in db[names.STATUS].find({START_TS: None, "start_time": {"$ne": None}}, {"start_time": 1}):
+        db[names.STATUS].update_one({"_id": doc["_id"]}, {"$set": start_fields(doc["start_time"])})
         changed += 1
     return changed
 

@@ -30,6 +30,13 @@ def public(run: dict[str, Any], summary: dict[str, Any] | None = None, now: date
     return JobPublic.model_validate({**run, "summary": summary, "heartbeat_age_s": age})
 
 
+def run_or_404(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    return run
+
+
 def field_error(field: str, message: str, *loc: str | int) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors, naming the field."""
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from services.dashboard.runs import Run, parse_time, status_label
+from shared.schemas.jobs import LOWER_IS_BETTER
 
 # GET /jobs `sort` keys (docs/api.md) and how the page names them.
 SORT_KEYS = {
@@ -26,7 +27,6 @@ METRICS = {
 # Spec fields a sweep's grid usually varies, and the compare charts plot against.
 HYPERPARAMETERS = ("learning_rate", "batch_size", "dropout", "weight_decay", "image_size", "epochs",
                    "patience", "feature_extraction", "model_name")
-LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
 TABLE_COLUMNS = [
     "run_id", "model", "version", "status", "dropout", "feature_extraction", "batch_size",
     "learning_rate", "early_stopped", "epochs_run", "train_accuracy", "val_accuracy",

@@ -5,11 +5,11 @@ from typing import Any
 
 import pandas as pd
 
-from services.dashboard.runs import Run, format_duration, parse_time
+from services.dashboard.runs import ACTIVE_STATES, Run, format_duration, parse_time
+from shared.schemas.jobs import RETRYABLE_STATES
 
-# Runs that a cancel can still stop, and runs that a retry can start again (docs/api.md).
-CANCELLABLE_STATES = frozenset({"queued", "in_progress", "lost"})
-RETRYABLE_STATES = frozenset({"completed", "failed", "cancelled", "lost"})
+# Runs that a cancel can still stop (docs/api.md); RETRYABLE_STATES: those a retry starts again.
+CANCELLABLE_STATES = frozenset(ACTIVE_STATES)
 EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "train_acc", "val_acc", "epoch_time_sec",
                  "started_at", "finished_at"]
 

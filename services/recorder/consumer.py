@@ -31,6 +31,8 @@ from shared.schemas.events import decode_event, utc_now
 log = logging.getLogger(__name__)
 
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
+# Seconds between two publications of an unchanged recorder state (shared/recorder_state.py).
+STATE_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Recorder:
         self.stats = RecorderStats(writes=self.writer.counts)
         self._last_claim = 0.0
         self._last_trim = 0.0
+        self._last_state: tuple[bool, str | None] | None = None
+        self._last_state_at = 0.0
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) unless it exists; starts from the beginning."""
@@ -96,7 +100,14 @@ class Recorder:
             self.publish_state(mongodb_ok=True)
 
     def publish_state(self, mongodb_ok: bool, error: str | None = None) -> None:
-        """What /health shows about this recorder; a Redis hiccup here must not stop recording."""
+        """What /health shows about this recorder; a Redis hiccup here must not stop recording.
+
+        Sent when MongoDB's state changes, else at most every STATE_INTERVAL_S (the state
+        expires after 30 s): not a Redis round trip per batch."""
+        state = (mongodb_ok, error)
+        if state == self._last_state and time.monotonic() - self._last_state_at < STATE_INTERVAL_S:
+            return
+        self._last_state, self._last_state_at = state, time.monotonic()
         try:
             publish_recorder_state(
                 self.client, self.settings.consumer_name, mongodb_ok=mongodb_ok,

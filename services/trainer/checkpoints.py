@@ -11,12 +11,14 @@ from typing import Any
 
 import torch
 
-BEST = "best.pt"
+from shared import names
+
+BEST = names.BEST_CHECKPOINT
 LAST = "last.pt"
 
 
 def run_dir(artifacts_root: Path, run_id: str) -> Path:
-    return Path(artifacts_root) / "runs" / run_id
+    return Path(artifacts_root) / names.RUNS_DIR / run_id
 
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:

@@ -9,12 +9,16 @@ from shared.models import MODELS
 
 RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "lost"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# Runs POST /jobs/{run_id}/retry starts again (a lost run's trainer may never come back).
+RETRYABLE_STATES: frozenset[str] = FINISHED_STATES | {"lost"}
 # The `trainings` metrics copied into a completed run's `status` document (`metrics`), where
 # GET /jobs filters and sorts on them.
 SUMMARY_METRICS: tuple[str, ...] = (
     "train_accuracy", "val_accuracy", "test_accuracy", "test_loss", "test_f1_macro",
     "best_val_loss", "duration_minutes", "epochs_run",
 )
+# Of those, the ones where lower is better (the best run has the lowest); higher wins for the rest.
+LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
 
 
 class JobSpec(BaseModel):
@@ -173,7 +177,6 @@ class JobsPublic(BaseModel):
     count: int
 
 
-SortKey = str  # "created_at", "start_time", "end_time" or a SUMMARY_METRICS name; "-" in front: descending
 RUN_SORT_FIELDS: tuple[str, ...] = ("created_at", "start_time", "end_time", *SUMMARY_METRICS)
 
 

@@ -10,12 +10,13 @@ from kombu.exceptions import OperationalError
 
 from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
-from services.api.runs import field_error, public, queue_run
+from services.api.runs import field_error, public, queue_run, run_or_404
 from shared import names
 from shared.datasets.imagefolder import DatasetError
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
     FINISHED_STATES,
+    RETRYABLE_STATES,
     RUN_SORT_FIELDS,
     SUMMARY_METRICS,
     EpochPublic,
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = {404: {"description": "no such run", "content": {"application/json": {"example": {"detail": "run 3f9a1c0b2d4e not found"}}}}}
 SortParam = Literal[tuple(f"{sign}{field}" for field in RUN_SORT_FIELDS for sign in ("", "-"))]  # type: ignore[valid-type]
-RETRYABLE_STATES = FINISHED_STATES | {"lost"}
 
 JOB_EXAMPLES = {
     "small": {"summary": "a small custom CNN", "value": {"model_name": "custom_cnn", "dataset": "rice-leaf-real",
@@ -105,17 +105,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _run_or_404(store, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-    return run
-
-
 @router.get("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(run_id: str, store: StoreDep) -> JobPublic:
     """A run's status, progress, heartbeat age and, once completed, its training summary."""
-    run = _run_or_404(store, run_id)
+    run = run_or_404(store, run_id)
     summary = store.get_training(run_id) if run["status"] == "completed" else None
     return public(run, summary)
 
@@ -125,7 +118,7 @@ def get_job_epochs(run_id: str, store: StoreDep) -> EpochsPublic:
     """The run's epochs in order; an epoch that has started but not finished has null metrics."""
     epochs = store.get_epochs(run_id)
     if not epochs:
-        _run_or_404(store, run_id)
+        run_or_404(store, run_id)
     return EpochsPublic(data=[EpochPublic.model_validate(e) for e in epochs], count=len(epochs))
 
 
@@ -138,7 +131,7 @@ def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -
     within one batch once its trainer sees the cancel flag, keeping its best checkpoint; its
     status becomes `cancelled` when the trainer's run_cancelled event is stored.
     """
-    run = _run_or_404(store, run_id)
+    run = run_or_404(store, run_id)
     if run["status"] in FINISHED_STATES:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"run {run_id} is already {run['status']}; only queued or running runs can be cancelled")
@@ -164,7 +157,7 @@ def retry_job(run_id: str, store: StoreDep, queue: QueueDep, events: RedisDep, s
 
     The new run's `retry_of` is the old run id; it stays in the old run's sweep.
     """
-    run = _run_or_404(store, run_id)
+    run = run_or_404(store, run_id)
     if run["status"] not in RETRYABLE_STATES:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"run {run_id} is {run['status']}; only finished or lost runs can be retried")

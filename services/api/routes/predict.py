@@ -8,6 +8,7 @@ from kombu.exceptions import OperationalError
 
 from services.api.deps import QueueDep, SettingsDep, StoreDep
 from services.api.job_queue import PredictFailed, PredictTimeout
+from services.api.runs import run_or_404
 from services.api.uploads import check_image, read_limited
 from shared.schemas.jobs import PredictionPublic
 
@@ -28,9 +29,7 @@ def predict(
     """Classify one image with a completed run; a trainer (Celery `predict` queue) computes it."""
     data = read_limited(file, settings.max_upload_bytes)
     check_image(data, settings.max_image_pixels)
-    run = store.get_run(run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    run = run_or_404(store, run_id)
     if run["status"] != "completed":
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run['status']}; only completed runs predict")
     try:

@@ -6,18 +6,20 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 from services.api.deps import SettingsDep, StoreDep
+from services.api.runs import run_or_404
+from shared import names
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
-# The trainer's layout (services/trainer/checkpoints.py), for runs whose status document has no
-# checkpoint path (trainers that predate checkpoint_saved events).
-RUNS_DIR, BEST_FILE = "runs", "best.pt"
 
 
 def best_checkpoint(run: dict, artifacts_root: Path) -> Path | None:
     root = artifacts_root.resolve()
     recorded = ((run.get("checkpoints") or {}).get("best") or {}).get("path")
-    relative = recorded if isinstance(recorded, str) and recorded else f"{RUNS_DIR}/{run['run_id']}/{BEST_FILE}"
+    # Runs whose status has no recorded path (trainers that predate checkpoint_saved events):
+    # where trainers put it.
+    relative = (recorded if isinstance(recorded, str) and recorded
+                else f"{names.RUNS_DIR}/{run['run_id']}/{names.BEST_CHECKPOINT}")
     path = (root / relative).resolve()
     # A recorded path is data: it must not lead outside the artifacts root (.., absolute, links).
     if not path.is_relative_to(root) or not path.is_file():
@@ -30,9 +32,7 @@ def best_checkpoint(run: dict, artifacts_root: Path) -> Path | None:
     404: {"description": "no such run, or it has no checkpoint"}})
 def get_checkpoint(run_id: str, store: StoreDep, settings: SettingsDep) -> FileResponse:
     """The run's best checkpoint file, `{run_id}-best.pt`."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
+    run = run_or_404(store, run_id)
     path = best_checkpoint(run, settings.artifacts_root)
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no checkpoint")

@@ -13,6 +13,7 @@ from services.api.runs import field_error, new_run_id, public, queue_run
 from shared.datasets.imagefolder import DatasetError
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
+    LOWER_IS_BETTER,
     SUMMARY_METRICS,
     JobSpec,
     SweepCreate,
@@ -22,8 +23,6 @@ from shared.schemas.jobs import (
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
-# Metrics where lower is better; for every other metric the highest value wins.
-LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
 GRID_FIELDS = frozenset(JobSpec.model_fields) - {"version"}
 
 

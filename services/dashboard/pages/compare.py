@@ -8,6 +8,7 @@ import streamlit as st
 from services.dashboard import api_client, charts, comparison, ui
 from services.dashboard.runs import STATUS_ICONS
 from services.dashboard.settings import get_settings
+from shared.schemas.jobs import LOWER_IS_BETTER
 
 settings = get_settings()
 ANY_MODEL = "any model"
@@ -121,7 +122,7 @@ def best_per_model(model_names: list[str], metric: str) -> None:
     best = {}
     for model in model_names:  # one query per model, not per run
         listing = api_client.list_runs(settings.api_url, limit=1, status=("completed",), model_name=model,
-                                       sort=comparison.sort_param(metric, metric not in comparison.LOWER_IS_BETTER))
+                                       sort=comparison.sort_param(metric, metric not in LOWER_IS_BETTER))
         best[model] = listing["data"][0] if listing["data"] else None
     frame = comparison.best_per_model(best, metric)
     if frame.empty:

@@ -14,13 +14,12 @@ settings = get_settings()
 
 def run_label(run: dict) -> str:
     accuracy = (run.get("metrics") or {}).get("val_accuracy")
-    kind = "ensemble" if run["model_name"] == "ensemble" else run["model_name"]
-    return f"{run['run_id']} · {kind} {run['version']}" + ("" if accuracy is None else f" · val acc {accuracy:.1%}")
+    return f"{run['run_id']} · {run['model_name']} {run['version']}" + ("" if accuracy is None else f" · val acc {accuracy:.1%}")
 
 
 def body() -> None:
     listing = api_client.list_runs(settings.api_url, limit=RUNS_LISTED, status=("completed",), sort="-val_accuracy")
-    by_id = {run["run_id"]: run for run in listing["data"] if run["status"] == "completed"}
+    by_id = {run["run_id"]: run for run in listing["data"]}
     if not by_id:
         ui.no_runs_yet("No completed run yet — a prediction needs a trained run or ensemble; queue a job and "
                        "let it finish")
