@@ -131,13 +131,18 @@ def evaluation(run: dict) -> None:
 
 
 def show_run(run_id: str) -> None:
+    run = api_client.get_run(settings.api_url, run_id)
+    header(run)
+    actions(run)
+    results(run)
+    curves(run)
+    evaluation(run)
+
+
+def show_live_run(run_id: str) -> None:
+    """show_run in a fragment, which keeps refreshing: an API problem is shown, not raised."""
     try:
-        run = api_client.get_run(settings.api_url, run_id)
-        header(run)
-        actions(run)
-        results(run)
-        curves(run)
-        evaluation(run)
+        show_run(run_id)
     except (ApiUnavailable, ApiError) as error:
         ui.show_api_problem(error)
 
@@ -149,9 +154,9 @@ def body() -> None:
     status = api_client.get_run(settings.api_url, run_id)["status"]
     if status in runs.ACTIVE_STATES:
         # A run still training refreshes on its own, like the live monitor.
-        st.fragment(show_run, run_every=settings.refresh_s)(run_id)
+        st.fragment(show_live_run, run_every=settings.refresh_s)(run_id)
     else:
-        show_run(run_id)
+        show_run(run_id)  # an API problem goes to ui.api_page, which recovers by itself
 
 
 st.title("Run detail")
