@@ -43,6 +43,7 @@ from infra.local_stack import LocalStack, StackConfig
 from services.recorder.consumer import Recorder
 from services.recorder.settings import RecorderSettings
 from shared import names
+from shared.schemas.events import encode_event
 from shared.store import ensure_indexes
 from tests.conftest import free_port
 from tests.recorder.test_crash_recovery import interleaved_events
@@ -69,7 +70,7 @@ def measure_recorder(stack: LocalStack, events: list, batch_size: int, profile: 
     ensure_indexes(db)
     pipe = client.pipeline(transaction=False)
     for event in events:
-        pipe.xadd(names.EVENTS_STREAM, {"event": event.model_dump_json()})
+        pipe.xadd(names.EVENTS_STREAM, encode_event(event))
     pipe.execute()
     settings = RecorderSettings(redis_url=env["PADDY_REDIS_URL"], consumer_name="bench",
                                 batch_size=batch_size, block_ms=10, trim_interval_s=3600)

@@ -26,7 +26,7 @@ import redis
 
 from services.trainer.spill import SpillFile
 from shared import names
-from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat
+from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat, encoded_entry
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class EventPublisher:
             try:
                 pipe = self._client.pipeline(transaction=False)
                 for payload in self._head:
-                    pipe.xadd(names.EVENTS_STREAM, {"event": payload})
+                    pipe.xadd(names.EVENTS_STREAM, encoded_entry(payload))
                 pipe.execute()
             except redis.RedisError as error:
                 self._send_failed(error)

@@ -172,14 +172,23 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
+# The one field of a stream entry: the event as JSON.
+EVENT_FIELD = "event"
+
+
 def encode_event(event: _Event) -> dict[str, str]:
     """The fields of one stream entry."""
-    return {"event": event.model_dump_json()}
+    return encoded_entry(event.model_dump_json())
+
+
+def encoded_entry(event_json: str) -> dict[str, str]:
+    """The fields of one stream entry for an event already in JSON (a spill file's line)."""
+    return {EVENT_FIELD: event_json}
 
 
 def decode_event(fields: dict[bytes | str, bytes | str]) -> Event:
     """Parse one stream entry; raises ValueError (pydantic's ValidationError) when malformed."""
-    raw = fields.get(b"event", fields.get("event"))
+    raw = fields.get(EVENT_FIELD.encode(), fields.get(EVENT_FIELD))
     if raw is None:
-        raise ValueError("stream entry has no 'event' field")
+        raise ValueError(f"stream entry has no {EVENT_FIELD!r} field")
     return EVENT_ADAPTER.validate_json(raw)
