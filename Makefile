@@ -37,6 +37,7 @@ demo: install
 	@echo "Stop it with: make down"
 
 test: install chromium
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 down:

@@ -1,12 +1,19 @@
 """Train custom_cnn from scratch on real rice-leaf photos through Paddy's own training code.
 
-    .venv/bin/python bench/real_data.py [--image-size 128] [--epochs 30] [--threads 2]
+    .venv/bin/python bench/real_data.py [--image-size 128] [--epochs 40] [--threads 2]
+    .venv/bin/python bench/real_data.py --compare-bf16 --seeds 42 43 44
 
 Data: ../shared/datasets/rice-leaf-real (300 photo tiles, 3 classes). Reports test accuracy,
 per-class F1 and wall time. Several tiles come from one photo, so accuracy is optimistic.
+
+--compare-bf16 trains each seed twice, in fp32 and with bf16 autocast, and prints the accuracy
+difference. On a CPU without native bf16 Paddy trains in fp32 (emulated bf16 is slower), so this
+mode forces bf16 there: the same bf16 rounding, only slower.
 """
 
 import argparse
+import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -14,14 +21,16 @@ from pathlib import Path
 
 import torch
 
+from services.trainer import engine
 from services.trainer.local_run import train_locally
 from services.trainer.settings import TrainerSettings
+from shared.schemas.events import TrainingSummary
 from shared.schemas.jobs import JobSpec
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "rice-leaf-real"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REAL_DATA)
     parser.add_argument("--image-size", type=int, default=128)
@@ -30,16 +39,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--augment", default="flips", choices=["original", "flips", "none"])
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    parser.add_argument("--compare-bf16", action="store_true",
+                        help="train every seed in fp32 and in bf16 (forced, emulated where the CPU lacks it)")
+    return parser.parse_args()
 
+
+def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[TrainingSummary, float]:
     spec = JobSpec(model_name="custom_cnn", dataset=str(args.data.resolve()), epochs=args.epochs,
                    patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                   image_size=args.image_size, augment=args.augment, seed=args.seed,
-                   mixed_precision=not args.no_amp, version="bench")
+                   image_size=args.image_size, augment=args.augment, seed=seed,
+                   mixed_precision=mixed_precision, version="bench")
     with tempfile.TemporaryDirectory() as artifacts:
         settings = TrainerSettings(artifacts_root=Path(artifacts), device="cpu")
 
@@ -51,17 +63,58 @@ def main() -> None:
 
         started = time.perf_counter()
         summary = train_locally(f"bench-{uuid.uuid4().hex[:8]}", spec, settings, on_event=progress)
-        wall = time.perf_counter() - started
+        return summary, time.perf_counter() - started
 
+
+def report(args: argparse.Namespace, seed: int, summary: TrainingSummary, wall: float) -> None:
     print(f"\ndata: {args.data} ({summary.dataset_files} images), {args.image_size} px, augment={args.augment}, "
-          f"{args.threads} threads, precision={summary.reproducibility['mixed_precision']}")
+          f"{args.threads} threads, seed {seed}, precision={summary.reproducibility['mixed_precision']}")
     print(f"epochs run: {summary.epochs_run} (best {summary.best_epoch}, early stopped: {summary.early_stopped})")
     print(f"test accuracy: {summary.test_accuracy:.3f}   test loss: {summary.test_loss:.3f}   "
           f"macro F1: {summary.test_f1_macro:.3f}")
     for name, metrics in summary.per_class.items():
         print(f"  {name:<16} precision {metrics['precision']:.3f}  recall {metrics['recall']:.3f}  "
               f"f1 {metrics['f1']:.3f}  support {metrics['support']}")
-    print(f"wall time (decode + train + test): {wall:.1f} s = {wall / 60:.2f} min")
+    print(f"wall time (decode + train + test): {wall:.1f} s = {wall / 60:.2f} min\n", flush=True)
+
+
+def compare_bf16(args: argparse.Namespace) -> None:
+    native = engine.bf16_supported(torch.device("cpu"))
+    if not native:
+        engine.bf16_supported = lambda device: True  # emulated bf16: same rounding, slower
+    rows = []
+    for seed in args.seeds:
+        accuracies = {}
+        for precision, mixed in (("fp32", False), ("bf16", True)):
+            summary, wall = train(args, seed, mixed)
+            report(args, seed, summary, wall)
+            accuracies[precision] = (summary.test_accuracy, summary.test_f1_macro, summary.epochs_run, wall)
+        rows.append((seed, accuracies))
+
+    print(f"bf16 on this CPU: {'native' if native else 'emulated (forced for this comparison)'}")
+    print("| seed | fp32 test acc | bf16 test acc | bf16 − fp32 (points) | fp32 macro F1 | bf16 macro F1 "
+          "| epochs fp32 / bf16 | wall s fp32 / bf16 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for seed, acc in rows:
+        (fa, ff, fe, fw), (ba, bf, be, bw) = acc["fp32"], acc["bf16"]
+        print(f"| {seed} | {fa:.3f} | {ba:.3f} | {100 * (ba - fa):+.1f} | {ff:.3f} | {bf:.3f} | {fe} / {be} "
+              f"| {fw:.0f} / {bw:.0f} |")
+    fp32_mean = statistics.mean(acc["fp32"][0] for _, acc in rows)
+    bf16_mean = statistics.mean(acc["bf16"][0] for _, acc in rows)
+    print(f"mean test accuracy over {len(rows)} seeds: fp32 {fp32_mean:.3f}, bf16 {bf16_mean:.3f}, "
+          f"difference {100 * (bf16_mean - fp32_mean):+.1f} points")
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    print("command: python bench/real_data.py " + " ".join(sys.argv[1:]), flush=True)
+    if args.compare_bf16:
+        compare_bf16(args)
+        return
+    for seed in args.seeds:
+        summary, wall = train(args, seed, mixed_precision=not args.no_amp)
+        report(args, seed, summary, wall)
 
 
 if __name__ == "__main__":

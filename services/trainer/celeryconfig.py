@@ -1,7 +1,7 @@
 """Celery settings for the trainers (lowercase names from Celery's docs); see DESIGN.md."""
 
-from shared import names
 from services.trainer.settings import get_settings
+from shared import names
 
 _settings = get_settings()
 

@@ -25,6 +25,7 @@ from services.trainer.models import build_model
 from services.trainer.runner import (
     CancelFlag,
     CancelledRun,
+    cancelled_run,
     device_name,
     environment,
     pick_device,
@@ -41,7 +42,6 @@ from shared.datasets.imagefolder import (
 )
 from shared.schemas.events import (
     EvaluationFinished,
-    RunCancelled,
     RunCompleted,
     RunStarted,
     TrainingSummary,
@@ -192,9 +192,7 @@ def run_ensemble(
     """
     with published_run(run_id, settings) as (publisher, attempt), CancelFlag(settings.redis_url, run_id) as cancel:
         if cancel.is_set():
-            log.info("ensemble %s was cancelled before it started", run_id)
-            publisher.publish(RunCancelled, epochs_done=0)
-            return CancelledRun(run_id, epochs_run=0)
+            return cancelled_run(publisher, run_id, 0, "before it started")
         return ensemble_run(run_id, spec, settings, worker, attempt, publisher, should_stop=cancel.is_set)
 
 
@@ -225,9 +223,7 @@ def ensemble_run(
     )
     votes = collect_votes(members, index, split, settings.max_image_pixels, spec.batch_size, should_stop)
     if votes is None:
-        log.info("ensemble %s cancelled while its members voted", run_id)
-        publisher.publish(RunCancelled, epochs_done=0)
-        return CancelledRun(run_id, epochs_run=0)
+        return cancelled_run(publisher, run_id, 0, "while its members voted")
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
     scores = {name: loss_and_accuracy(combined[name], votes.labels[name]) for name in SPLIT_NAMES}
     report = classification_report(votes.labels["test"], combined["test"].argmax(1), first.class_names)

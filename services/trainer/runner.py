@@ -158,6 +158,13 @@ class CancelledRun:
     test_accuracy: None = None
 
 
+def cancelled_run(publisher: EventPublisher, run_id: str, epochs_done: int, when: str) -> CancelledRun:
+    """Publish run_cancelled for a run stopped on request (`when`: at what point, for the log)."""
+    log.info("run %s cancelled %s", run_id, when)
+    publisher.publish(RunCancelled, epochs_done=epochs_done)
+    return CancelledRun(run_id, epochs_run=epochs_done)
+
+
 class CancelFlag:
     """Whether the API asked to cancel the run (names.CANCEL_KEY), without a Redis call per batch.
 
@@ -262,9 +269,7 @@ def run_training(
     """
     with published_run(run_id, settings) as (publisher, attempt), CancelFlag(settings.redis_url, run_id) as cancel:
         if cancel.is_set():
-            log.info("run %s was cancelled before it started", run_id)
-            publisher.publish(RunCancelled, epochs_done=0)
-            return CancelledRun(run_id, epochs_run=0)
+            return cancelled_run(publisher, run_id, 0, "before it started")
         if attempt > settings.max_attempts:
             # Raised inside published_run: the run is recorded as failed with this reason.
             raise TooManyAttempts(
@@ -321,9 +326,7 @@ def train_run(
     result = fit(spec, state, placed, setup, CheckpointingEvents(context), should_stop,
                  progress_every=settings.progress_every_batches)
     if result.stopped_by_request:
-        log.info("run %s cancelled after %d epochs", run_id, len(result.history))
-        publisher.publish(RunCancelled, epochs_done=len(result.history))
-        return CancelledRun(run_id, epochs_run=len(result.history))
+        return cancelled_run(publisher, run_id, len(result.history), f"after {len(result.history)} epochs")
 
     logits = predict_logits(model, placed.test, setup, spec.batch_size)
     test_loss, test_acc = loss_and_accuracy(logits, data.test.labels)

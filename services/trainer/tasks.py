@@ -7,8 +7,8 @@ from celery.utils.log import get_task_logger
 
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
-from services.trainer.predict import predict_images
 from services.trainer.memory import keep_freed_memory
+from services.trainer.predict import predict_images
 from services.trainer.runner import run_training
 from services.trainer.settings import get_settings
 from services.trainer.visibility import VisibilityKeeper
