@@ -2,7 +2,6 @@
 
 import logging
 import signal
-import time
 
 import redis
 from pymongo.database import Database
@@ -10,6 +9,7 @@ from pymongo.errors import PyMongoError
 
 from services.recorder.consumer import Recorder
 from services.recorder.reaper import Reaper, ReaperSettings
+from services.recorder.retry import MONGO_BACKOFF_MAX_S, retry_with_backoff
 from services.recorder.settings import RecorderSettings, get_settings
 from services.recorder.webhooks import WebhookNotifier
 from shared.store import backfill_start_ts, connect, ensure_indexes
@@ -49,16 +49,15 @@ def _webhook_notifier(settings: RecorderSettings) -> WebhookNotifier:
 
 def _ensure_indexes_when_reachable(db: Database, backoff_s: float) -> None:
     """A recorder started while MongoDB is down waits for it instead of exiting."""
-    while True:
-        try:
-            ensure_indexes(db)
-            if changed := backfill_start_ts(db):
-                logging.info("gave %d older status documents their start_ts", changed)
-            return
-        except PyMongoError as error:
-            logging.warning("MongoDB unreachable at start (%s); retrying in %.1f s", error, backoff_s)
-            time.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, 30.0)
+    def prepare() -> None:
+        ensure_indexes(db)
+        if changed := backfill_start_ts(db):
+            logging.info("gave %d older status documents their start_ts", changed)
+
+    def mongodb_down(error: Exception, delay: float) -> None:
+        logging.warning("MongoDB unreachable at start (%s); retrying in %.1f s", error, delay)
+
+    retry_with_backoff(prepare, PyMongoError, mongodb_down, backoff_s, MONGO_BACKOFF_MAX_S)
 
 
 if __name__ == "__main__":

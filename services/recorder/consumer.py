@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from services.recorder.retry import MONGO_BACKOFF_MAX_S, retry_with_backoff
 from services.recorder.settings import RecorderSettings
 from services.recorder.trimming import trim_acknowledged
 from services.recorder.webhooks import WebhookNotifier
@@ -76,17 +77,12 @@ class Recorder:
         written but not yet acknowledged when Redis went away is written again, which the
         seq guard makes harmless), then new ones.
         """
-        backoff = self.settings.retry_backoff_s
-        while True:
-            try:
-                return self._record(should_stop)
-            except redis.RedisError as error:
-                self.stats.redis_errors += 1
-                log.warning("Redis unreachable (%s); retrying in %.1f s", error, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.settings.redis_backoff_max_s)
-                if should_stop():
-                    return
+        def redis_down(error: Exception, delay: float) -> None:
+            self.stats.redis_errors += 1
+            log.warning("Redis unreachable (%s); retrying in %.1f s", error, delay)
+
+        retry_with_backoff(lambda: self._record(should_stop), redis.RedisError, redis_down,
+                           self.settings.retry_backoff_s, self.settings.redis_backoff_max_s, should_stop)
 
     def _record(self, should_stop) -> None:
         self.ensure_group()
@@ -165,17 +161,13 @@ class Recorder:
                 events.append(decode_event(fields))
             except (ValidationError, ValueError) as error:
                 self._dead_letter(entry_id, fields, str(error))
-        backoff = self.settings.retry_backoff_s
-        while True:
-            try:
-                self.writer.write(events)
-                break
-            except PyMongoError as error:
-                self.stats.write_retries += 1
-                log.warning("MongoDB write failed (%s); retrying in %.1f s", error, backoff)
-                self.publish_state(mongodb_ok=False, error=type(error).__name__)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+        def mongodb_down(error: Exception, delay: float) -> None:
+            self.stats.write_retries += 1
+            log.warning("MongoDB write failed (%s); retrying in %.1f s", error, delay)
+            self.publish_state(mongodb_ok=False, error=type(error).__name__)
+
+        retry_with_backoff(lambda: self.writer.write(events), PyMongoError, mongodb_down,
+                           self.settings.retry_backoff_s, MONGO_BACKOFF_MAX_S)
         self.client.xack(names.EVENTS_STREAM, names.RECORDER_GROUP, *[entry_id for entry_id, _ in entries])
         self.stats.events_stored += len(events)
         self.stats.last_write_at = utc_now()
