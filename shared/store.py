@@ -214,13 +214,14 @@ class Store:
         groups = self.status.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
         return {group["_id"]: int(group["n"]) for group in groups}
 
-    def archive(self, run_id: str) -> bool:
-        """Hide a run from lists, keeping its data; False when there is no such run.
+    def archive(self, run_id: str) -> dict[str, Any] | None:
+        """Hide a run from lists, keeping its data; the archived run, or None when there is none.
 
         `$set` of a bool is safe on nx-27017 (only datetimes turn into strings) and leaves seq
         alone, so no event of a still running trainer is ever taken for an old one.
         """
-        return self.status.update_one({"run_id": run_id}, {"$set": {"archived": True}}).matched_count > 0
+        return self.status.find_one_and_update({"run_id": run_id}, {"$set": {"archived": True}},
+                                               projection={"_id": 0}, return_document=ReturnDocument.AFTER)
 
     def runs_of_sweep(self, sweep_id: str) -> list[dict[str, Any]]:
         return list(self.status.find({"sweep_id": sweep_id}, {"_id": 0}).sort("created_at", ASCENDING))

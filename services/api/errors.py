@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
+from services.api.runs import MAX_LIMIT, MAX_OFFSET
 from shared.models import MODELS
 from shared.schemas.jobs import EnsembleSpec, JobSpec
 
@@ -45,7 +46,7 @@ def allowed_values(model: type[BaseModel]) -> dict[str, str]:
 
 ALLOWED: dict[str, str] = {
     **allowed_values(EnsembleSpec), **allowed_values(JobSpec),
-    "limit": "a whole number ≥ 1 and ≤ 500", "offset": "a whole number ≥ 0 and ≤ 10000000",
+    "limit": f"a whole number ≥ 1 and ≤ {MAX_LIMIT}", "offset": f"a whole number ≥ 0 and ≤ {MAX_OFFSET}",
     "min_val_accuracy": "a number ≥ 0 and ≤ 1", "min_test_accuracy": "a number ≥ 0 and ≤ 1",
     "model_name": "one of " + ", ".join(repr(name) for name in sorted(MODELS)),
 }

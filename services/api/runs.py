@@ -17,6 +17,12 @@ from shared.store import Store, new_status_document
 
 log = logging.getLogger(__name__)
 
+# Pages of runs: at most MAX_LIMIT a page. Deeper pages than MAX_OFFSET are refused: a skip must
+# fit MongoDB's 64-bit integers, and no list is that long.
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_OFFSET = 10_000_000
+
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]

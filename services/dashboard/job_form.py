@@ -78,11 +78,3 @@ def parse_grid(texts: Mapping[str, str]) -> dict[str, list[Any]]:
                              f"{'whole numbers' if kind is int else 'numbers'}") from None
         grid[name] = list(dict.fromkeys(values))
     return grid
-
-
-def grid_size(grid: Mapping[str, list[Any]]) -> int:
-    """How many runs the grid queues: the product of its value counts."""
-    size = 1
-    for values in grid.values():
-        size *= len(values)
-    return size

@@ -49,7 +49,6 @@ def test_grids_parse_typed_values_and_skip_empty_fields():
                                 "epochs": " "})
 
     assert grid == {"learning_rate": [0.001, 0.0003], "batch_size": [16, 32], "dropout": [None, 0.3]}
-    assert job_form.grid_size(grid) == 8
 
 
 def test_a_grid_value_of_the_wrong_type_is_named():

@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError
 
 from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
-from services.api.runs import field_error, public, queue_run, run_or_404
+from services.api.runs import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, field_error, public, queue_run, run_or_404
 from shared import names
 from shared.datasets.imagefolder import DatasetError
 from shared.schemas.events import utc_now
@@ -30,8 +30,6 @@ from shared.schemas.jobs import (
 from shared.store import START_TS
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-# Deeper pages are refused: a skip must fit MongoDB's 64-bit integers, and no list is that long.
-MAX_OFFSET = 10_000_000
 log = logging.getLogger(__name__)
 
 NOT_FOUND = {404: {"description": "no such run", "content": {"application/json": {"example": {"detail": "run 3f9a1c0b2d4e not found"}}}}}
@@ -76,7 +74,7 @@ def list_jobs(
     min_test_accuracy: Annotated[float | None, Query(ge=0, le=1, description="completed runs' test_accuracy at least")] = None,
     archived: Annotated[bool, Query(description="false: hide archived runs; true: show only them")] = False,
     sort: Annotated[SortParam, Query(description="field to sort on, `-` in front for descending; runs without it come last")] = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
     """Runs matching every filter given, one page at a time; `count` is every matching run."""
@@ -171,6 +169,6 @@ def retry_job(run_id: str, store: StoreDep, queue: QueueDep, events: RedisDep, s
 @router.delete("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
 def archive_job(run_id: str, store: StoreDep) -> JobPublic:
     """Archive a run: hidden from GET /jobs (unless `archived=true`), its data kept."""
-    if not store.archive(run_id):
+    if (archived := store.archive(run_id)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-    return public(store.get_run(run_id))
+    return public(archived)
