@@ -97,11 +97,11 @@ def iterate_batches(
         yield data.images[chosen], data.labels[chosen]
 
 
-def place(data: ImageTensors, device: torch.device, free_fraction: float = 0.5) -> ImageTensors:
+def place(data: ImageTensors, device: torch.device, free_fraction: float = 0.5, pin: bool = True) -> ImageTensors:
     """Where the decoded images live during training.
 
     On CUDA: on the GPU when they take less than free_fraction of its free memory (no copies
-    per batch at all), else in pinned host memory so batch copies are asynchronous.
+    per batch at all), else in pinned host memory (when pin) so batch copies are asynchronous.
     On the CPU they stay where they are.
     """
     if device.type != "cuda":
@@ -109,4 +109,6 @@ def place(data: ImageTensors, device: torch.device, free_fraction: float = 0.5) 
     free_bytes, _total = torch.cuda.mem_get_info(device)
     if data.images.numel() < free_fraction * free_bytes:
         return ImageTensors(data.images.to(device), data.labels.to(device))
+    if not pin:
+        return data
     return ImageTensors(data.images.pin_memory(), data.labels.pin_memory())

@@ -141,7 +141,7 @@ class Votes:
 
 
 def collect_votes(
-    members: list[Member], index: ImageFolderIndex, split: dict[str, list[int]], max_pixels: int,
+    members: list[Member], index: ImageFolderIndex, split: dict[str, list[int]], settings: TrainerSettings,
     batch_size: int, should_stop: Callable[[], bool] = lambda: False,
 ) -> Votes | None:
     """Each member's logits on every split, the images decoded once per image size.
@@ -150,7 +150,7 @@ def collect_votes(
     """
     votes = Votes({}, [{} for _ in members], 0)
     for size in sorted({member.spec.image_size for member in members}):
-        data = load_split_data(index, split, size, max_pixels)
+        data = load_split_data(index, split, size, settings.max_image_pixels)
         labels = {name: getattr(data, name).labels for name in SPLIT_NAMES}
         if votes.labels and any(not torch.equal(votes.labels[n], labels[n]) for n in SPLIT_NAMES):
             raise EnsembleError(
@@ -159,7 +159,8 @@ def collect_votes(
         for position, member in enumerate(members):
             if member.spec.image_size == size:
                 for name in SPLIT_NAMES:
-                    images = place(getattr(data, name), member.setup.device)
+                    images = place(getattr(data, name), member.setup.device,
+                                   settings.images_on_gpu_fraction, settings.pin_memory)
                     votes.logits[position][name] = predict_logits(
                         member.model, images, member.setup, batch_size, should_stop)
                     if should_stop():
@@ -221,7 +222,7 @@ def ensemble_run(
         class_names=first.class_names,
         split_sizes={name: len(positions) for name, positions in split.items()},
     )
-    votes = collect_votes(members, index, split, settings.max_image_pixels, spec.batch_size, should_stop)
+    votes = collect_votes(members, index, split, settings, spec.batch_size, should_stop)
     if votes is None:
         return cancelled_run(publisher, run_id, 0, "while its members voted")
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}

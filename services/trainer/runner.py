@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from services.trainer import checkpoints
-from services.trainer.data import SplitData, load_split_data, place
+from services.trainer.data import ImageTensors, SplitData, load_split_data, place
 from services.trainer.engine import (
     BatchProgress,
     EarlyStopping,
@@ -310,8 +310,11 @@ def train_run(
     data = load_split_data(index, split, spec.image_size, settings.max_image_pixels)
     if data.skipped_files:
         log.warning("run %s: %d unreadable images skipped", run_id, data.skipped_files)
-    placed = SplitData(data.class_names, place(data.train, device), place(data.val, device),
-                       place(data.test, device), data.fingerprint, data.skipped_files)
+    def on_device(images: ImageTensors) -> ImageTensors:
+        return place(images, device, settings.images_on_gpu_fraction, settings.pin_memory)
+
+    placed = SplitData(data.class_names, on_device(data.train), on_device(data.val), on_device(data.test),
+                       data.fingerprint, data.skipped_files)
 
     torch.manual_seed(spec.seed)
     model = build_model(spec, len(index.class_names)).to(device)

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
-from services.trainer.data import decode_image, load_split_data
+from services.trainer.data import ImageTensors, decode_image, load_split_data, place
 from shared.datasets.imagefolder import DatasetError, scan_image_folder, stratified_split
 
 
@@ -44,3 +45,22 @@ def test_a_split_left_without_readable_images_is_a_clear_error(tmp_path):
     index = scan_image_folder(tmp_path)
     with pytest.raises(DatasetError, match="no readable images"):
         load_split_data(index, stratified_split(index.labels, 0), 16, max_pixels=10**6)
+
+
+def tiny_images() -> ImageTensors:
+    return ImageTensors(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
+
+
+def test_on_the_cpu_the_images_stay_where_they_are():
+    data = tiny_images()
+    assert place(data, torch.device("cpu")) is data
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("fraction", "pin", "on_gpu", "pinned"),
+                         [(0.5, True, True, False), (0.0, True, False, True), (0.0, False, False, False)])
+def test_on_cuda_the_images_move_to_the_gpu_or_wait_in_host_memory(fraction, pin, on_gpu, pinned):
+    placed = place(tiny_images(), torch.device("cuda"), fraction, pin)
+    assert placed.images.is_cuda == on_gpu and placed.labels.is_cuda == on_gpu
+    if not on_gpu:
+        assert placed.images.is_pinned() == pinned
