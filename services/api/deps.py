@@ -63,7 +63,8 @@ def check_api_key(request: Request, settings: SettingsDep,
 
 class WorkerCount:
     """Live Celery workers, by control ping. The ping costs its whole timeout, so requests get
-    the last answer while a stale one is refreshed in the background; only the first waits."""
+    the last answer while a stale one is refreshed in the background; only the first waits.
+    An answer of 0 is always refreshed: right after start-up the workers are still coming."""
 
     def __init__(self, ttl_s: float):
         self._ttl_s = ttl_s
@@ -74,7 +75,7 @@ class WorkerCount:
 
     def get(self, queue: JobQueue, timeout_s: float) -> int:
         with self._lock:
-            value, fresh = self._value, time.monotonic() - self._at <= self._ttl_s
+            value, fresh = self._value, bool(self._value) and time.monotonic() - self._at <= self._ttl_s
             start = value is not None and not fresh and not self._refreshing
             if start:
                 self._refreshing = True
