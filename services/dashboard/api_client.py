@@ -104,6 +104,14 @@ def list_runs(base_url: str, limit: int = 100, offset: int = 0, *,
     ))
 
 
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def completed_runs(base_url: str, limit: int, *, model_name: str | None = None,
+                   min_val_accuracy: float | None = None, sort: str | None = None) -> dict[str, Any]:
+    """`GET /jobs?status=completed`: a finished run no longer changes, so cached for cache_ttl_s."""
+    return get_json(base_url, "/jobs", _params(limit=limit, status=("completed",), model_name=model_name,
+                                               min_val_accuracy=min_val_accuracy, sort=sort))
+
+
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def get_run(base_url: str, run_id: str) -> dict[str, Any]:
     """`GET /jobs/{run_id}`: the run, with its `summary` once it has completed."""

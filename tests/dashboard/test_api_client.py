@@ -1,10 +1,13 @@
 """The dashboard's API client against the real API, and against nothing at all."""
 
+import time
+
 import pytest
 
 from services.dashboard import api_client
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from tests.conftest import free_port
+from tests.dashboard.conftest import RunPublisher, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +23,23 @@ def test_lists_runs_newest_first_and_reads_a_runs_epochs(recorded_runs, api_url,
     assert listing["count"] == len(ids)
     assert [(e["epoch"], e["val_loss"] is None) for e in epochs] == [(1, False), (2, False), (3, True)]
 
+
+
+def test_completed_runs_lists_only_completed_ones_and_is_cached_longer_than_live_queries(
+        recorded_runs, api, events, api_url, dashboard_env):
+    dashboard_env(api_url)
+    assert api_client.SLOW_TTL_S > api_client.LIVE_TTL_S
+
+    first = api_client.completed_runs(api_url, 500)
+    RunPublisher(events, epochs=1).start().epoch(1).complete(epochs_run=1)
+    wait_for(api, lambda client: client.get("/jobs", params={"status": "completed"}).json()["count"] > first["count"])
+
+    assert {run["status"] for run in first["data"]} == {"completed"}
+    assert recorded_runs.completed in [run["run_id"] for run in first["data"]]
+    time.sleep(api_client.LIVE_TTL_S)  # a live query's cache has expired by now; this one has not
+    assert api_client.completed_runs(api_url, 500) == first
+    api_client.completed_runs.clear()
+    assert api_client.completed_runs(api_url, 500)["count"] == first["count"] + 1
 
 def test_an_unknown_run_is_an_api_error_with_the_apis_reason(recorded_runs, api_url, dashboard_env):
     dashboard_env(api_url)

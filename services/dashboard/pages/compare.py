@@ -78,9 +78,8 @@ def hyperparameters(chosen: dict) -> str:
                                            format_func=lambda name: name.replace("_", " "))
     metric = metric_column.selectbox("Metric", list(comparison.METRICS), key="compare.metric",
                                      format_func=lambda name: comparison.METRICS[name][0])
-    completed = api_client.list_runs(settings.api_url, limit=CHART_RUNS, status=("completed",),
-                                     model_name=chosen["model_name"], min_val_accuracy=chosen["min_val_accuracy"],
-                                     sort=f"-{metric}")
+    completed = api_client.completed_runs(settings.api_url, CHART_RUNS, model_name=chosen["model_name"],
+                                          min_val_accuracy=chosen["min_val_accuracy"], sort=f"-{metric}")
     frame = comparison.hyperparameter_frame(completed["data"], parameter, metric)
     if frame.empty:
         st.info("No completed run has this metric yet.")
@@ -121,8 +120,8 @@ def best_per_model(model_names: list[str], metric: str) -> None:
     st.subheader("Best run per model")
     best = {}
     for model in model_names:  # one query per model, not per run
-        listing = api_client.list_runs(settings.api_url, limit=1, status=("completed",), model_name=model,
-                                       sort=comparison.sort_param(metric, metric not in LOWER_IS_BETTER))
+        listing = api_client.completed_runs(settings.api_url, 1, model_name=model,
+                                            sort=comparison.sort_param(metric, metric not in LOWER_IS_BETTER))
         best[model] = listing["data"][0] if listing["data"] else None
     frame = comparison.best_per_model(best, metric)
     if frame.empty:

@@ -18,7 +18,7 @@ def run_label(run: dict) -> str:
 
 
 def body() -> None:
-    listing = api_client.list_runs(settings.api_url, limit=RUNS_LISTED, status=("completed",), sort="-val_accuracy")
+    listing = api_client.completed_runs(settings.api_url, RUNS_LISTED, sort="-val_accuracy")
     by_id = {run["run_id"]: run for run in listing["data"]}
     if not by_id:
         ui.no_runs_yet("No completed run yet — a prediction needs a trained run or ensemble; queue a job and "
