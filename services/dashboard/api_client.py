@@ -84,6 +84,11 @@ def _params(**values: Any) -> dict[str, Any]:
             for name, value in values.items() if value not in (None, (), "")}
 
 
+def _jobs(base_url: str, **query: Any) -> dict[str, Any]:
+    """`GET /jobs` with the set filters (uncached: the cached readers below call it)."""
+    return get_json(base_url, "/jobs", _params(**query))
+
+
 # --- reads (cached) ---------------------------------------------------------------------------
 
 
@@ -97,19 +102,17 @@ def list_runs(base_url: str, limit: int = 100, offset: int = 0, *,
 
     Times are ISO 8601 strings; `status` is a tuple so the call can be cached.
     """
-    return get_json(base_url, "/jobs", _params(
-        limit=limit, offset=offset, status=status, model_name=model_name, version=version,
-        sweep_id=sweep_id, started_after=started_after, started_before=started_before,
-        min_val_accuracy=min_val_accuracy, min_test_accuracy=min_test_accuracy, sort=sort,
-    ))
+    return _jobs(base_url, limit=limit, offset=offset, status=status, model_name=model_name, version=version,
+                 sweep_id=sweep_id, started_after=started_after, started_before=started_before,
+                 min_val_accuracy=min_val_accuracy, min_test_accuracy=min_test_accuracy, sort=sort)
 
 
 @st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
 def completed_runs(base_url: str, limit: int, *, model_name: str | None = None,
                    min_val_accuracy: float | None = None, sort: str | None = None) -> dict[str, Any]:
     """`GET /jobs?status=completed`: a finished run no longer changes, so cached for cache_ttl_s."""
-    return get_json(base_url, "/jobs", _params(limit=limit, status=("completed",), model_name=model_name,
-                                               min_val_accuracy=min_val_accuracy, sort=sort))
+    return _jobs(base_url, limit=limit, status=("completed",), model_name=model_name,
+                 min_val_accuracy=min_val_accuracy, sort=sort)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

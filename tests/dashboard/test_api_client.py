@@ -24,7 +24,6 @@ def test_lists_runs_newest_first_and_reads_a_runs_epochs(recorded_runs, api_url,
     assert [(e["epoch"], e["val_loss"] is None) for e in epochs] == [(1, False), (2, False), (3, True)]
 
 
-
 def test_completed_runs_lists_only_completed_ones_and_is_cached_longer_than_live_queries(
         recorded_runs, api, events, api_url, dashboard_env):
     dashboard_env(api_url)
@@ -40,6 +39,7 @@ def test_completed_runs_lists_only_completed_ones_and_is_cached_longer_than_live
     assert api_client.completed_runs(api_url, 500) == first
     api_client.completed_runs.clear()
     assert api_client.completed_runs(api_url, 500)["count"] == first["count"] + 1
+
 
 def test_an_unknown_run_is_an_api_error_with_the_apis_reason(recorded_runs, api_url, dashboard_env):
     dashboard_env(api_url)
