@@ -2,20 +2,29 @@
 store that is down, and a generic 500 with an error id (the traceback stays in the server log)."""
 
 import logging
+import math
 import uuid
-from typing import Any, get_args
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import redis
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
+from pydantic.fields import FieldInfo
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from services.api.runs import MAX_LIMIT, MAX_OFFSET
 from shared.models import MODELS
-from shared.schemas.jobs import EnsembleSpec, JobSpec
+from shared.schemas.jobs import (
+    MAX_ENSEMBLE_MEMBERS,
+    NO_CONTROL_CHARACTERS,
+    RUN_ID_PATTERN,
+    EnsembleSpec,
+    JobSpec,
+)
 
 log = logging.getLogger("services.api")
 
@@ -23,8 +32,32 @@ log = logging.getLogger("services.api")
 BOUND_ERRORS = frozenset({
     "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error",
     "int_parsing", "float_parsing", "int_type", "float_type", "bool_parsing", "bool_type",
-    "int_from_float", "finite_number", "missing",
+    "int_from_float", "finite_number", "missing", "string_type", "string_too_short", "string_too_long",
+    "string_pattern_mismatch", "too_short", "too_long", "list_type", "dict_type",
 })
+# Patterns in words: a client reads the rule, not the regular expression.
+PATTERN_WORDS = {
+    NO_CONTROL_CHARACTERS: "without control characters",
+    RUN_ID_PATTERN: "of letters, digits, '-' and '_'",
+}
+RUN_ID_WORDS = f"text {PATTERN_WORDS[RUN_ID_PATTERN]}, at most 64 characters"
+# How much of a refused input a 422 echoes back.
+ECHOED_CHARACTERS = 200
+
+
+def text_rule(field: FieldInfo) -> str | None:
+    """The rule of a constrained text field (`Annotated[str, StringConstraints]`, or that | None)
+    in words."""
+    constraints = [item for item in field.metadata if isinstance(item, StringConstraints)]
+    if not constraints and get_origin(field.annotation) in (Union, UnionType):
+        for argument in get_args(field.annotation):
+            if get_origin(argument) is Annotated:
+                constraints += [item for item in get_args(argument)[1:] if isinstance(item, StringConstraints)]
+    if not constraints:
+        return None
+    rule = constraints[0]
+    words = [PATTERN_WORDS.get(rule.pattern or ""), rule.max_length and f"at most {rule.max_length} characters"]
+    return "text " + ", ".join(word for word in words if word)
 
 
 def allowed_values(model: type[BaseModel]) -> dict[str, str]:
@@ -41,6 +74,8 @@ def allowed_values(model: type[BaseModel]) -> dict[str, str]:
             described[name] = f"{kind} {' and '.join(bounds)}"
         elif get_args(field.annotation) and all(isinstance(a, str) for a in get_args(field.annotation)):
             described[name] = "one of " + ", ".join(repr(a) for a in get_args(field.annotation))
+        elif rule := text_rule(field):
+            described[name] = rule
     return described
 
 
@@ -49,18 +84,52 @@ ALLOWED: dict[str, str] = {
     "limit": f"a whole number ≥ 1 and ≤ {MAX_LIMIT}", "offset": f"a whole number ≥ 0 and ≤ {MAX_OFFSET}",
     "min_val_accuracy": "a number ≥ 0 and ≤ 1", "min_test_accuracy": "a number ≥ 0 and ≤ 1",
     "model_name": "one of " + ", ".join(repr(name) for name in sorted(MODELS)),
+    "run_id": RUN_ID_WORDS, "sweep_id": RUN_ID_WORDS,
+    "members": f"a list of 2 to {MAX_ENSEMBLE_MEMBERS} run ids, each {RUN_ID_WORDS}",
 }
 
 
 def _with_allowed(error: dict[str, Any]) -> dict[str, Any]:
     field = next((str(part) for part in reversed(error.get("loc", ())) if isinstance(part, str)), None)
     allowed = ALLOWED.get(field or "")
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        error = {**error, "msg": f"String should be {PATTERN_WORDS.get(pattern, f'matching {pattern!r}')}"}
     if error.get("type") in BOUND_ERRORS and allowed and "allowed" not in error.get("msg", ""):
         error = {**error, "msg": f"{error['msg']} (allowed: {allowed})"}
-    # The input of a failed field is echoed back, but never the request's whole body or context.
+    # The input of a failed field is echoed back, cut short, but never the request's whole body
+    # or context.
     error.pop("url", None)
     error.pop("ctx", None)
+    if "input" in error:
+        error["input"] = echoed(error["input"])
     return error
+
+
+def echoed(value: Any) -> Any:
+    """A refused input as a 422 may repeat it: JSON (no NaN or Infinity), at most a few hundred
+    characters; anything longer or stranger as a shortened repr."""
+    if value is None or (isinstance(value, bool | int) and abs(value) < 2**63):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, str) and len(value) <= ECHOED_CHARACTERS:
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, dict | list) and len(text) <= ECHOED_CHARACTERS and _plain(value):
+        return value
+    return text if len(text) <= ECHOED_CHARACTERS else text[:ECHOED_CHARACTERS] + "…"
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether value holds only JSON a response can carry (finite numbers, shallow)."""
+    if depth > 4:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(item, depth + 1) for item in value)
+    return echoed(value) is value
 
 
 async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

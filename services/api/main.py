@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from services.api import errors
+from services.api.body_limit import BodySizeLimit, body_limit
 from services.api.deps import check_api_key
 from services.api.routes import (
     compare,
@@ -19,7 +20,6 @@ from services.api.routes import (
     sweeps,
 )
 from services.api.settings import get_settings
-from services.api.uploads import UploadSizeLimit
 
 
 @asynccontextmanager
@@ -36,6 +36,8 @@ class ErrorPublic(BaseModel):
 COMMON_RESPONSES = {
     400: {"model": ErrorPublic, "description": "a body that cannot be parsed"},
     401: {"model": ErrorPublic, "description": "missing or wrong X-API-Key (writes; reads when closed)"},
+    413: {"model": ErrorPublic, "description": "a request body larger than PADDY_MAX_BODY_BYTES "
+          "(POST /predict: PADDY_MAX_UPLOAD_BYTES)"},
     500: {"model": ErrorPublic, "description": "unexpected error; the server log has it under the id given"},
     503: {"description": "Redis or MongoDB unreachable"},
 }
@@ -49,7 +51,8 @@ app = FastAPI(
     responses=COMMON_RESPONSES,
 )
 errors.install(app)
-app.add_middleware(UploadSizeLimit, path="/predict", max_bytes=lambda: get_settings().max_upload_bytes)
+app.add_middleware(BodySizeLimit, limit_for=lambda path: body_limit(
+    path, get_settings().max_body_bytes, get_settings().max_upload_bytes))
 for router in (jobs.router, sweeps.router, ensembles.router, predict.router, compare.router, runs.router,
                models.router):
     app.include_router(router, dependencies=[Depends(check_api_key)])

@@ -3,16 +3,16 @@
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import redis
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Path, status
 from kombu.exceptions import OperationalError
 
 from services.api.job_queue import JobQueue
 from shared import names
 from shared.schemas.events import RunQueued, encode_event, utc_now
-from shared.schemas.jobs import JobCreated, JobPublic
+from shared.schemas.jobs import RUN_ID_PATTERN, JobCreated, JobPublic
 from shared.store import Store, new_status_document
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
+
+# A run id in a path: letters, digits, '-' and '_' (a NUL or a kilobyte of text is a 422, never a query).
+RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="a run id", examples=["3f9a1c0b2d4e"])]
 
 
 def new_run_id() -> str:

@@ -20,17 +20,15 @@ class ApiSettings(PaddySettings):
     broker_timeout_s: float = 5.0
     # Most runs one POST /sweeps may queue (the grid's cartesian product).
     max_sweep_runs: int = Field(100, ge=1)
+    # Largest request body in bytes (413 past it, counted while the body is read); POST /predict
+    # has max_upload_bytes instead.
+    max_body_bytes: int = Field(1024 * 1024, ge=1)
     # POST /predict: largest upload in bytes and largest image in pixels (width × height, read
     # from the header before any decoding: decompression bombs are refused).
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1)
     # Seconds POST /predict waits for a trainer's answer before a 504.
     predict_timeout_s: float = Field(60.0, gt=0)
-    # /health and /metrics: how long a control ping waits for the workers (they answer within
-    # about a second: kombu polls Redis for control messages once a second), and how long its
-    # answer is served before a background refresh (the ping costs the whole timeout).
-    worker_ping_timeout_s: float = Field(1.0, gt=0)
-    worker_count_ttl_s: float = Field(5.0, ge=0)
 
     def insecure_reason(self) -> str | None:
         """Why these settings must not serve, or None. Checked at startup (main.lifespan)."""

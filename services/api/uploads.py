@@ -1,5 +1,6 @@
 """Uploaded images: size, type (by their bytes, not their name) and pixels, checked before any
-decoding, so a decompression bomb is refused from its header alone."""
+decoding, so a decompression bomb is refused from its header alone. (The whole request body is
+limited before this, while it is read: body_limit.BodySizeLimit.)"""
 
 import io
 import warnings
@@ -57,27 +58,3 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
                             "(PADDY_MAX_IMAGE_PIXELS)")
     return width, height
 
-
-class UploadSizeLimit:
-    """ASGI middleware: a POST to `path` whose Content-Length already passes the limit is
-    answered 413 before its body is read (the multipart parser would spool it all to disk).
-    Uploads without a Content-Length are caught by read_limited."""
-
-    # Room for the multipart boundaries and the other form fields.
-    OVERHEAD_BYTES = 64 * 1024
-
-    def __init__(self, app, path: str, max_bytes) -> None:
-        self.app, self.path, self.max_bytes = app, path, max_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == self.path:
-            declared = dict(scope["headers"]).get(b"content-length", b"")
-            limit = self.max_bytes() + self.OVERHEAD_BYTES
-            if declared.isdigit() and int(declared) > limit:
-                from fastapi.responses import JSONResponse
-
-                response = JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE, content={
-                    "detail": f"the upload is larger than {self.max_bytes()} bytes (PADDY_MAX_UPLOAD_BYTES)"})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -8,7 +8,8 @@ spec.feature_extraction, freezes the backbone but its last spec.trainable_layers
 spec.weights:
 - "none": random initialization (torchvision's own for the backbones).
 - "imagenet": torchvision's file from its cache, downloaded when missing (services/trainer/weights.py).
-- a path to a torch.save'd state dict (or a Paddy checkpoint, whose "model" is used): a Paddy
+- a path to a torch.save'd state dict (or a Paddy checkpoint, whose "model" is used) inside
+  the weights root (PADDY_WEIGHTS_ROOT; nothing outside it is opened): a Paddy
   model's whole state dict, head included, when every key and shape matches this model; else a
   backbone, with torchvision's parameter names (a torchvision file, or a Paddy model of another
   class count), whose head and torchvision classifier keys are skipped: every backbone key must
@@ -24,6 +25,7 @@ from torch import nn
 from torchvision.models import vgg as torchvision_vgg
 
 from services.trainer import weights
+from shared.paths import resolve_weights_file, shown
 from shared.schemas.jobs import JobSpec
 
 
@@ -114,8 +116,11 @@ MODEL_BUILDERS: dict[str, Callable[[JobSpec, int], nn.Module]] = {
 }
 
 
-def build_model(spec: JobSpec, num_classes: int) -> nn.Module:
-    """The spec's model for num_classes, with its weights loaded and its backbone (un)frozen."""
+def build_model(spec: JobSpec, num_classes: int, weights_root: Path | None = None) -> nn.Module:
+    """The spec's model for num_classes, with its weights loaded and its backbone (un)frozen.
+
+    A state-dict path in spec.weights is looked up inside weights_root (without one, none loads).
+    """
     try:
         builder = MODEL_BUILDERS[spec.model_name]
     except KeyError:
@@ -123,14 +128,15 @@ def build_model(spec: JobSpec, num_classes: int) -> nn.Module:
             f"unknown model {spec.model_name!r}; choose one of {sorted(MODEL_BUILDERS)}"
         ) from None
     model = builder(spec, num_classes)
-    load_pretrained(model, spec.model_name, spec.weights or "none")
+    load_pretrained(model, spec.model_name, spec.weights or "none", weights_root)
     if spec.feature_extraction:
         freeze_backbone(model, spec.trainable_layers)
     return model
 
 
-def load_pretrained(model: nn.Module, model_name: str, choice: str) -> None:
-    """Load "imagenet", "none" or a state-dict path into a freshly built model (see the module doc)."""
+def load_pretrained(model: nn.Module, model_name: str, choice: str, weights_root: Path | None = None) -> None:
+    """Load "imagenet", "none" or a state-dict path inside weights_root into a freshly built model
+    (see the module doc)."""
     if choice == "none":
         return
     head_prefix = head_name(model) + "."
@@ -142,8 +148,10 @@ def load_pretrained(model: nn.Module, model_name: str, choice: str) -> None:
         state = weights.imagenet_state_dict(model_name)
         weights.load_weights(model, state, head_prefix, str(weights.cached_file(model_name)), ignore)
         return
-    path = Path(choice).expanduser()
-    weights.load_weights(model, weights.read_state_dict(path), head_prefix, str(path), ignore)
+    if weights_root is None:
+        raise ValueError(f"weights {shown(choice)}: no weights root to look the file up in")
+    path = resolve_weights_file(choice, weights_root)
+    weights.load_weights(model, weights.read_state_dict(path, choice), head_prefix, shown(choice), ignore)
 
 
 def head_name(model: nn.Module) -> str:

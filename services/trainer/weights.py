@@ -1,5 +1,8 @@
 """Pretrained weights: torchvision's ImageNet files in torch's hub cache, and state-dict files.
 
+A job's own state-dict file lives under the weights root (PADDY_WEIGHTS_ROOT) and is opened
+only after shared.paths.resolve_weights_file has checked that it resolves inside it.
+
 The ImageNet files live where torchvision keeps them, `torch.hub.get_dir()/checkpoints`
 (`$TORCH_HOME/hub/checkpoints`, by default `~/.cache/torch/hub/checkpoints`), under the names
 torchvision gives them: `<model>-<first hex digits of the file's sha256>.pth`. A trainer with no
@@ -28,6 +31,8 @@ import torchvision
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, ResNet50_Weights, VGG16_Weights
 from torchvision.models._api import WeightsEnum
+
+from shared.paths import shown
 
 IMAGENET_WEIGHTS: dict[str, WeightsEnum] = {
     "resnet50": ResNet50_Weights.IMAGENET1K_V2,
@@ -90,8 +95,10 @@ def imagenet_state_dict(model_name: str, progress: bool = False) -> dict[str, to
             weights_only=True,
         )
     except (OSError, RuntimeError) as error:
-        if path.is_file():  # the download was not the problem
-            raise
+        if path.is_file():  # the download was not the problem: the cached file is
+            reason = str(error).replace(str(path.parent), "<torch cache>")
+            raise ValueError(f"the cached ImageNet file {path.name} cannot be loaded ({reason}); "
+                             f"replace it: `paddy weights import {path.name}`") from error
         raise missing_weights(model_name, error) from error
 
 
@@ -113,13 +120,15 @@ def probe(model_name: str, url: str, timeout_s: float = PROBE_TIMEOUT_S) -> None
 
 
 def missing_weights(model_name: str, error: BaseException) -> MissingWeightsError:
-    path = cached_file(model_name)
+    """Says what to run, naming the file but not where this host keeps its cache: the message
+    reaches API clients (the run's error)."""
+    name = file_name(model_name)
     return MissingWeightsError(
-        f"ImageNet weights for {model_name} are not in the cache and could not be downloaded "
-        f"({type(error).__name__}: {error}). Expected file: {path} (from "
-        f"{imagenet_weights(model_name).url}). Provide it: run `paddy weights download "
-        f"{model_name}` on a machine with internet access, copy {path.name} here and run "
-        f"`paddy weights import {path.name}`; or set TORCH_HOME to a cache that holds it."
+        f"ImageNet weights for {model_name} ({name}) are not in this trainer's torch cache and "
+        f"could not be downloaded ({type(error).__name__}, from {imagenet_weights(model_name).url}). "
+        f"Provide them: run `paddy weights download {model_name}` on the trainer, or on a machine "
+        f"with internet access, then copy {name} to the trainer and run `paddy weights import {name}` "
+        "there; or set TORCH_HOME to a cache that holds it."
     )
 
 
@@ -171,26 +180,29 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, shown_as: str | None = None) -> dict[str, torch.Tensor]:
     """A state dict saved with torch.save: bare, or as the "model" of a Paddy checkpoint.
 
     Loaded with weights_only=True: the path comes from a job spec, so the file is not trusted
-    to run code.
+    to run code. Messages name the file as shown_as (a job's own `weights`) when given, so that
+    no server path reaches a client.
     """
-    path = Path(path).expanduser()
+    path = Path(path)
+    label = f"weights file {path}" if shown_as is None else f"weights {shown(shown_as)}"
     if not path.is_file():
-        raise ValueError(f"weights file {path} not found")
+        raise ValueError(f"{label} not found")
     try:
         # Paddy checkpoints also hold their (UTC) start time.
         with torch.serialization.safe_globals([datetime, timezone, timedelta]):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a file that is not its own
-        raise ValueError(f"weights file {path} is not a readable state dict: {error}") from error
+        reason = str(error).replace(str(path), "the file")
+        raise ValueError(f"{label} is not a readable state dict: {reason}") from error
     if isinstance(loaded, Mapping) and isinstance(loaded.get("model"), Mapping):
         loaded = loaded["model"]
     if not (isinstance(loaded, Mapping) and loaded
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())):
-        raise ValueError(f"weights file {path} does not hold a state dict (names → tensors)")
+        raise ValueError(f"{label} does not hold a state dict (names → tensors)")
     return loaded
 
 

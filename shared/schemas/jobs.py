@@ -1,11 +1,12 @@
 """What a job is: the spec a client posts, and what the API answers about a run."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.models import MODELS
+from shared.paths import MAX_PATH_LENGTH
 
 RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "lost"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -20,6 +21,23 @@ SUMMARY_METRICS: tuple[str, ...] = (
 # Of those, the ones where lower is better (the best run has the lowest); higher wins for the rest.
 LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
 
+# What a client may send, so that every value fits the store and the trainer: text is bounded
+# and holds no control character (a NUL ends a path early in C, a newline forges log lines);
+# numbers are finite and bounded (MongoDB holds 64-bit integers); types are strict (true is not
+# 1, "3" is not 3, 3 is not "3") and objects such as {"$gt": 0} never stand for a value.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# Run ids: the API makes 12 hex digits; other tools' ids keep to these characters.
+RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_LABEL_LENGTH = 64
+MAX_SEED = 2**32 - 1  # numpy's seeds
+MAX_ENSEMBLE_MEMBERS = 20
+MAX_GRID_VALUES = 1000
+STRICT_INPUT = ConfigDict(extra="forbid", protected_namespaces=(), strict=True, allow_inf_nan=False)
+
+PathText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_LENGTH, pattern=NO_CONTROL_CHARACTERS)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS)]
+RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+
 
 class JobSpec(BaseModel):
     """Everything a trainer needs to run one training job; sent whole with the Celery task.
@@ -28,16 +46,17 @@ class JobSpec(BaseModel):
     before storing the spec, so a stored spec says exactly what ran.
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = STRICT_INPUT
 
-    model_name: str = Field(description="a model from GET /models", examples=["custom_cnn"])
-    dataset: str = Field(
-        description="ImageFolder directory (one folder per class); relative paths are "
-        "resolved inside the data root",
+    model_name: str = Field(max_length=MAX_LABEL_LENGTH, description="a model from GET /models",
+                            examples=["custom_cnn"])
+    dataset: PathText = Field(
+        description="ImageFolder directory (one folder per class) inside the data root "
+        "(PADDY_DATA_ROOT); relative paths are resolved there",
         examples=["synth"],
     )
     epochs: int = Field(100, ge=1, le=1000, description="most epochs to train (early stopping may end sooner)")
-    patience: int = Field(10, ge=1, description="epochs without a lower validation loss before stopping")
+    patience: int = Field(10, ge=1, le=1000, description="epochs without a lower validation loss before stopping")
     batch_size: int = Field(32, ge=1, le=4096)
     learning_rate: float = Field(1e-3, gt=0, le=1)
     weight_decay: float = Field(1e-4, ge=0, lt=1, description="Adam weight decay")
@@ -48,17 +67,18 @@ class JobSpec(BaseModel):
     trainable_layers: int = Field(
         0, ge=0, le=20, description="with feature_extraction, unfreeze this many last backbone blocks"
     )
-    weights: str | None = Field(
-        None, description='"imagenet", "none", or a path to a state dict; null: the model\'s default'
+    weights: PathText | None = Field(
+        None, description='"imagenet", "none", or a state-dict file inside the weights root '
+        '(PADDY_WEIGHTS_ROOT); null: the model\'s default'
     )
     image_size: int = Field(224, ge=32, le=1024, description="images are resized to this square")
     augment: Literal["original", "flips", "none"] = Field(
         "original", description="training augmentation: the original study's, flips only, or none"
     )
-    seed: int = Field(42, ge=0, description="seeds the split, the weights and the augmentation")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="seeds the split, the weights and the augmentation")
     channels_last: bool = Field(True, description="channels_last memory format")
     mixed_precision: bool = Field(True, description="bf16 autocast on CUDA and on CPUs with bf16")
-    version: str | None = Field(
+    version: Label | None = Field(
         None, description='run label such as "v3"; assigned per model when omitted'
     )
 
@@ -82,11 +102,12 @@ class JobSpec(BaseModel):
 class EnsembleSpec(BaseModel):
     """A soft-voting ensemble of completed training runs, evaluated on their shared split."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = STRICT_INPUT
 
     model_name: Literal["ensemble"] = "ensemble"
-    members: list[str] = Field(
+    members: list[RunId] = Field(
         min_length=2,
+        max_length=MAX_ENSEMBLE_MEMBERS,
         description="run ids of completed training runs with the same classes and split",
         examples=[["3f9a1c0b2d4e", "7c21e5a09b13"]],
     )
@@ -94,7 +115,7 @@ class EnsembleSpec(BaseModel):
         "logits", description="average the members' logits (as the original did) or their probabilities"
     )
     batch_size: int = Field(64, ge=1, le=4096, description="images per forward pass")
-    version: str | None = Field(
+    version: Label | None = Field(
         None, description='run label such as "v3"; assigned per model when omitted'
     )
 
@@ -179,21 +200,28 @@ class JobsPublic(BaseModel):
 
 RUN_SORT_FIELDS: tuple[str, ...] = ("created_at", "start_time", "end_time", *SUMMARY_METRICS)
 
+# A sweep's base and grid name JobSpec fields and give them plain JSON values; each combination
+# is then validated as a whole JobSpec.
+SweepField = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
+SweepValue = bool | int | float | PathText | None
+
 
 class SweepCreate(BaseModel):
     """A grid search: one job per combination of the grid's values, on top of `base`."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="forbid", strict=True, allow_inf_nan=False,
         json_schema_extra={"examples": [{
             "base": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
             "grid": {"learning_rate": [0.001, 0.0003], "dropout": [0.3, 0.5]},
         }]},
     )
 
-    base: dict[str, Any] = Field(description="JobSpec fields every run shares (a partial JobSpec)")
-    grid: dict[str, list[Any]] = Field(
-        min_length=1, description="JobSpec field → the values to try; the runs are their cartesian product")
+    base: dict[SweepField, SweepValue] = Field(
+        max_length=len(JobSpec.model_fields), description="JobSpec fields every run shares (a partial JobSpec)")
+    grid: dict[SweepField, Annotated[list[SweepValue], Field(max_length=MAX_GRID_VALUES)]] = Field(
+        min_length=1, max_length=len(JobSpec.model_fields),
+        description="JobSpec field → the values to try; the runs are their cartesian product")
 
 
 class SweepCreated(BaseModel):
@@ -257,6 +285,13 @@ class RecorderHealth(BaseModel):
 class HealthPublic(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "status": "ok", "redis": "ok", "mongodb": "ok", "workers": 2,
+        "worker_details": [
+            {"hostname": "trainer-1@gpu-a", "pid": 311, "queues": ["predict", "training"],
+             "started_at": "2026-05-01T08:00:00+00:00", "seen_at": "2026-05-01T10:00:00+00:00",
+             "task": "paddy.train", "run_id": "7f3a1c0b2d4e", "stopping": False},
+            {"hostname": "trainer-2@gpu-b", "pid": 298, "queues": ["predict", "training"],
+             "started_at": "2026-05-01T08:00:00+00:00", "seen_at": "2026-05-01T10:00:02+00:00",
+             "task": None, "run_id": None, "stopping": False}],
         "recorder": {"recorders": [{"consumer": "recorder-1", "mongodb": "ok", "events_stored": 1200,
                                     "dead_lettered": 0, "last_write_at": "2026-05-01T10:00:00+00:00",
                                     "error": None}], "lag": 0}}]})
@@ -264,5 +299,11 @@ class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
     redis: str = Field(description='"ok" or "unreachable: …"')
     mongodb: str = Field(description='"ok" or "unreachable: …" (as the API sees it)')
-    workers: int = Field(description="live Celery workers (answering a control ping)")
+    workers: int = Field(description="live trainer workers, busy or idle: those whose presence key in Redis "
+                         "is fresh (each refreshes it every few seconds and deletes it when it stops)")
+    worker_details: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="each live worker's own report, by hostname: hostname, pid, queues, started_at, seen_at "
+        "(its last refresh), task and run_id (what it runs; null when idle, run_id null for a prediction), "
+        "stopping (in a warm shutdown: finishing its task, taking no other)")
     recorder: RecorderHealth

@@ -15,7 +15,7 @@ from shared.schemas.jobs import SUMMARY_METRICS
 from shared.store import new_status_document, start_fields
 
 API_KEY = "api-test-key-0123456789"
-CACHED = (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis, deps.get_worker_count)
+CACHED = (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis)
 
 
 def clear_caches() -> None:
@@ -25,8 +25,7 @@ def clear_caches() -> None:
 
 @pytest.fixture
 def api_env(settings, monkeypatch) -> dict[str, str]:
-    values = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "production", "PADDY_WORKER_PING_TIMEOUT_S": "1",
-              "PADDY_WORKER_COUNT_TTL_S": "0"}
+    values = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "production"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values

@@ -30,7 +30,6 @@ schema.app = app
 def fuzz_env(client, db, monkeypatch):
     """Settings in place, over a store that holds a few runs (generated ids rarely hit them;
     the schema's examples do)."""
-    monkeypatch.setenv("PADDY_WORKER_COUNT_TTL_S", "60")
     monkeypatch.setenv("PADDY_PREDICT_TIMEOUT_S", "0.5")
     clear_caches()
     stored_run(db, "3f9a1c0b2d4e", epochs=2)

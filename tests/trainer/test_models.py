@@ -186,8 +186,9 @@ def test_missing_imagenet_weights_say_how_to_provide_them(model_name, skip_probe
     assert time.monotonic() - started < 5  # fails at once: no download attempt hangs
     message = str(raised.value)
     expected = torch_home / "hub" / "checkpoints" / weights.file_name(model_name)
-    assert str(expected) in message and weights.IMAGENET_WEIGHTS[model_name].url in message
-    assert f"paddy weights download {model_name}" in message and "paddy weights import" in message
+    assert expected.name in message and weights.IMAGENET_WEIGHTS[model_name].url in message
+    assert str(torch_home) not in message  # the run's error reaches API clients: no server path
+    assert f"paddy weights download {model_name}" in message and f"paddy weights import {expected.name}" in message
     assert isinstance(raised.value.__cause__, urllib.error.URLError)
     assert not expected.exists()
 
@@ -244,9 +245,48 @@ def test_import_refuses_weights_of_another_model(tmp_path, torch_home):
 
 
 def test_a_missing_state_dict_path_is_named(tmp_path):
-    missing = tmp_path / "nowhere.pt"
-    with pytest.raises(ValueError, match=f"weights file {missing} not found"):
-        build_model(spec("custom_cnn", weights=str(missing)), 3)
+    with pytest.raises(ValueError, match="weights 'nowhere.pt' not found in the weights root") as raised:
+        build_model(spec("custom_cnn", weights="nowhere.pt"), 3, weights_root=tmp_path)
+    assert str(tmp_path) not in str(raised.value)
+
+
+@pytest.fixture
+def weights_root(tmp_path):
+    """A weights root next to a real state dict outside it, which must never be loaded."""
+    root, outside = tmp_path / "weights", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    torch.save(build_model(spec("custom_cnn"), 3).state_dict(), outside / "model.pt")
+    (root / "link.pt").symlink_to(outside / "model.pt")
+    (root / "folder").symlink_to(outside, target_is_directory=True)
+    (root / "passwd").symlink_to("/etc/passwd")
+    return root
+
+
+@pytest.mark.parametrize(("choice", "words"), [
+    ("/etc/passwd", "outside the weights root"),
+    ("/no/such/file.pt", "outside the weights root"),  # not "not found": nothing outside is probed
+    ("{outside}/model.pt", "outside the weights root"),
+    ("../outside/model.pt", "must not contain '..'"),
+    ("link.pt", "outside the weights root"),
+    ("folder/model.pt", "outside the weights root"),
+    ("passwd", "outside the weights root"),
+    ("nowhere.pt", "not found in the weights root"),
+    (".", "not a file in the weights root"),
+    ("model\x00.pt", "control characters"),
+])
+def test_the_trainer_refuses_weights_outside_the_weights_root(weights_root, choice, words):
+    given = choice.format(outside=weights_root.parent / "outside")
+    job = spec("custom_cnn").model_copy(update={"weights": given})  # as if the API had let it through
+    with pytest.raises(ValueError, match=words) as raised:
+        build_model(job, 3, weights_root=weights_root)
+    told = str(raised.value).replace(given, "<given>")
+    assert str(weights_root) not in told and "outside/model.pt" not in told
+
+
+def test_without_a_weights_root_no_file_is_loaded(weights_root):
+    with pytest.raises(ValueError, match="no weights root"):
+        build_model(spec("custom_cnn", weights=str(weights_root.parent / "outside" / "model.pt")), 3)
 
 
 def test_a_state_dict_path_restores_a_whole_model(tmp_path):
@@ -255,7 +295,7 @@ def test_a_state_dict_path_restores_a_whole_model(tmp_path):
     path = tmp_path / "model.pt"
     torch.save({"model": trained.state_dict(), "start_time": datetime.now(timezone.utc)}, path)
 
-    restored = build_model(spec("custom_cnn", weights=str(path)), 3)
+    restored = build_model(spec("custom_cnn", weights="model.pt"), 3, weights_root=tmp_path)
 
     assert all(torch.equal(t, trained.state_dict()[name]) for name, t in restored.state_dict().items())
 
@@ -265,7 +305,7 @@ def test_a_state_dict_of_another_class_count_loads_as_backbone(tmp_path):
     path = tmp_path / "five.pt"
     torch.save(trained.state_dict(), path)
 
-    model = build_model(spec("resnet50", weights=str(path), feature_extraction=True), 3)
+    model = build_model(spec("resnet50", weights=str(path), feature_extraction=True), 3, weights_root=tmp_path)
 
     fc = head_name(model) + "."
     assert all(torch.equal(t, trained.state_dict()[name]) for name, t in model.state_dict().items()
@@ -277,7 +317,7 @@ def test_a_torchvision_state_dict_loads_as_backbone(tmp_path):
     original = torchvision.models.resnet50(weights=None).state_dict()
     path = tmp_path / "resnet50.pth"
     torch.save(original, path)
-    model = build_model(spec("resnet50", weights=str(path)), 3)
+    model = build_model(spec("resnet50", weights=str(path)), 3, weights_root=tmp_path)
     assert torch.equal(model.layer4[2].conv3.weight, original["layer4.2.conv3.weight"])
 
 
@@ -285,7 +325,8 @@ def test_a_state_dict_that_does_not_fit_is_refused(tmp_path):
     path = tmp_path / "cnn.pt"
     torch.save(build_model(spec("custom_cnn"), 3).state_dict(), path)
     with pytest.raises(ValueError, match=r"does not fit .*missing keys"):
-        build_model(spec("mobilenet_v2", weights=str(path)), 3)
+        build_model(spec("mobilenet_v2", weights="cnn.pt"), 3, weights_root=tmp_path)
     (tmp_path / "junk.pt").write_text("not a tensor file")
-    with pytest.raises(ValueError, match="not a readable state dict"):
-        build_model(spec("mobilenet_v2", weights=str(tmp_path / "junk.pt")), 3)
+    with pytest.raises(ValueError, match="weights 'junk.pt' is not a readable state dict") as raised:
+        build_model(spec("mobilenet_v2", weights="junk.pt"), 3, weights_root=tmp_path)
+    assert str(tmp_path) not in str(raised.value)

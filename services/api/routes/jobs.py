@@ -7,16 +7,31 @@ from typing import Annotated, Any, Literal
 import redis
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from kombu.exceptions import OperationalError
+from pydantic import ValidationError
 
 from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
-from services.api.runs import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, field_error, public, queue_run, run_or_404
+from services.api.runs import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    RunIdPath,
+    field_error,
+    public,
+    queue_run,
+    run_or_404,
+)
+from services.api.weights import check_weights
 from shared import names
 from shared.datasets.imagefolder import DatasetError
+from shared.paths import PathRefusedError
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
     FINISHED_STATES,
+    MAX_LABEL_LENGTH,
+    NO_CONTROL_CHARACTERS,
     RETRYABLE_STATES,
+    RUN_ID_PATTERN,
     RUN_SORT_FIELDS,
     SUMMARY_METRICS,
     EpochPublic,
@@ -45,10 +60,15 @@ JOB_EXAMPLES = {
 
 
 def checked_spec(spec: JobSpec, settings) -> dict[str, Any]:
+    """The spec to store, once its dataset and weights file are found inside their roots."""
     try:
         check_dataset(spec.dataset, settings.data_root)
     except DatasetError as error:
         raise field_error("dataset", str(error)) from None
+    try:
+        check_weights(spec.weights, settings.weights_root)
+    except PathRefusedError as error:
+        raise field_error("weights", str(error)) from None
     return spec.model_dump()
 
 
@@ -65,13 +85,17 @@ def create_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)], st
 def list_jobs(
     store: StoreDep,
     statuses: Annotated[list[RunState] | None, Query(alias="status", description="repeatable: runs in any of these states")] = None,
-    model_name: Annotated[str | None, Query(examples=["custom_cnn"])] = None,
-    version: Annotated[str | None, Query(examples=["v3"])] = None,
-    sweep_id: str | None = None,
+    model_name: Annotated[str | None, Query(max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS,
+                                            examples=["custom_cnn"])] = None,
+    version: Annotated[str | None, Query(max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS,
+                                         examples=["v3"])] = None,
+    sweep_id: Annotated[str | None, Query(pattern=RUN_ID_PATTERN)] = None,
     started_after: Annotated[datetime | None, Query(description="ISO 8601; start_time at or after")] = None,
     started_before: Annotated[datetime | None, Query(description="ISO 8601; start_time before")] = None,
-    min_val_accuracy: Annotated[float | None, Query(ge=0, le=1, description="completed runs' val_accuracy at least")] = None,
-    min_test_accuracy: Annotated[float | None, Query(ge=0, le=1, description="completed runs' test_accuracy at least")] = None,
+    min_val_accuracy: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False,
+                                                    description="completed runs' val_accuracy at least")] = None,
+    min_test_accuracy: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False,
+                                                     description="completed runs' test_accuracy at least")] = None,
     archived: Annotated[bool, Query(description="false: hide archived runs; true: show only them")] = False,
     sort: Annotated[SortParam, Query(description="field to sort on, `-` in front for descending; runs without it come last")] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -85,7 +109,8 @@ def list_jobs(
     for field, value in (("model_name", model_name), ("version", version), ("sweep_id", sweep_id)):
         if value is not None:
             query[field] = value
-    started = {op: _utc(value).timestamp() for op, value in (("$gte", started_after), ("$lt", started_before)) if value}
+    started = {op: _timestamp(name, value) for op, name, value in (
+        ("$gte", "started_after", started_after), ("$lt", "started_before", started_before)) if value}
     if started:
         query[START_TS] = started
     for metric, minimum in (("val_accuracy", min_val_accuracy), ("test_accuracy", min_test_accuracy)):
@@ -99,12 +124,18 @@ def list_jobs(
     return JobsPublic(data=[public(run, now=now) for run in runs], count=count)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _timestamp(name: str, moment: datetime) -> float:
+    """Seconds since the epoch of a moment (UTC when it has no offset); 422 past year 1 or 9999."""
+    try:
+        return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)).timestamp()
+    except (OverflowError, ValueError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["query", name], "type": "value_error",
+            "msg": "the moment is out of range (allowed: ISO 8601 datetimes from year 1 to 9999 in UTC)"}]) from None
 
 
 @router.get("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
-def get_job(run_id: str, store: StoreDep) -> JobPublic:
+def get_job(run_id: RunIdPath, store: StoreDep) -> JobPublic:
     """A run's status, progress, heartbeat age and, once completed, its training summary."""
     run = run_or_404(store, run_id)
     summary = store.get_training(run_id) if run["status"] == "completed" else None
@@ -112,7 +143,7 @@ def get_job(run_id: str, store: StoreDep) -> JobPublic:
 
 
 @router.get("/{run_id}/epochs", response_model=EpochsPublic, responses=NOT_FOUND)
-def get_job_epochs(run_id: str, store: StoreDep) -> EpochsPublic:
+def get_job_epochs(run_id: RunIdPath, store: StoreDep) -> EpochsPublic:
     """The run's epochs in order; an epoch that has started but not finished has null metrics."""
     epochs = store.get_epochs(run_id)
     if not epochs:
@@ -122,7 +153,7 @@ def get_job_epochs(run_id: str, store: StoreDep) -> EpochsPublic:
 
 @router.post("/{run_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              responses={**NOT_FOUND, 409: {"description": "the run has already finished"}})
-def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -> JobPublic:
+def cancel_job(run_id: RunIdPath, store: StoreDep, queue: QueueDep, flags: RedisDep) -> JobPublic:
     """Cancel a queued or running run; returns the run as stored now.
 
     A queued run is `cancelled` at once and its task revoked. A running (or lost) run stops
@@ -150,7 +181,8 @@ def cancel_job(run_id: str, store: StoreDep, queue: QueueDep, flags: RedisDep) -
 
 @router.post("/{run_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated,
              responses={**NOT_FOUND, 409: {"description": "the run is still queued or running"}})
-def retry_job(run_id: str, store: StoreDep, queue: QueueDep, events: RedisDep, settings: SettingsDep) -> JobCreated:
+def retry_job(run_id: RunIdPath, store: StoreDep, queue: QueueDep, events: RedisDep,
+              settings: SettingsDep) -> JobCreated:
     """Queue a new run with the old run's spec (and a new version); the old run is unchanged.
 
     The new run's `retry_of` is the old run id; it stays in the old run's sweep.
@@ -162,12 +194,18 @@ def retry_job(run_id: str, store: StoreDep, queue: QueueDep, events: RedisDep, s
     spec = {**run["spec"], "version": None}
     ensemble = spec.get("model_name") == "ensemble"
     if not ensemble:
-        spec = checked_spec(JobSpec.model_validate(spec), settings) | {"version": None}
+        try:
+            job = JobSpec.model_validate(spec)
+        except ValidationError as error:  # a spec stored before today's limits
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "spec"
+            raise field_error(field, f"the run's stored spec is no longer valid: {first['msg']}", "spec", field) from None
+        spec = checked_spec(job, settings) | {"version": None}
     return queue_run(store, queue, events, spec, ensemble=ensemble, sweep_id=run.get("sweep_id"), retry_of=run_id)
 
 
 @router.delete("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
-def archive_job(run_id: str, store: StoreDep) -> JobPublic:
+def archive_job(run_id: RunIdPath, store: StoreDep) -> JobPublic:
     """Archive a run: hidden from GET /jobs (unless `archived=true`), its data kept."""
     if (archived := store.archive(run_id)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")

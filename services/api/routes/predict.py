@@ -10,7 +10,7 @@ from services.api.deps import QueueDep, SettingsDep, StoreDep
 from services.api.job_queue import PredictFailed, PredictTimeout
 from services.api.runs import run_or_404
 from services.api.uploads import check_image, read_limited
-from shared.schemas.jobs import PredictionPublic
+from shared.schemas.jobs import RUN_ID_PATTERN, PredictionPublic
 
 router = APIRouter(tags=["predict"])
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
     504: {"description": "no trainer answered in time"}})
 def predict(
     file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image of a rice leaf")],
-    run_id: Annotated[str, Form(description="a completed training or ensemble run", examples=["3f9a1c0b2d4e"])],
+    run_id: Annotated[str, Form(pattern=RUN_ID_PATTERN, description="a completed training or ensemble run",
+                                examples=["3f9a1c0b2d4e"])],
     store: StoreDep, queue: QueueDep, settings: SettingsDep,
 ) -> PredictionPublic:
     """Classify one image with a completed run; a trainer (Celery `predict` queue) computes it."""

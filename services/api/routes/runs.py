@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 from services.api.deps import SettingsDep, StoreDep
-from services.api.runs import run_or_404
+from services.api.runs import RunIdPath, run_or_404
 from shared import names
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -30,7 +30,7 @@ def best_checkpoint(run: dict, artifacts_root: Path) -> Path | None:
 @router.get("/{run_id}/checkpoint", response_class=FileResponse, responses={
     200: {"content": {"application/octet-stream": {}}, "description": "the run's best checkpoint (torch.save)"},
     404: {"description": "no such run, or it has no checkpoint"}})
-def get_checkpoint(run_id: str, store: StoreDep, settings: SettingsDep) -> FileResponse:
+def get_checkpoint(run_id: RunIdPath, store: StoreDep, settings: SettingsDep) -> FileResponse:
     """The run's best checkpoint file, `{run_id}-best.pt`."""
     run = run_or_404(store, run_id)
     path = best_checkpoint(run, settings.artifacts_root)

@@ -4,16 +4,20 @@ import itertools
 import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import ValidationError
 
 from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
+from services.api.errors import ALLOWED
 from services.api.runs import field_error, new_run_id, public, queue_run
+from services.api.weights import check_weights
 from shared.datasets.imagefolder import DatasetError
+from shared.paths import PathRefusedError
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
     LOWER_IS_BETTER,
+    RUN_ID_PATTERN,
     SUMMARY_METRICS,
     JobSpec,
     SweepCreate,
@@ -45,11 +49,30 @@ def expand(sweep: SweepCreate, max_runs: int) -> list[dict[str, Any]]:
         try:
             specs.append(JobSpec.model_validate({**sweep.base, **combination}).model_dump())
         except ValidationError as error:
-            first = error.errors()[0]
-            field = str(first["loc"][0]) if first["loc"] else "base"
+            field, message = _first_error(error)
             where = ("grid", field) if field in combination else ("base", field)
-            raise field_error(field, f"combination {index + 1} {combination}: {first['msg']}", *where) from None
+            raise field_error(field, f"combination {index + 1} {combination}: {message}", *where) from None
+    # Base values the grid replaces are in no combination, but they are stored with the sweep.
+    try:
+        JobSpec.model_validate({**specs[0], **sweep.base})
+    except ValidationError as error:
+        field, message = _first_error(error)
+        raise field_error(field, f"base {field}: {message}", "base", field) from None
     return specs
+
+
+def _first_error(error: ValidationError) -> tuple[str, str]:
+    """The field of a JobSpec's first error, and its message with the allowed values."""
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "base"
+    message = first["msg"]
+    if field in ALLOWED and "allowed" not in message:
+        message += f" (allowed: {ALLOWED[field]})"
+    return field, message
+
+
+def _where(sweep: SweepCreate, field: str) -> tuple[str, str]:
+    return ("grid", field) if field in sweep.grid else ("base", field)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SweepCreated,
@@ -62,7 +85,12 @@ def create_sweep(sweep: SweepCreate, store: StoreDep, queue: QueueDep, events: R
         try:
             check_dataset(dataset, settings.data_root)
         except DatasetError as error:
-            raise field_error("dataset", str(error), "base", "dataset") from None
+            raise field_error("dataset", str(error), *_where(sweep, "dataset")) from None
+    for weights in sorted({spec["weights"] for spec in specs}):
+        try:
+            check_weights(weights, settings.weights_root)
+        except PathRefusedError as error:
+            raise field_error("weights", str(error), *_where(sweep, "weights")) from None
     sweep_id = new_run_id()
     store.insert_sweep({"sweep_id": sweep_id, "created_at": utc_now(), "base": sweep.base, "grid": sweep.grid})
     run_ids = [queue_run(store, queue, events, spec, sweep_id=sweep_id).run_id for spec in specs]
@@ -72,7 +100,7 @@ def create_sweep(sweep: SweepCreate, store: StoreDep, queue: QueueDep, events: R
 @router.get("/{sweep_id}", response_model=SweepPublic,
             responses={404: {"description": "no such sweep"}})
 def get_sweep(
-    sweep_id: str, store: StoreDep,
+    sweep_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, examples=["5b0c2e7d91aa"])], store: StoreDep,
     metric: Annotated[Literal[SUMMARY_METRICS], Query(description="the summary metric that picks `best`")] = "val_accuracy",  # type: ignore[valid-type]
 ) -> SweepPublic:
     """The sweep's runs in the order they were queued, and its best completed run by metric."""

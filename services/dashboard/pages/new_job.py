@@ -14,7 +14,7 @@ HELP = {
     "dropout": "head dropout; clear the field for none",
     "image_size": "images are resized to this square (px)",
     "feature_extraction": "freeze the pretrained backbone",
-    "weights": '"imagenet", "none", or a path to a state dict',
+    "weights": '"imagenet", "none", or a state dict file under the weights root (PADDY_WEIGHTS_ROOT)',
     "trainable_layers": "with feature extraction, unfreeze this many last backbone blocks",
 }
 
