@@ -62,10 +62,6 @@ class JobQueue:
             raise PredictFailed(f"{type(answer).__name__}: {answer}")
         return answer[0]
 
-    def live_workers(self, timeout_s: float) -> int:
-        """Workers that answer a control ping within timeout_s (the call takes that long)."""
-        return len(self._celery.control.ping(timeout=timeout_s) or [])
-
     def revoke(self, run_id: str) -> None:
         """Tell the workers to skip the run's queued task. Never terminate=True: that kills a
         worker process mid-job (DESIGN.md); a running job stops through its cancel flag."""

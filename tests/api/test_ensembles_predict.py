@@ -138,8 +138,3 @@ def test_a_trainer_failure_is_422_without_server_paths(predict_env, tiny_trainer
     response = post_image(predict_env, image_bytes("PNG"), run_id="broken")
     assert response.status_code == 422 and "cannot read image 1" in detail(response)
     assert str(settings.artifacts_root.resolve()) not in detail(response)
-
-
-def test_health_counts_the_live_worker(predict_env, tiny_trainer):
-    assert predict_env.get("/health").json()["workers"] == 1
-    assert "paddy_workers 1" in predict_env.get("/metrics").text

@@ -37,7 +37,7 @@ def test_compare_names_unknown_runs_and_bounds_the_count(client, db):
 
 def test_health_when_all_is_well(client):
     assert client.get("/health").json() == {"status": "ok", "redis": "ok", "mongodb": "ok", "workers": 0,
-                                            "recorder": {"recorders": [], "lag": None}}
+                                            "worker_details": [], "recorder": {"recorders": [], "lag": None}}
 
 
 def test_health_shows_the_recorders_and_a_recorder_without_mongodb_degrades_it(client, redis_client):

@@ -1,54 +1,41 @@
-"""WorkerCount: /health's cached count of live workers (pure logic, a scripted ping)."""
+"""/health and /metrics count the trainers by the presence keys they keep in a real Redis."""
 
-import threading
-
-from services.api.deps import WorkerCount
-
-
-class ScriptedQueue:
-    """JobQueue's live_workers, answering from a script."""
-
-    def __init__(self, *answers: int):
-        self.answers = list(answers)
-        self.pings = 0
-        self.pinged = threading.Event()
-
-    def live_workers(self, timeout_s: float) -> int:
-        self.pings += 1
-        self.pinged.set()
-        return self.answers.pop(0)
+from shared.worker_presence import publish_worker, remove_worker
+from tests.api.conftest import clear_caches
+from tests.api.test_service import metric_values
 
 
-def wait_for_background_ping(queue: ScriptedQueue, count: WorkerCount) -> None:
-    assert queue.pinged.wait(5)
-    for _ in range(500):  # the refresh thread stores its answer right after the ping
-        with count._lock:
-            if not count._refreshing:
-                return
-        threading.Event().wait(0.01)
+def presence(hostname: str, **fields) -> dict:
+    return {"hostname": hostname, "pid": 4242, "started_at": "2026-05-01T10:00:00+00:00",
+            "seen_at": "2026-05-01T10:05:00+00:00", "queues": ["predict", "training"], "task": None,
+            "run_id": None, "stopping": False, **fields}
 
 
-def test_the_first_request_waits_for_the_ping_and_later_ones_get_the_cached_answer():
-    queue, count = ScriptedQueue(2), WorkerCount(ttl_s=60)
-    assert count.get(queue, 1.0) == 2
-    assert count.get(queue, 1.0) == 2
-    assert queue.pings == 1
+def test_health_counts_the_workers_and_shows_what_each_runs(client, redis_client):
+    publish_worker(redis_client, presence("trainer-2@box", task="paddy.train", run_id="7f3a"), ttl_s=60)
+    publish_worker(redis_client, presence("trainer-1@box"), ttl_s=60)
+    body = client.get("/health").json()
+    assert body["workers"] == 2
+    assert body["worker_details"] == [presence("trainer-1@box"),
+                                      presence("trainer-2@box", task="paddy.train", run_id="7f3a")]
+
+    remove_worker(redis_client, "trainer-2@box")  # a clean shutdown
+    body = client.get("/health").json()
+    assert body["workers"] == 1 and [w["hostname"] for w in body["worker_details"]] == ["trainer-1@box"]
 
 
-def test_a_stale_answer_is_served_while_a_new_one_is_fetched():
-    queue, count = ScriptedQueue(2, 3), WorkerCount(ttl_s=0)
-    assert count.get(queue, 1.0) == 2
-    queue.pinged.clear()
-    assert count.get(queue, 1.0) == 2  # stale at once (ttl 0): served, refreshed in the background
-    wait_for_background_ping(queue, count)
-    assert queue.pings == 2
+def test_metrics_count_the_same_workers(client, redis_client):
+    for i in range(1, 4):
+        publish_worker(redis_client, presence(f"trainer-{i}@box"), ttl_s=60)
+    assert metric_values(client.get("/metrics").text)["paddy_workers"] == 3
+    assert client.get("/health").json()["workers"] == 3
 
 
-def test_zero_workers_is_refreshed_even_while_fresh():
-    queue, count = ScriptedQueue(0, 1, 1), WorkerCount(ttl_s=60)
-    assert count.get(queue, 1.0) == 0  # asked before the first worker came up
-    queue.pinged.clear()
-    count.get(queue, 1.0)
-    wait_for_background_ping(queue, count)
-    assert count.get(queue, 1.0) == 1
-    assert queue.pings == 2  # 1 is fresh for the TTL: no third ping
+def test_no_workers_while_redis_is_down_is_degraded_not_an_error(client, redis_client, monkeypatch):
+    publish_worker(redis_client, presence("trainer-1@box"), ttl_s=60)
+    monkeypatch.setenv("PADDY_REDIS_URL", "redis://127.0.0.1:1/0")
+    clear_caches()
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["redis"].startswith("unreachable") and body["workers"] == 0 and body["worker_details"] == []

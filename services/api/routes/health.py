@@ -5,21 +5,14 @@ from typing import get_args
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
-from kombu.exceptions import OperationalError
 from pymongo.errors import PyMongoError
 from redis import RedisError
 
-from services.api.deps import (
-    QueueDep,
-    RedisDep,
-    SettingsDep,
-    StoreDep,
-    WorkersDep,
-    check_api_key,
-)
+from services.api.deps import RedisDep, StoreDep, check_api_key
 from shared import names
 from shared.recorder_state import read_recorder_states, recorder_lag
 from shared.schemas.jobs import HealthPublic, RunState
+from shared.worker_presence import read_workers
 
 router = APIRouter(tags=["service"])
 log = logging.getLogger(__name__)
@@ -33,8 +26,7 @@ def _unreachable(error: Exception) -> str:
 
 
 @router.get("/health", response_model=HealthPublic, responses={503: {"model": HealthPublic, "description": "degraded"}})
-def health(redis_client: RedisDep, store: StoreDep, queue: QueueDep, workers: WorkersDep,
-           settings: SettingsDep) -> JSONResponse:
+def health(redis_client: RedisDep, store: StoreDep) -> JSONResponse:
     """200 when Redis and MongoDB answer and no recorder reports MongoDB down, else 503.
 
     Open without the API key, so that health checks need no secret.
@@ -50,26 +42,25 @@ def health(redis_client: RedisDep, store: StoreDep, queue: QueueDep, workers: Wo
         checks["mongodb"] = "ok"
     except PyMongoError as error:
         checks["mongodb"] = _unreachable(error)
-    recorders, lag, live = [], None, 0
+    recorders, lag, workers = [], None, []
     if checks["redis"] == "ok":
         try:
             recorders = read_recorder_states(redis_client)
             lag = recorder_lag(redis_client)
-            live = workers.get(queue, settings.worker_ping_timeout_s)
-        except (RedisError, OperationalError, OSError) as error:
+            workers = read_workers(redis_client)
+        except RedisError as error:
             log.warning("health: could not read the recorders or workers: %s", error)
     recorders_ok = all(state.get("mongodb") == "ok" for state in recorders)
     healthy = checks["redis"] == "ok" and checks["mongodb"] == "ok" and recorders_ok
-    body = HealthPublic(status="ok" if healthy else "degraded", **checks, workers=live,
-                        recorder={"recorders": recorders, "lag": lag})
+    body = HealthPublic(status="ok" if healthy else "degraded", **checks, workers=len(workers),
+                        worker_details=workers, recorder={"recorders": recorders, "lag": lag})
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(check_api_key)], responses={
     200: {"content": {PROMETHEUS_TEXT: {"example": 'paddy_runs{status="completed"} 12\npaddy_workers 2\n'}},
           "description": "Prometheus text format"}})
-def metrics(redis_client: RedisDep, store: StoreDep, queue: QueueDep, workers: WorkersDep,
-            settings: SettingsDep) -> PlainTextResponse:
+def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
     """Runs per status, Celery queue lengths, recorder lag and live workers, for Prometheus."""
     counts = store.status_counts()
     lines = ["# HELP paddy_runs Runs by status (archived ones included).", "# TYPE paddy_runs gauge"]
@@ -79,11 +70,6 @@ def metrics(redis_client: RedisDep, store: StoreDep, queue: QueueDep, workers: W
     lag = recorder_lag(redis_client)
     lines += ["# HELP paddy_recorder_lag_events Events on the stream not stored yet.",
               "# TYPE paddy_recorder_lag_events gauge", f"paddy_recorder_lag_events {lag if lag is not None else 0}"]
-    try:
-        live = workers.get(queue, settings.worker_ping_timeout_s)
-    except (OperationalError, OSError) as error:
-        log.warning("metrics: could not ping the workers: %s", error)
-        live = 0
-    lines += ["# HELP paddy_workers Celery workers answering a control ping.", "# TYPE paddy_workers gauge",
-              f"paddy_workers {live}"]
+    lines += ["# HELP paddy_workers Trainer workers alive, busy or idle (their presence keys in Redis).",
+              "# TYPE paddy_workers gauge", f"paddy_workers {len(read_workers(redis_client))}"]
     return PlainTextResponse("\n".join(lines) + "\n", media_type=PROMETHEUS_TEXT)
