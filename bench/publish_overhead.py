@@ -108,9 +108,9 @@ def train_once(publishing: bool, spec: JobSpec, settings: TrainerSettings) -> Jo
     run_id, job = f"bench-{uuid.uuid4().hex[:8]}", Job()
     cpu_started = time.process_time()
     if publishing:  # exactly as a queued job publishes (runner.run_training)
-        with published_run(run_id, settings) as (publisher, attempt):
+        with published_run(run_id, settings) as (publisher, lease):
             measured(publisher, job)
-            train_run(run_id, spec, settings, "bench", attempt, publisher)
+            train_run(run_id, spec, settings, "bench", lease.attempt, publisher, lease=lease)
     else:
         publisher = DiscardingPublisher(run_id)
         measured(publisher, job)

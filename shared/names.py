@@ -8,6 +8,9 @@ RECORDER_GROUP = "recorders"
 DEAD_LETTER_STREAM = "paddy:events:dead"
 # Per-run attempt counter (INCR at every task start), so event seq numbers grow across attempts.
 ATTEMPT_KEY = "paddy:attempt:{run_id}"
+# The run's lease: the attempt number allowed to train it, renewed with every heartbeat
+# (services/trainer/lease.py).
+LEASE_KEY = "paddy:lease:{run_id}"
 # Set by the API to cancel a run; the trainer looks for it before and while training. It
 # expires after CANCEL_FLAG_TTL_S seconds, long after any redelivery of the job could start.
 CANCEL_KEY = "paddy:cancel:{run_id}"
@@ -33,3 +36,9 @@ TRAININGS = "trainings"
 EPOCHS = "epochs"
 STATUS = "status"
 COUNTERS = "counters"
+
+# Each trainer worker's presence, refreshed by its main process with an expiry
+# (services/trainer/presence.py) and counted by the API's /health and /metrics
+# (shared/worker_presence.py): a worker that stops deletes its key, one that dies drops out
+# when the key expires.
+WORKER_PRESENCE_KEY = "paddy:worker:{hostname}"

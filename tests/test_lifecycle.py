@@ -87,6 +87,10 @@ def test_cancelled_queued_and_running_jobs_end_cancelled_and_the_worker_goes_on(
     cancel(api, running)
     stopped = wait_for_run(api, running, "cancelled", timeout_s=30)
     assert stopped["epochs_done"] < LONG_JOB["epochs"]
+    # The epoch it stopped in is gone: every stored epoch has its numbers (the original dashboard's).
+    epochs = wait_for(lambda: (e := api.get(f"/jobs/{running}/epochs").json())["count"] == stopped["epochs_done"]
+                      and e, 10, "the stopped epoch to be removed")
+    assert all(isinstance(e["val_acc"], float) for e in epochs["data"])
     # The best checkpoint so far is kept (artifacts/runs/<run_id>/best.pt, services/trainer/checkpoints.py).
     assert (stack.state_dir / "artifacts" / "runs" / running / "best.pt").is_file()
     assert [h["status"] for h in stopped["status_history"]] == ["queued", "in_progress", "cancelled"]

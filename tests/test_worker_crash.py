@@ -24,8 +24,9 @@ def stack(tmp_path):
         state_dir=tmp_path, trainers=2, services=("redis", "mongo", "recorder", "api", "trainer"),
         redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
         # A dead worker's job comes back after ~10 s instead of ~1 min.
-        extra_env={"PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S), "PADDY_VISIBILITY_REFRESH_S": "2",
-                   "PADDY_HEARTBEAT_INTERVAL_S": "2"},
+        # The lease and the lost timeout shrink with it (shared.settings.LivenessSettings).
+        extra_env={"PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S), "PADDY_HEARTBEAT_INTERVAL_S": "2",
+                   "PADDY_LEASE_TTL_S": "4", "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "1"},
     )
     with LocalStack(config) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)

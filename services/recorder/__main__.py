@@ -8,10 +8,11 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from services.recorder.consumer import Recorder
-from services.recorder.reaper import Reaper, ReaperSettings
+from services.recorder.reaper import Reaper
 from services.recorder.retry import MONGO_BACKOFF_MAX_S, retry_with_backoff
 from services.recorder.settings import RecorderSettings, get_settings
 from services.recorder.webhooks import WebhookNotifier
+from shared.settings import LivenessSettings
 from shared.store import backfill_start_ts, connect, ensure_indexes
 
 
@@ -32,7 +33,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     logging.info("recorder %s reading %s", settings.consumer_name, settings.redis_url)
-    reaper = Reaper(db, ReaperSettings(), on_lost=notifier.notify).start()
+    reaper = Reaper(db, LivenessSettings(), on_lost=notifier.notify).start()
     recorder.run_forever(should_stop=lambda: stopping)
     reaper.stop()
     notifier.close()

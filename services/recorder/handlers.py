@@ -145,7 +145,8 @@ def apply_to_status(doc: Document | None, event: Event) -> Document | None:
     if doc["status"] != status_before:
         doc["status_history"] = [*doc["status_history"], {"status": doc["status"], "time": event.time}]
     doc["seq"] = event.seq
-    doc["heartbeat_at"] = event.time
+    # The newest event time: a resumed attempt restates its checkpoint's epochs with their old times.
+    doc["heartbeat_at"] = max(event.time, doc.get("heartbeat_at") or event.time)
     return doc
 
 
@@ -191,6 +192,11 @@ def other_writes(event: Event) -> list[DocumentWrite]:
         doc = {"_id": event.run_id, **event.summary.model_dump(), "seq": event.seq}
         return [DocumentWrite(names.TRAININGS, doc, {"run_id": event.run_id}, True)]
     return []
+
+
+def ended_runs(events: list[Event]) -> list[str]:
+    """Runs that a cancel or a failure ended in these events: their unfinished epoch is removed."""
+    return sorted({event.run_id for event in events if isinstance(event, RunCancelled | RunFailed)})
 
 
 def fold_writes(writes: list[DocumentWrite]) -> list[DocumentWrite]:

@@ -28,16 +28,9 @@ from pymongo.errors import PyMongoError
 
 from shared import names
 from shared.schemas.events import utc_now
-from shared.settings import PaddySettings
+from shared.settings import LivenessSettings
 
 log = logging.getLogger(__name__)
-
-
-class ReaperSettings(PaddySettings):
-    # Seconds without any event from a running run before it is marked `lost`.
-    heartbeat_timeout_s: float = 120.0
-    # Seconds between two looks for silent runs.
-    reap_interval_s: float = 5.0
 
 
 def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None,
@@ -65,7 +58,7 @@ def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None,
 class Reaper:
     """Calls reap_lost_runs every reap_interval_s from a daemon thread until stopped."""
 
-    def __init__(self, db: Database, settings: ReaperSettings, on_lost: Callable[[dict], None] | None = None):
+    def __init__(self, db: Database, settings: LivenessSettings, on_lost: Callable[[dict], None] | None = None):
         self._db = db
         self._settings = settings
         self._on_lost = on_lost

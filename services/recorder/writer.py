@@ -16,6 +16,11 @@ docs/benchmarks.md, "Recorder throughput"): an insert costs about as much as the
    When that guard fails, another writer (a second recorder, the API, the reaper) changed the
    run: the cache entry is dropped, the run read again and the events applied on top.
 
+Before any of that, a batch drops the events of an attempt older than the newest one seen for
+its run (a paused trainer's, after a newer attempt took the run over), and after the epoch
+writes it removes the unfinished epoch of a run that was cancelled or failed, so that every
+stored epoch of a finished run has its metrics.
+
 Everything a batch writes is idempotent: the batch may be written again after a failure.
 """
 
@@ -34,11 +39,13 @@ from services.recorder.handlers import (
     Document,
     DocumentWrite,
     apply_to_status,
+    ended_runs,
     fold_writes,
     other_writes,
 )
 from shared import names
-from shared.schemas.events import Event
+from shared.schemas.events import EpochStarted, Event, RunQueued, attempt_of
+from shared.schemas.jobs import FINISHED_STATES
 
 log = logging.getLogger(__name__)
 DUPLICATE_KEY = 11000
@@ -52,6 +59,7 @@ OPEN_EPOCHS_REMEMBERED = 100_000
 class WriteCounts:
     stale_writes: int = 0  # documents not written because the store held the same or newer
     status_conflicts: int = 0  # status writes retried because another writer changed the run
+    superseded_events: int = 0  # events of an attempt older than one already seen, ignored
 
 
 @dataclass
@@ -80,13 +88,14 @@ class BatchWriter:
         self._inserted_open: set[Any] = set()
 
     def write(self, events: list[Event]) -> None:
-        """Store one batch; safe to call again with the same batch after a failure."""
-        events = sorted(events, key=lambda e: (e.run_id, e.seq))
+        """Store one batch, given in stream order; safe to call again with the same batch after a failure."""
+        events = sorted(self._current(events), key=lambda e: (e.run_id, e.seq))
         by_collection: dict[str, list[DocumentWrite]] = defaultdict(list)
         for write in fold_writes([w for event in events for w in other_writes(event)]):
             by_collection[write.collection].append(write)
         for collection, writes in by_collection.items():
             self._write_documents(collection, writes)
+        self._remove_unfinished_epochs(ended_runs(events))
         by_run: dict[str, list[Event]] = defaultdict(list)
         for event in events:
             by_run[event.run_id].append(event)
@@ -94,6 +103,42 @@ class BatchWriter:
 
     def forget(self, run_id: str) -> None:
         self._status_cache.pop(run_id, None)
+
+    def _current(self, events: list[Event]) -> list[Event]:
+        """The events still worth writing, in stream order.
+
+        Ignored: every event of an attempt older than the newest one seen for its run (in the
+        stored status, or earlier in the stream): a trainer paused or cut off while a newer
+        attempt took the run over (trainer/lease.py). And an epoch start older than the stored
+        end of its run (a redelivered entry): it would bring back an epoch that never finished.
+        """
+        newest: dict[str, int] = {}  # run → its newest attempt seen
+        ended_at: dict[str, int] = {}  # run → the seq of its stored end, for finished runs
+        current = []
+        for event in events:
+            run_id = event.run_id
+            if run_id not in newest:
+                stored = self._cached_or_read(run_id)
+                newest[run_id] = attempt_of(stored["seq"]) if stored else 0
+                if stored and stored["status"] in FINISHED_STATES:
+                    ended_at[run_id] = stored["seq"]
+            attempt = attempt_of(event.seq)
+            if attempt < newest[run_id] and not isinstance(event, RunQueued):
+                self.counts.superseded_events += 1
+                continue
+            newest[run_id] = attempt
+            if isinstance(event, EpochStarted) and event.seq < ended_at.get(run_id, -1):
+                self.counts.stale_writes += 1
+                continue
+            current.append(event)
+        if len(current) < len(events):
+            log.info("ignored %d event(s) of superseded attempts or ended runs", len(events) - len(current))
+        return current
+
+    def _remove_unfinished_epochs(self, run_ids: list[str]) -> None:
+        """A cancelled or failed run's epoch that never finished goes: its metrics would stay null."""
+        for run_id in run_ids:
+            self.db[names.EPOCHS].delete_many({"run_id": run_id, "finished_at": None})
 
     # --- epochs and trainings ----------------------------------------------------------------
 

@@ -35,8 +35,9 @@ accept_content = ["json"]
 
 # With the Redis broker an unacked job is delivered again after visibility_timeout. Running
 # jobs refresh their message (services/trainer/visibility.py), so the timeout only has to
-# outlast a refresh interval; a job whose worker died is delivered again within about
-# visibility_timeout + unacked_restore_interval seconds.
+# outlast a refresh interval and the run's lease; a job whose worker died is delivered again
+# within about visibility_timeout + unacked_restore_interval seconds. How these timings relate
+# to the lease and to `lost`: shared.settings.LivenessSettings.
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout_s,
     "unacked_restore_interval": 5,

@@ -1,8 +1,9 @@
 """Checkpoints in the shared artifacts directory: `best.pt` and `last.pt` per run.
 
 Each is one dict enough to resume: model, optimizer, epoch history, early-stopping state,
-random streams, spec and the split it trained on. Written to a temporary file and renamed, so
-a crash mid-write never leaves a torn checkpoint.
+random streams, spec, the split it trained on, and the attempt that wrote it. Written to a
+temporary file and renamed, so a crash mid-write never leaves a torn checkpoint; replaced only
+while the attempt holds the run's lease (runner.CheckpointingEvents, lease.py).
 """
 
 import os
@@ -23,7 +24,8 @@ def run_dir(artifacts_root: Path, run_id: str) -> Path:
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    # One temporary file per attempt: two attempts never write into the same one.
+    partial = path.with_suffix(f".{checkpoint.get('attempt', 0)}.partial")
     torch.save(checkpoint, partial)
     os.replace(partial, path)
 

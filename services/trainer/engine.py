@@ -136,12 +136,13 @@ def train_one_epoch(
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
+        # Asked before anything is reported: a stopped attempt publishes nothing more.
+        if should_stop():
+            break
         if on_progress is not None and progress_every > 0 and batch % progress_every == 0:
             running_loss, running_correct = loss_sum.item(), correct.item()  # waits for the device
             on_progress(BatchProgress(batch, batches, running_loss / seen, running_correct / seen,
                                       seen / max(time.perf_counter() - started, 1e-9)))
-        if should_stop():
-            break
     return loss_sum.item() / seen, correct.item() / seen
 
 

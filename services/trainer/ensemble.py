@@ -20,6 +20,7 @@ from services.trainer import checkpoints
 from services.trainer.data import load_split_data, place
 from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, predict_logits
 from services.trainer.events import EventPublisher
+from services.trainer.lease import RunLease, Unleased
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
 from services.trainer.runner import (
@@ -30,6 +31,7 @@ from services.trainer.runner import (
     environment,
     pick_device,
     published_run,
+    stop_check,
 )
 from services.trainer.settings import TrainerSettings
 from shared.datasets.imagefolder import (
@@ -106,7 +108,7 @@ def check_compatible(members: list[Member]) -> None:
 
 def shared_split(first: Member, data_root: Path) -> tuple[ImageFolderIndex, dict[str, list[int]]]:
     """The members' split, rebuilt from the first member's dataset and seed, checked unchanged."""
-    index = scan_image_folder(resolve_dataset(first.spec.dataset, data_root))
+    index = scan_image_folder(resolve_dataset(first.spec.dataset, data_root), within=data_root)
     split = stratified_split(index.labels, first.spec.seed)
     split_hash = split_fingerprint(index, split)
     if split_hash != first.split_hash:
@@ -191,21 +193,24 @@ def run_ensemble(
     A run cancelled before it starts or while its members vote publishes run_cancelled and
     returns a CancelledRun.
     """
-    with published_run(run_id, settings) as (publisher, attempt), CancelFlag(settings.redis_url, run_id) as cancel:
+    with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
         if cancel.is_set():
             return cancelled_run(publisher, run_id, 0, "before it started")
-        return ensemble_run(run_id, spec, settings, worker, attempt, publisher, should_stop=cancel.is_set)
+        return ensemble_run(run_id, spec, settings, worker, lease.attempt, publisher,
+                            should_stop=stop_check(lease, cancel), lease=lease)
 
 
 def ensemble_run(
     run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str, attempt: int,
     publisher: EventPublisher, should_stop: Callable[[], bool] = lambda: False,
+    lease: RunLease | Unleased | None = None,
 ) -> TrainingSummary | CancelledRun:
     """The job itself: load and check the members, vote on every split, record the result.
 
     should_stop is asked after every batch; when it says so nothing more is written and
-    run_cancelled is published.
+    run_cancelled is published. The manifest is written only while `lease` holds.
     """
+    lease = lease or Unleased()
     start_time = utc_now()
     device = pick_device(settings.device)
     members = [load_member(member, settings.artifacts_root, device) for member in spec.members]
@@ -230,6 +235,9 @@ def ensemble_run(
     report = classification_report(votes.labels["test"], combined["test"].argmax(1), first.class_names)
     publisher.publish(EvaluationFinished, accuracy=scores["test"][1], loss=scores["test"][0],
                       f1_macro=report["macro_f1"], images=len(votes.labels["test"]))
+    if not lease.confirm():
+        raise RuntimeError(f"run {run_id}: Redis was unreachable for longer than the run's lease lives; "
+                           "another attempt may hold the run, so this one writes nothing")
     write_manifest(checkpoints.run_dir(settings.artifacts_root, run_id), spec, first.class_names,
                    first.split_hash)
     end_time = utc_now()
@@ -271,5 +279,6 @@ def ensemble_run(
         },
         members=spec.members,
     )
+    lease.confirm()  # a newer attempt completes the run, not this one
     publisher.publish(RunCompleted, summary=summary)
     return summary

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import redis
 
+from services.trainer.lease import RunLease, StoodDown
 from services.trainer.spill import SpillFile
 from shared import names
 from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat, encoded_entry
@@ -70,9 +71,10 @@ class EventPublisher:
         self._spill_lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
-        self._abandoned = False  # close gave up waiting: the sender must leave everything alone
+        # close gave up waiting, or the attempt stood down: the sender must leave everything alone
+        self._abandoned = False
         self._unreachable = False
-        self.dropped = 0  # events lost: only when spilling is off or the disk refused them
+        self.dropped = 0  # events lost: spilling off, the disk refused them, or the attempt stood down
         self.spilled = 0  # events that went through the spill file
         self.sender_cpu_s = 0.0  # CPU time the sender thread has used (bench/publish_overhead.py)
         self._sender = threading.Thread(target=self._send_loop, name="event-sender", daemon=True)
@@ -92,6 +94,8 @@ class EventPublisher:
     def publish(self, event_type: type, **fields) -> None:
         """Build the event with the next seq and queue it for sending; never waits on Redis."""
         with self._lock:
+            if self._abandoned:
+                return
             event = event_type(run_id=self.run_id, seq=self._next_seq, **fields)
             self._next_seq += 1
             self._pending.append(event)
@@ -101,6 +105,18 @@ class EventPublisher:
             with self._lock:
                 while len(self._pending) >= self._buffer_size:
                     self._drop_one_locked()
+
+    def stand_down(self) -> None:
+        """A newer attempt holds the run: what is not sent yet is dropped, nothing more is published.
+
+        A spill file stays where it is; whoever sends it later, the recorder ignores the events
+        of an attempt older than one it has seen.
+        """
+        with self._spill_lock, self._lock:
+            self._abandoned = True
+            self.dropped += len(self._pending)
+            self._pending.clear()
+            self._wake.notify()
 
     def _drop_one_locked(self) -> None:
         # Only without a usable spill file: heartbeats are the events worth losing first.
@@ -242,11 +258,13 @@ class EventPublisher:
 
 
 class Heartbeater:
-    """Publishes a heartbeat every interval_s from its own thread, until stopped."""
+    """Renews the run's lease and publishes a heartbeat every interval_s from its own thread,
+    until stopped, or until a newer attempt holds the lease: then the publisher stands down."""
 
-    def __init__(self, publisher: EventPublisher, interval_s: float):
+    def __init__(self, publisher: EventPublisher, interval_s: float, lease: RunLease | None = None):
         self._publisher = publisher
         self._interval_s = interval_s
+        self._lease = lease
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -260,4 +278,10 @@ class Heartbeater:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
+            if self._lease is not None:
+                try:
+                    self._lease.renew()
+                except StoodDown:
+                    self._publisher.stand_down()
+                    return
             self._publisher.publish(Heartbeat)

@@ -7,7 +7,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from services.trainer.engine import (
     predict_logits,
 )
 from services.trainer.events import EventPublisher, Heartbeater
+from services.trainer.lease import RunLease, StoodDown, Unleased
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
@@ -81,6 +82,11 @@ class RunContext:
     start_time: datetime
     # checkpoint_saved events name their file relative to this (settings.artifacts_root).
     artifacts_root: Path | None = None
+    # Checkpoints are replaced, and epochs begun, only while this attempt holds the run.
+    lease: RunLease | Unleased = field(default_factory=Unleased)
+    attempt: int = 1
+    # When each epoch of the history finished (the checkpoint keeps them: see restated_epochs).
+    finished_at: list[datetime] = field(default_factory=list)
 
 
 class CheckpointingEvents:
@@ -91,17 +97,24 @@ class CheckpointingEvents:
         self.context = context
 
     def epoch_started(self, epoch: int) -> None:
+        self.context.lease.confirm()
         self.context.publisher.publish(EpochStarted, epoch=epoch)
 
     def epoch_progress(self, epoch: int, progress: BatchProgress) -> None:
         self.context.publisher.publish(EpochProgress, epoch=epoch, **vars(progress))
 
     def epoch_finished(self, metrics: EpochMetrics, state: TrainingState, is_best: bool) -> None:
-        checkpoint = checkpoint_of(self.context, state)
-        self._save(checkpoints.LAST, "last", metrics.epoch, checkpoint)
-        if is_best:
-            self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint)
-        self.context.publisher.publish(EpochFinished, **vars(metrics))
+        finished_at = utc_now()
+        self.context.finished_at.append(finished_at)
+        if self.context.lease.confirm():
+            checkpoint = checkpoint_of(self.context, state)
+            self._save(checkpoints.LAST, "last", metrics.epoch, checkpoint)
+            if is_best:
+                self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint)
+        else:  # Redis away for longer than the lease lives: another attempt may hold the run
+            log.warning("run %s: epoch %d not checkpointed; the lease could not be confirmed",
+                        self.context.run_id, metrics.epoch)
+        self.context.publisher.publish(EpochFinished, time=finished_at, **vars(metrics))
 
     def _save(self, name: str, kind: str, epoch: int, checkpoint: dict[str, Any]) -> None:
         path = self.context.checkpoint_dir / name
@@ -119,8 +132,10 @@ def checkpoint_of(context: RunContext, state: TrainingState) -> dict[str, Any]:
         "class_names": context.class_names,
         "split_hash": context.split_hash,
         "start_time": context.start_time,
+        "attempt": context.attempt,
         "epoch": len(state.history),
         "history": [vars(m) for m in state.history],
+        "finished_at": list(context.finished_at),
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "early_stopping": state.early_stopping.state_dict(),
@@ -135,6 +150,18 @@ def restore(state: TrainingState, checkpoint: dict[str, Any]) -> None:
     state.early_stopping = EarlyStopping.from_state_dict(checkpoint["early_stopping"])
     state.random.load_state_dict(checkpoint["random"])
     state.history = [EpochMetrics(**m) for m in checkpoint["history"]]
+
+
+def restated_epochs(publisher: EventPublisher, checkpoint: dict[str, Any]) -> None:
+    """Publish again the finished epochs a resumed checkpoint holds, each with its first finish time.
+
+    The attempt that wrote the checkpoint may have died, or stood down, before its events for
+    them reached the stream; the recorder's seq-guarded writes make a repeat harmless.
+    """
+    finished_at = checkpoint.get("finished_at") or []
+    for position, metrics in enumerate(checkpoint["history"]):
+        when = {"time": finished_at[position]} if position < len(finished_at) else {}
+        publisher.publish(EpochFinished, **metrics, **when)
 
 
 def resumable_checkpoint(checkpoint_dir: Path, spec: JobSpec, split_hash: str) -> dict[str, Any] | None:
@@ -214,10 +241,13 @@ class CancelFlag:
 def reporting_failure(publisher: EventPublisher) -> Iterator[None]:
     """Publishes run_failed for an error raised inside, then lets the error go on.
 
-    Any publisher will do: also local_run.LocalPublisher, for jobs run without the stack.
+    An attempt that stood down has not failed: a newer one trains the run. Any publisher will
+    do: also local_run.LocalPublisher, for jobs run without the stack.
     """
     try:
         yield
+    except StoodDown:
+        raise
     except Exception as error:
         log.exception("run %s failed", publisher.run_id)
         publisher.publish(
@@ -230,8 +260,10 @@ def reporting_failure(publisher: EventPublisher) -> Iterator[None]:
 
 
 @contextmanager
-def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[EventPublisher, int]]:
-    """(publisher, attempt) for one attempt at a job: events to Redis, heartbeats, run_failed on errors."""
+def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[EventPublisher, RunLease]]:
+    """(publisher, lease) for one attempt at a job: the run's lease, events to Redis, heartbeats
+    that renew the lease, run_failed on errors. StoodDown raised inside (or by the lease at the
+    start) goes on to the caller, with nothing more published."""
     # A Redis that hangs holds up the event sender's thread for a timeout, never longer; one quick
     # retry (a pooled connection Redis dropped) and then the publisher's own retry loop, which
     # spills long outages to disk, instead of redis-py's backoff of several seconds.
@@ -239,6 +271,12 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
                                   socket_connect_timeout=settings.event_socket_timeout_s,
                                   retry=Retry(NoBackoff(), retries=1))
     attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
+    lease = RunLease(client, run_id, attempt, settings.lease_ttl_s)
+    try:
+        lease.acquire()
+    except BaseException:
+        client.close()
+        raise
     run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
     publisher = EventPublisher(
         client, run_id, attempt, buffer_size=settings.event_buffer_size,
@@ -246,10 +284,14 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
         leftovers=earlier_spill_files(run_dir, attempt),
     )
     try:
-        with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s):
-            yield publisher, attempt
+        with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s, lease):
+            yield publisher, lease
+    except StoodDown:
+        publisher.stand_down()
+        raise
     finally:
         publisher.close()
+        lease.release()
         client.close()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the worker process lives on: hand its GPU memory back
@@ -267,7 +309,8 @@ def run_training(
     A run cancelled before it starts (the worker got the job although it was revoked) or while
     it trains publishes run_cancelled and returns a CancelledRun.
     """
-    with published_run(run_id, settings) as (publisher, attempt), CancelFlag(settings.redis_url, run_id) as cancel:
+    with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
+        attempt = lease.attempt
         if cancel.is_set():
             return cancelled_run(publisher, run_id, 0, "before it started")
         if attempt > settings.max_attempts:
@@ -275,19 +318,31 @@ def run_training(
             raise TooManyAttempts(
                 f"run {run_id} was delivered {attempt} times; its worker died during each of the "
                 f"last {attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})")
-        return train_run(run_id, spec, settings, worker, attempt, publisher, should_stop=cancel.is_set)
+        return train_run(run_id, spec, settings, worker, attempt, publisher,
+                         should_stop=stop_check(lease, cancel), lease=lease)
+
+
+def stop_check(lease: RunLease | Unleased, cancel: CancelFlag) -> Callable[[], bool]:
+    """The loop's should_stop: True once cancelled; raises StoodDown once a newer attempt holds the run."""
+    def should_stop() -> bool:
+        lease.check()
+        return cancel.is_set()
+    return should_stop
 
 
 def train_run(
     run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str, attempt: int,
     publisher: EventPublisher, should_stop: Callable[[], bool] = lambda: False,
+    lease: RunLease | Unleased | None = None,
 ) -> TrainingSummary | CancelledRun:
     """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint.
 
     should_stop is asked after every batch: when it says so the loop stops within that batch,
     the checkpoints written so far (best included) stay, and run_cancelled is published.
+    Checkpoints are replaced only while `lease` holds (None: no other attempt competes).
     """
-    index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root))
+    lease = lease or Unleased()
+    index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root), within=settings.data_root)
     split = stratified_split(index.labels, spec.seed)
     split_hash = split_fingerprint(index, split)
     device = pick_device(settings.device)
@@ -295,7 +350,8 @@ def train_run(
     resume = resumable_checkpoint(checkpoint_dir, spec, split_hash)
     context = RunContext(run_id, spec, publisher, checkpoint_dir, split_hash, index.class_names,
                          start_time=resume["start_time"] if resume else utc_now(),
-                         artifacts_root=Path(settings.artifacts_root))
+                         artifacts_root=Path(settings.artifacts_root), lease=lease, attempt=attempt,
+                         finished_at=list(resume.get("finished_at") or []) if resume else [])
     publisher.publish(
         RunStarted,
         spec=spec.model_dump(),
@@ -317,13 +373,14 @@ def train_run(
                        data.fingerprint, data.skipped_files)
 
     torch.manual_seed(spec.seed)
-    model = build_model(spec, len(index.class_names)).to(device)
+    model = build_model(spec, len(index.class_names), weights_root=settings.weights_root).to(device)
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     state = TrainingState(model, make_optimizer(spec, model), EarlyStopping(spec.patience),
                           RandomStreams.seeded(spec.seed, device))
     if resume:
         restore(state, resume)
+        restated_epochs(publisher, resume)
         log.info("run %s resumes at epoch %d", run_id, state.next_epoch)
     setup = make_setup(spec, device)
     result = fit(spec, state, placed, setup, CheckpointingEvents(context), should_stop,
@@ -374,6 +431,7 @@ def train_run(
         spec=spec.model_dump(),
         reproducibility=reproducibility(spec, device, setup.autocast_dtype),
     )
+    lease.confirm()  # a newer attempt completes the run, not this one
     publisher.publish(RunCompleted, summary=summary)
     return summary
 

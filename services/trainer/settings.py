@@ -1,11 +1,11 @@
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from shared.settings import PaddySettings
+from shared.settings import LivenessSettings
 
 
-class TrainerSettings(PaddySettings):
-    # Seconds between heartbeat events while a job runs.
-    heartbeat_interval_s: float = 10.0
+class TrainerSettings(LivenessSettings):
+    # Heartbeats, the run's lease and the broker's visibility timeout: shared.settings.LivenessSettings.
+
     # Events waiting for Redis: above event_spill_threshold (once a send has failed) they move
     # from memory to a file in the run's directory, sent first when Redis is back
     # (services/trainer/events.py). event_buffer_size bounds memory even if the sender hangs;
@@ -28,12 +28,22 @@ class TrainerSettings(PaddySettings):
     # Keep freed memory in the process instead of unmapping it (services/trainer/memory.py):
     # much faster CPU training for about 50 % more peak memory.
     keep_freed_memory: bool = True
-    # Seconds an unacknowledged job may go without its worker refreshing it before the broker
-    # delivers it to another worker, and how often a running job refreshes it (see visibility.py).
-    visibility_timeout_s: int = 60
-    visibility_refresh_s: float = 10.0
     # A job delivered this many times (its workers died each time) fails instead of running again.
     max_attempts: int = 3
+    # The worker's presence key, which /health and /metrics count (services/trainer/presence.py):
+    # refreshed every worker_presence_refresh_s seconds, it expires worker_presence_ttl_s seconds
+    # after the last refresh, so a killed worker drops out of the count within that time.
+    worker_presence_refresh_s: float = Field(5.0, gt=0)
+    worker_presence_ttl_s: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def presence_outlives_a_late_refresh(self) -> "TrainerSettings":
+        if self.worker_presence_ttl_s < 2 * self.worker_presence_refresh_s:
+            raise ValueError(
+                f"PADDY_WORKER_PRESENCE_TTL_S ({self.worker_presence_ttl_s:g}) must be at least twice "
+                f"PADDY_WORKER_PRESENCE_REFRESH_S ({self.worker_presence_refresh_s:g}): a busy worker "
+                "whose refresh comes late must still be counted")
+        return self
 
 
 def get_settings() -> TrainerSettings:

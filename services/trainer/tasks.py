@@ -1,12 +1,14 @@
 """Celery tasks: thin wrappers that validate their input and call plain functions."""
 
 import base64
+from collections.abc import Callable
 
 from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
+from services.trainer.lease import StoodDown
 from services.trainer.memory import keep_freed_memory
 from services.trainer.predict import predict_images
 from services.trainer.runner import run_training
@@ -27,20 +29,28 @@ def tune_memory(**_kwargs) -> None:
 @app.task(name=names.TRAIN_TASK, bind=True)
 def train(self, run_id: str, spec: dict) -> dict:
     """Train one run; its progress and result travel as events, the return value is for Flower."""
-    job = JobSpec.model_validate(spec)
-    settings = get_settings()
-    with VisibilityKeeper(settings.redis_url, self.request.id, settings.visibility_refresh_s):
-        summary = run_training(run_id, job, settings, worker=self.request.hostname or "local")
-    return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
+    return run_attempt(self, run_id, run_training, JobSpec.model_validate(spec))
 
 
 @app.task(name=names.ENSEMBLE_TASK, bind=True)
 def ensemble(self, run_id: str, spec: dict) -> dict:
     """Evaluate an ensemble as run run_id; recorded through events like a training run."""
-    job = EnsembleSpec.model_validate(spec)
+    return run_attempt(self, run_id, run_ensemble, EnsembleSpec.model_validate(spec))
+
+
+def run_attempt(task, run_id: str, job: Callable, spec: JobSpec | EnsembleSpec) -> dict:
+    """One delivery of a run's job, its broker message kept fresh while it runs.
+
+    An attempt that stood down (a newer one holds the run) ends quietly: the newer attempt
+    owns the run and its result.
+    """
     settings = get_settings()
-    with VisibilityKeeper(settings.redis_url, self.request.id, settings.visibility_refresh_s):
-        summary = run_ensemble(run_id, job, settings, worker=self.request.hostname or "local")
+    try:
+        with VisibilityKeeper(settings.redis_url, task.request.id, settings.heartbeat_interval_s):
+            summary = job(run_id, spec, settings, worker=task.request.hostname or "local")
+    except StoodDown as stood_down:
+        log.warning("%s", stood_down)
+        return {"run_id": run_id, "stood_down": True}
     return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
 
 

@@ -11,8 +11,9 @@ message's entry in `unacked_index` every `refresh_s` seconds. While the job live
 never looks old; when the worker dies (SIGKILL, OOM, machine gone) the refreshes stop and a
 surviving worker delivers the job again within about a minute, and the task resumes from the
 run's last checkpoint. A worker frozen for longer than the timeout (SIGSTOP) loses its job to
-another worker; its own events then carry an older attempt's seq and never overwrite the new
-attempt's state.
+another worker, whose attempt takes the run's lease; the frozen one finds that when it wakes
+and stands down before its next batch (lease.py). The timeout, the lease and the `lost` timeout
+are chosen together: shared.settings.LivenessSettings.
 """
 
 import json

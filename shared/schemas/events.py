@@ -16,6 +16,11 @@ SCHEMA_VERSION = 1
 SEQ_PER_ATTEMPT = 1_000_000_000
 
 
+def attempt_of(seq: int) -> int:
+    """The attempt that published the event with this seq (0: the API's own, such as run_queued)."""
+    return seq // SEQ_PER_ATTEMPT
+
+
 def utc_now() -> datetime:
     # MongoDB stores milliseconds; truncating here keeps an event equal to its stored copy.
     now = datetime.now(UTC)

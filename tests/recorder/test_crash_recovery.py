@@ -40,8 +40,9 @@ def stack(tmp_path):
         redis_port=free_port(), mongo_port=free_port(),
         extra_env={"PADDY_MONGODB_DATABASE": DATABASE, "PADDY_CLAIM_IDLE_MS": "1000",
                    "PADDY_CLAIM_INTERVAL_S": "1", "PADDY_TRIM_INTERVAL_S": "1",
-                   # Event times are real; the reaper must not mark runs lost meanwhile.
-                   "PADDY_HEARTBEAT_TIMEOUT_S": "3600"},
+                   # Event times are real; the reaper must not mark runs lost meanwhile (the
+                   # visibility timeout has to outlast the heartbeat timeout: LivenessSettings).
+                   "PADDY_HEARTBEAT_TIMEOUT_S": "3600", "PADDY_VISIBILITY_TIMEOUT_S": "7200"},
     )
     with LocalStack(config) as running:
         yield running

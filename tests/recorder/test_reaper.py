@@ -4,9 +4,10 @@ import time
 from datetime import timedelta
 
 from services.recorder.handlers import apply_to_status
-from services.recorder.reaper import Reaper, ReaperSettings, reap_lost_runs
+from services.recorder.reaper import Reaper, reap_lost_runs
 from shared import names
 from shared.schemas.events import Heartbeat, RunStarted, utc_now
+from shared.settings import LivenessSettings
 from shared.store import new_status_document
 
 SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v1"}
@@ -63,10 +64,10 @@ def test_a_run_written_meanwhile_is_left_alone(db, monkeypatch):
 
 
 def test_the_reaper_thread_reaps_every_interval(db, monkeypatch):
-    monkeypatch.setenv("PADDY_HEARTBEAT_TIMEOUT_S", "60")
+    monkeypatch.setenv("PADDY_HEARTBEAT_TIMEOUT_S", "40")
     monkeypatch.setenv("PADDY_REAP_INTERVAL_S", "0.05")
-    settings = ReaperSettings()
-    assert (settings.heartbeat_timeout_s, settings.reap_interval_s) == (60, 0.05)
+    settings = LivenessSettings()
+    assert (settings.heartbeat_timeout_s, settings.reap_interval_s) == (40, 0.05)
     store_running(db, "r1", heartbeat_age_s=300)
     reaper = Reaper(db, settings).start()
     try:

@@ -2,6 +2,7 @@
 
 from services.recorder.writer import BatchWriter
 from shared import names
+from shared.schemas.events import SEQ_PER_ATTEMPT, RunCancelled, RunFailed
 from tests.recorder.test_consumer import run_events
 
 
@@ -31,3 +32,57 @@ def test_a_status_changed_by_another_writer_is_read_again(db):
     assert writer.counts.status_conflicts == 1
     assert doc["status"] == "in_progress" and doc["seq"] == events[3].seq
     assert [h["status"] for h in doc["status_history"]][-2:] == ["lost", "in_progress"]
+
+
+def second_attempt(event, attempt: int = 2):
+    """The same event as a later attempt publishes it (seq = attempt × SEQ_PER_ATTEMPT + n)."""
+    update = {"seq": event.seq + (attempt - 1) * SEQ_PER_ATTEMPT}
+    return event.model_copy(update=update | ({"attempt": attempt} if hasattr(event, "attempt") else {}))
+
+
+def test_events_of_an_attempt_older_than_one_seen_are_ignored(db):
+    first = run_events("r1", epochs=3)
+    writer = BatchWriter(db)
+    writer.write(first[:3])  # attempt 1 started and finished epoch 1, then froze
+    resumed = [second_attempt(first[0]), second_attempt(first[3])]  # attempt 2 starts epoch 2
+    writer.write(resumed)
+    # Attempt 1 wakes up: its next epoch, and in one batch its events around attempt 2's.
+    writer.write([first[4], first[5]])
+    writer.write([first[6], second_attempt(first[4]), first[6]])
+    epochs = {e["epoch"]: e for e in db[names.EPOCHS].find({"run_id": "r1"})}
+    assert sorted(epochs) == [1, 2]
+    assert epochs[2]["seq"] == second_attempt(first[4]).seq and epochs[2]["train_loss"] == 0.5
+    status = db[names.STATUS].find_one({"run_id": "r1"})
+    assert status["attempt"] == 2 and status["epochs_done"] == 2
+    assert writer.counts.superseded_events == 4
+
+
+def test_an_earlier_attempts_events_sent_before_the_newer_ones_still_count(db):
+    # A later attempt sends what an earlier one left in its spill file first, then its own events.
+    first = run_events("r1", epochs=2)
+    writer = BatchWriter(db)
+    writer.write(first[:2])
+    writer.write([first[2], first[3], first[4], second_attempt(first[0])])
+    assert db[names.EPOCHS].count_documents({"run_id": "r1", "finished_at": {"$ne": None}}) == 2
+    assert writer.counts.superseded_events == 0
+
+
+def test_a_cancelled_run_keeps_no_unfinished_epoch(db):
+    events = run_events("r1", epochs=3)[:6]  # epochs 1 and 2 finished, epoch 3 started
+    cancelled = RunCancelled(run_id="r1", seq=events[-1].seq + 1, epochs_done=2, time=events[-1].time)
+    writer = BatchWriter(db)
+    writer.write(events)
+    writer.write([cancelled])
+    epochs = list(db[names.EPOCHS].find({"run_id": "r1"}))
+    assert sorted(e["epoch"] for e in epochs) == [1, 2]
+    assert all(e["val_acc"] is not None for e in epochs)
+    # The epoch start delivered again (a claimed entry of a dead recorder) does not bring it back.
+    BatchWriter(db).write(events[5:6])
+    assert db[names.EPOCHS].count_documents({"run_id": "r1"}) == 2
+
+
+def test_a_failed_run_keeps_no_unfinished_epoch_even_within_one_batch(db):
+    events = run_events("r1", epochs=2)[:4]  # epoch 1 finished, epoch 2 started
+    failed = RunFailed(run_id="r1", seq=events[-1].seq + 1, error_type="OSError", message="disk full")
+    BatchWriter(db).write([*events, failed])
+    assert [e["epoch"] for e in db[names.EPOCHS].find({"run_id": "r1"})] == [1]

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from services.trainer.runner import run_training
 from services.trainer.settings import TrainerSettings
@@ -84,3 +85,21 @@ def test_a_job_delivered_too_often_fails_with_the_reason(settings, redis_client,
         run_training("run-d", spec, TrainerSettings(max_attempts=3), worker="test")
     [failed] = published(redis_client)
     assert failed.type == "run_failed" and failed.error_type == "TooManyAttempts"
+
+
+def test_a_resumed_attempt_restates_the_checkpoints_epochs_with_their_first_times(settings, redis_client, dataset):
+    # The attempt that wrote the checkpoint may have died before its epoch events were sent.
+    spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=2, patience=5, image_size=32, batch_size=8)
+    run_training("run-e", spec, TrainerSettings(), worker="test")
+    first = {e.epoch: e for e in published(redis_client) if e.type == "epoch_finished"}
+    redis_client.delete(names.EVENTS_STREAM)
+    run_training("run-e", spec, TrainerSettings(), worker="test")  # delivered again: resumes after epoch 2
+    events = [e for e in published(redis_client) if e.type != "heartbeat"]
+    assert events[0].type == "run_started" and events[0].resumed_from_epoch == 2
+    restated = [e for e in events if e.type == "epoch_finished"]
+    assert [e.epoch for e in restated] == [1, 2] and all(e.seq > 2 * SEQ_PER_ATTEMPT for e in restated)
+    for again in restated:
+        assert again.model_dump(exclude={"event_id", "seq"}) == first[again.epoch].model_dump(exclude={"event_id", "seq"})
+    assert "epoch_started" not in {e.type for e in events}  # nothing left to train
+    checkpoint = torch.load(Path(settings.artifacts_root) / "runs" / "run-e" / "last.pt", weights_only=False)
+    assert checkpoint["attempt"] == 1 and len(checkpoint["finished_at"]) == 2
