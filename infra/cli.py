@@ -22,38 +22,125 @@ def up(
     api_port: int = 8000,
     dashboard_port: int = 8501,
     flower_port: int = 5555,
+    services: Annotated[str | None, typer.Option(
+        help="comma-separated services to run, e.g. redis,mongo,recorder,api,trainer (default: all)")] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", metavar="NAME=VALUE", help="set in every service's environment (repeatable)")] = None,
     detach: Annotated[bool, typer.Option(help="start in the background and return")] = False,
 ) -> None:
-    """Start the whole stack locally (no Docker); Ctrl-C or `paddy down` stops it."""
-    from infra.local_stack import LocalStack, StackConfig, StackError
+    """Start the whole stack locally (no Docker) and restart what crashes; Ctrl-C or `paddy down` stops it."""
+    from infra.local_stack import SERVICE_ORDER, StackConfig, StackError
+    from infra.supervisor import run_foreground, start_detached
 
     config = StackConfig(
         state_dir=state_dir, trainers=trainers, redis_port=redis_port, mongo_port=mongo_port,
         api_port=api_port, dashboard_port=dashboard_port, flower_port=flower_port,
+        services=tuple(name.strip() for name in services.split(",") if name.strip()) if services else SERVICE_ORDER,
+        extra_env=_parse_env(env or []),
     )
-    stack = LocalStack(config)
     try:
-        stack.start()
+        if not detach:
+            raise typer.Exit(run_foreground(config, on_ready=lambda stack: _print_urls(
+                stack.urls(), state_dir, "press Ctrl-C to stop")))
+        state = start_detached(config)
     except StackError as error:
-        typer.secho(f"paddy up: {error}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    for name, url in stack.urls().items():
+        _fail(f"paddy up: {error}")
+    _print_urls(state["urls"], state_dir, f"running in the background (supervisor pid {state['supervisor']['pid']}); "
+                                          "`paddy status` shows it, `paddy down` stops it")
+
+
+def _parse_env(assignments: list[str]) -> dict[str, str]:
+    values = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{assignment!r} is not NAME=VALUE", param_hint="--env")
+        values[name] = value
+    return values
+
+
+def _print_urls(urls: dict[str, str], state_dir: Path, note: str) -> None:
+    for name, url in urls.items():
         typer.echo(f"{name:>10}  {url}")
-    typer.echo(f"      logs  {config.state_dir / 'logs'}")
-    if detach:
-        typer.echo("running in the background; stop it with `paddy down`")
-        return
-    typer.echo("press Ctrl-C to stop")
-    stack.wait()
+    typer.echo(f"      logs  {state_dir / 'logs'}")
+    typer.echo(note)
 
 
 @app.command()
 def down(state_dir: StateDir = Path(".paddy")) -> None:
-    """Stop a stack started with `paddy up --detach`."""
+    """Stop the stack and every process it started, restarted ones included."""
     from infra.local_stack import stop_recorded_stack
 
     stopped = stop_recorded_stack(state_dir)
-    typer.echo(f"stopped {len(stopped)} process(es)" if stopped else "nothing was running")
+    typer.echo(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status(state_dir: StateDir = Path(".paddy")) -> None:
+    """Show each service of the stack: status, pid, up since, restarts, URL (exit 1: not running)."""
+    import time
+
+    from infra.local_stack import SERVICE_ORDER, read_recorded_stack, running_recorded
+
+    state = read_recorded_stack(state_dir)
+    if state is None:
+        _fail(f"nothing is running in {state_dir}")
+    alive = set(running_recorded(state_dir))
+    supervisor = state.get("supervisor") or {}
+    if "supervisor" in alive:
+        typer.echo(f"supervisor  pid {supervisor['pid']}, running")
+    elif supervisor:
+        typer.echo(f"supervisor  pid {supervisor['pid']}, not running: nothing restarts crashed services; "
+                   "`paddy down` stops what is left")
+    rows = [["SERVICE", "STATUS", "PID", "UP SINCE", "RESTARTS", "URL"]]
+    services = state.get("services", {})
+    order = {name: index for index, name in enumerate(SERVICE_ORDER)}
+    for name in sorted(services, key=lambda n: (order.get(n.split("-")[0], len(order)), n)):
+        entry = services[name]
+        running = name in alive
+        waiting = entry.get("status") == "restarting" and "supervisor" in alive
+        since = entry.get("started_at")
+        rows.append([
+            name,
+            entry.get("status", "?") if running or waiting else "dead",
+            str(entry["pid"]) if running else "-",
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))} ({_duration(time.time() - since)})"
+            if running and since else "-",
+            str(entry.get("restarts", 0)),
+            entry.get("url") or "-",
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if "supervisor" not in alive:
+        raise typer.Exit(1)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+@app.command()
+def restart(
+    names: Annotated[list[str], typer.Argument(
+        metavar="SERVICE...", help="e.g. recorder, api, trainer-1 (trainer: every trainer)")],
+    state_dir: StateDir = Path(".paddy"),
+) -> None:
+    """Restart services of a running stack; returns once they are ready again."""
+    from infra.local_stack import StackError
+    from infra.supervisor import request_restart
+
+    try:
+        restarted = request_restart(state_dir, names)
+    except StackError as error:
+        _fail(f"paddy restart: {error}")
+    for name, pid in restarted.items():
+        typer.echo(f"restarted {name} (pid {pid})")
 
 
 @app.command()
@@ -113,15 +200,20 @@ def train(
 
     from shared.schemas.jobs import JobSpec
 
+    weights_file = Path(weights).resolve() if weights not in (None, "imagenet", "none") else None
     options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                "image_size": image_size, "dropout": dropout, "patience": patience, "seed": seed,
-               "feature_extraction": feature_extraction, "weights": weights, "version": version}
+               "feature_extraction": feature_extraction, "version": version,
+               "weights": str(weights_file) if weights_file else weights}
     try:
         spec = JobSpec(model_name=model, dataset=str(data.resolve()),
                        **{name: value for name, value in options.items() if value is not None})
     except ValidationError as error:
         _fail(f"paddy train: invalid job:\n{error}", code=2)
-    settings = _trainer_settings(artifacts)
+    # Here the files are the caller's own: the dataset folder is its own data root, and a
+    # weights file's folder its weights root (a queued job's stay inside the configured roots).
+    roots = {"data_root": data.resolve()} | ({"weights_root": weights_file.parent} if weights_file else {})
+    settings = _trainer_settings(artifacts).model_copy(update=roots)
     run_id = uuid.uuid4().hex[:12]
 
     from services.trainer import checkpoints
@@ -246,3 +338,7 @@ def weights_import(
         typer.secho(f"paddy weights import: {error}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{file} → {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,5 +1,9 @@
 """`paddy up` without Docker: Redis, the nx-27017 MongoDB server and the Paddy services as
-supervised child processes, each in its own process group, logging to `state_dir/logs/`."""
+child processes, each in its own session and process group, logging to `state_dir/logs/`.
+
+LocalStack starts, restarts and stops them but never restarts one on its own: that is the
+supervisor's job (infra/supervisor.py, behind `paddy up`), and tests that kill a service decide
+themselves what happens next."""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,14 +26,18 @@ import pymongo
 import redis
 from pymongo.errors import PyMongoError
 
+from infra import processes
+
 # Every service this module knows, in the order they start; stop goes the other way.
 SERVICE_ORDER = ("redis", "mongo", "recorder", "api", "trainer", "flower", "dashboard")
 # Started and made ready before any Paddy service, stopped after all of them.
 BACKING_SERVICES = frozenset({"redis", "mongo"})
 STATE_FILE = "stack.json"
 
-POLL_INTERVAL_S = 0.2
-STOP_GRACE_S = 10.0
+POLL_INTERVAL_S = processes.POLL_INTERVAL_S
+STOP_GRACE_S = processes.STOP_GRACE_S
+# A supervisor stops the Paddy services, then Redis and MongoDB: two graces and their SIGKILLs.
+SUPERVISOR_STOP_S = 2 * (STOP_GRACE_S + 2) + 5
 # A service with no port counts as started once it has stayed alive this long.
 ALIVE_FOR_S = 1.5
 LOG_TAIL_LINES = 20
@@ -62,6 +69,10 @@ class StackError(RuntimeError):
     """The stack could not start (or a service died); the message is meant for the user."""
 
 
+class StackStopped(StackError):
+    """Asked to stop while it was starting; whatever had started is stopped again."""
+
+
 @dataclass(frozen=True)
 class _Service:
     name: str
@@ -82,7 +93,7 @@ def repo_root() -> Path:
 
 
 class LocalStack:
-    """Start, watch and stop the configured services; a context manager (start / stop)."""
+    """Start and stop the configured services; a context manager (start / stop)."""
 
     def __init__(self, config: StackConfig):
         unknown = set(config.services) - set(SERVICE_ORDER)
@@ -96,12 +107,25 @@ class LocalStack:
         self.root = repo_root()
         self._services: dict[str, _Service] = {}
         self._procs: dict[str, subprocess.Popen] = {}
+        # Per service, kept across restarts: when its current process started (seconds since the
+        # epoch), how many times it was started again, and "starting", "up" or "restarting".
+        self._started_at: dict[str, float] = {}
+        self._restarts: dict[str, int] = {}
+        self._status: dict[str, str] = {}
+        # The process that owns this stack, recorded in stack.json: `paddy down` signals it, and
+        # the stack counts as running while it lives (even with every service in a restart delay).
+        self.supervisor_pid: int | None = None
+        self._ready = False
         self._wrote_state = False
 
     # --- public -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start every configured service in dependency order and wait until each is ready."""
+    def start(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Start every configured service in dependency order and wait until each is ready.
+
+        should_stop is polled while waiting: once it returns True, what started is stopped again
+        and StackStopped is raised.
+        """
         self._services = {service.name: service for service in self._build_services()}
         self._check_not_running()
         self._check_ports_free()
@@ -111,53 +135,27 @@ class LocalStack:
         try:
             # Within a tier nothing depends on anything else: spawn them all, wait for them all.
             for tier in (backing, apps):
-                self._wait_ready({name: self._spawn(name) for name in tier})
+                self._wait_ready({name: self.spawn(name) for name in tier}, should_stop)
         except BaseException:
             self.stop()
             raise
-        self._write_state()
+        self._ready = True
+        self.write_state()
 
     def stop(self) -> None:
         """SIGTERM the Paddy services, then Redis and MongoDB; SIGKILL what outlives the grace."""
         apps = [name for name in reversed(self._procs) if name not in BACKING_SERVICES]
         backing = [name for name in reversed(self._procs) if name in BACKING_SERVICES]
         for tier in (apps, backing):
-            _terminate_groups({name: self._procs[name].pid for name in tier},
+            processes.terminate_groups({name: self._procs[name].pid for name in tier},
                               is_alive=lambda name: self._procs[name].poll() is None)
             for name in tier:
                 self._procs[name].wait()
         self._procs.clear()
+        self._ready = False
         if self._wrote_state:
             (self.state_dir / STATE_FILE).unlink(missing_ok=True)
             self._wrote_state = False
-
-    def wait(self) -> None:
-        """Block until Ctrl-C or SIGTERM (then stop), or until a service dies (then stop, exit 1)."""
-        previous = {}
-        if _in_main_thread():
-            previous = {signum: signal.getsignal(signum)
-                        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-            signal.signal(signal.SIGHUP, _raise_keyboard_interrupt)
-        try:
-            while True:
-                for name, proc in self._procs.items():
-                    if proc.poll() is not None:
-                        message = (f"{name} exited with code {proc.returncode}; "
-                                   f"last lines of {self._log_path(name)}:\n{self._log_tail(name)}")
-                        print(f"paddy up: {message}\nstopping the stack", file=sys.stderr, flush=True)
-                        self.stop()
-                        raise SystemExit(1)
-                time.sleep(POLL_INTERVAL_S * 2.5)
-        except KeyboardInterrupt:
-            print("\nstopping the stack", file=sys.stderr, flush=True)
-            # A second Ctrl-C must not cut the stop short and leave processes behind.
-            for signum in previous:
-                signal.signal(signum, signal.SIG_IGN)
-            self.stop()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
     def urls(self) -> dict[str, str]:
         """Where a person points a browser, for the services this stack runs."""
@@ -182,6 +180,7 @@ class LocalStack:
             "PADDY_MONGODB_URI": f"mongodb://{config.host}:{config.mongo_port}",
             "PADDY_DATA_ROOT": str(self.state_dir / "data"),
             "PADDY_ARTIFACTS_ROOT": str(self.state_dir / "artifacts"),
+            "PADDY_WEIGHTS_ROOT": str(self.state_dir / "weights"),
             "PADDY_API_URL": f"http://{config.host}:{config.api_port}",
             # The API refuses the example key outside development; the dashboard sends the key
             # for its writes, `paddy demo` for its jobs.
@@ -209,13 +208,87 @@ class LocalStack:
         """Start one service again (same command, same log); stops it first if still running."""
         if name not in self._services:
             raise KeyError(f"no service {name!r}; this stack has {list(self._services)}")
-        proc = self._procs.get(name)
+        self.terminate(name)
+        self._wait_ready({name: self.spawn(name)})
+        self.write_state()
+
+    @property
+    def service_names(self) -> list[str]:
+        """Every service of this stack in start order, e.g. ["redis", "mongo", "trainer-1"]."""
+        return list(self._services)
+
+    def spawn(self, name: str) -> int:
+        """Start one service without waiting for it; returns where its log stood (see is_ready)."""
+        offset = self._spawn(name)
+        self._restarts[name] = self._restarts[name] + 1 if name in self._started_at else 0
+        self._started_at[name] = time.time()
+        self._status[name] = "starting"
+        self.write_state()
+        return offset
+
+    def is_ready(self, name: str, log_offset: int, waited_s: float) -> bool:
+        """Whether a service spawned waited_s ago is ready; StackError if it died or timed out."""
+        return self._is_ready(name, log_offset, waited_s)
+
+    def terminate(self, name: str) -> None:
+        """Stop one service: SIGTERM its process group, SIGKILL after the grace; no-op if gone."""
+        proc = self._procs.pop(name, None)
         if proc is not None:
-            _terminate_groups({name: proc.pid}, is_alive=lambda _: proc.poll() is None)
+            processes.terminate_groups({name: proc.pid}, is_alive=lambda _: proc.poll() is None)
             proc.wait()
-        self._wait_ready({name: self._spawn(name)})
-        if self._wrote_state:
-            self._write_state()
+
+    def reap(self, name: str) -> int | None:
+        """The exit code of a service whose process ended, which is then forgotten; None if running.
+
+        What is left of its process group is killed, as a container's processes die with it:
+        Celery's pool child would otherwise outlive a killed worker.
+        """
+        proc = self._procs.get(name)
+        if proc is None or proc.poll() is None:
+            return None
+        processes.signal_group(proc.pid, signal.SIGKILL)
+        del self._procs[name]
+        return proc.returncode
+
+    def set_status(self, name: str, status: str) -> None:
+        """Record "starting", "up" or "restarting" for one service in stack.json."""
+        self._status[name] = status
+        self.write_state()
+
+    def uptime_s(self, name: str) -> float:
+        """Seconds since the current process of a service was started."""
+        return time.time() - self._started_at[name]
+
+    def log_note(self, name: str, message: str) -> None:
+        """A `=== paddy: ... ===` line in the service's log, between its own lines."""
+        with open(self._log_path(name), "ab") as log:
+            log.write(f"\n=== paddy: {message} ({time.strftime('%Y-%m-%d %H:%M:%S')}) ===\n".encode())
+
+    def write_state(self) -> None:
+        """Record every service (pid, start, restarts, status) in state_dir/stack.json.
+
+        Written after every change, so that `paddy down` finds each process even when the
+        process that started it was killed.
+        """
+        services = {}
+        for name in (name for name in self._services if name in self._started_at):
+            proc = self._procs.get(name)
+            services[name] = {
+                "pid": proc.pid if proc else None,
+                "start_ticks": processes.start_ticks(proc.pid) if proc else None,
+                "cmdline": self._services[name].argv, "log": str(self._log_path(name)),
+                "status": self._status[name], "started_at": round(self._started_at[name], 3),
+                "restarts": self._restarts[name], "url": self._service_url(name),
+            }
+        state: dict = {"services": services, "urls": self.urls(), "ready": self._ready}
+        if self.supervisor_pid is not None:
+            state["supervisor"] = {"pid": self.supervisor_pid,
+                                   "start_ticks": processes.start_ticks(self.supervisor_pid)}
+        state_file = self.state_dir / STATE_FILE
+        temporary = state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(state_file)
+        self._wrote_state = True
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -281,7 +354,8 @@ class LocalStack:
         """Start one service; returns where its log stood, so the tail shows only this run."""
         log_path = self._log_path(name)
         if name == "mongo":
-            # A pid file left by a killed server makes nx-27017 refuse to start.
+            # nx-27017 refuses to start while its pid file names a live process, and a killed
+            # server leaves the file behind: after a reboot its pid may belong to anything.
             self._mongo_pid_file().unlink(missing_ok=True)
         with open(log_path, "ab") as log:
             offset = log.tell()
@@ -294,14 +368,17 @@ class LocalStack:
             )
         return offset
 
-    def _wait_ready(self, log_offsets: dict[str, int]) -> None:
+    def _wait_ready(self, log_offsets: dict[str, int], should_stop: Callable[[], bool] | None = None) -> None:
         """Wait for all these services together; the first one to fail stops the wait."""
         started = time.monotonic()
         pending = dict(log_offsets)
         while pending:
+            if should_stop is not None and should_stop():
+                raise StackStopped(f"stopped while starting {', '.join(pending)}")
             for name, offset in list(pending.items()):
                 if self._is_ready(name, offset, time.monotonic() - started):
                     del pending[name]
+                    self._status[name] = "up"
             if pending:
                 time.sleep(POLL_INTERVAL_S)
 
@@ -325,10 +402,11 @@ class LocalStack:
 
     def _check_not_running(self) -> None:
         state_file = self.state_dir / STATE_FILE
-        running = _running_recorded(state_file)
+        running = running_recorded(self.state_dir)
         if running:
             raise StackError(f"a stack recorded in {state_file} is already running "
                              f"({', '.join(running)}); paddy down first")
+        # Left by a stack that was killed: none of its processes is alive any more.
         state_file.unlink(missing_ok=True)
 
     def _check_ports_free(self) -> None:
@@ -349,19 +427,6 @@ class LocalStack:
     def _make_dirs(self) -> None:
         for sub in ("logs", "redis", "mongo", "data", "artifacts"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
-
-    def _write_state(self) -> None:
-        services = {
-            name: {"pid": proc.pid, "cmdline": self._services[name].argv,
-                   "start_ticks": _start_ticks(proc.pid), "log": str(self._log_path(name))}
-            for name, proc in self._procs.items()
-        }
-        state = {"services": services, "urls": self.urls()}
-        state_file = self.state_dir / STATE_FILE
-        temporary = state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(state_file)
-        self._wrote_state = True
 
     def _log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -385,105 +450,77 @@ class LocalStack:
     def _redis_url(self) -> str:
         return f"redis://{self.config.host}:{self.config.redis_port}/0"
 
+    def _service_url(self, name: str) -> str | None:
+        config = self.config
+        if name == "redis":
+            return self._redis_url()
+        if name == "mongo":
+            return f"mongodb://{config.host}:{config.mongo_port}"
+        port = {"api": config.api_port, "dashboard": config.dashboard_port, "flower": config.flower_port}.get(name)
+        return None if port is None else f"http://{config.host}:{port}"
+
+
+def read_recorded_stack(state_dir: Path) -> dict | None:
+    """state_dir/stack.json as the stack last wrote it; None when there is none (or no JSON)."""
+    try:
+        state = json.loads((Path(state_dir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def running_recorded(state_dir: Path) -> list[str]:
+    """What stack.json records that is still alive: "supervisor" first, then the services."""
+    state = read_recorded_stack(state_dir) or {}
+    supervisor = state.get("supervisor")
+    alive = ["supervisor"] if isinstance(supervisor, dict) and processes.is_same_process(supervisor) else []
+    return alive + [name for name, entry in _recorded_services(state).items() if processes.is_same_process(entry)]
+
 
 def stop_recorded_stack(state_dir: Path) -> list[str]:
-    """`paddy down`: stop the processes recorded in state_dir/stack.json; returns their names.
+    """`paddy down`: stop the stack recorded in state_dir/stack.json; returns what was running.
 
+    A live supervisor stops every service itself: it owns them, restarted ones included. What
+    stack.json still lists after that (the supervisor was killed, or a LocalStack ran without
+    one) is stopped here, process group by process group, leaders already dead included.
     A pid is only signalled while it is still the process that was recorded (same start time),
     so a pid reused by an unrelated process after a reboot is left alone.
     """
     state_file = Path(state_dir) / STATE_FILE
-    if not state_file.is_file():
+    state = read_recorded_stack(state_dir)
+    if state is None:
+        state_file.unlink(missing_ok=True)
         return []
-    running = {name: entry["pid"] for name, entry in _read_state(state_file).items()
-               if _is_same_process(entry)}
-    names = list(running)
-    apps = {name: pid for name, pid in reversed(running.items()) if name not in BACKING_SERVICES}
-    backing = {name: pid for name, pid in reversed(running.items()) if name in BACKING_SERVICES}
+    stopped = running_recorded(state_dir)
+    supervisor = state.get("supervisor")
+    if isinstance(supervisor, dict) and processes.is_same_process(supervisor):
+        _stop_supervisor(supervisor["pid"])
+        state = read_recorded_stack(state_dir) or {}
+    leftovers = {name: entry["pid"] for name, entry in _recorded_services(state).items()
+                 if processes.is_same_process(entry) or processes.is_orphaned_group(entry)}
+    apps = {name: pid for name, pid in reversed(leftovers.items()) if name not in BACKING_SERVICES}
+    backing = {name: pid for name, pid in reversed(leftovers.items()) if name in BACKING_SERVICES}
     for tier in (apps, backing):
-        _terminate_groups(tier, is_alive=lambda name: _pid_alive(running[name]))
+        processes.terminate_groups(tier, is_alive=lambda name: processes.pid_alive(leftovers[name]))
     state_file.unlink(missing_ok=True)
-    return names
+    return stopped
 
 
-# --- processes ------------------------------------------------------------------------------
-
-
-def _terminate_groups(pids: dict[str, int], is_alive: Callable[[str], bool]) -> None:
-    """SIGTERM each process group, wait up to STOP_GRACE_S, SIGKILL the groups still there."""
-    for name, pid in pids.items():
-        if is_alive(name):
-            _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    while any(is_alive(name) for name in pids) and time.monotonic() < deadline:
+def _stop_supervisor(pid: int) -> None:
+    """SIGTERM: it stops its services and exits; SIGKILL if it has not done so in time."""
+    processes.signal_process(pid, signal.SIGTERM)
+    deadline = time.monotonic() + SUPERVISOR_STOP_S
+    while processes.pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(POLL_INTERVAL_S / 2)
-    for pid in pids.values():
-        # Also reaches children that outlived their group leader (Celery's pool processes).
-        _signal_group(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 2
-    while any(is_alive(name) for name in pids) and time.monotonic() < deadline:
-        time.sleep(POLL_INTERVAL_S / 2)
+    if processes.pid_alive(pid):
+        processes.signal_process(pid, signal.SIGKILL)
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    """Each service is started in its own session, so its process group id is its pid."""
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _read_state(state_file: Path) -> dict[str, dict]:
-    try:
-        return json.loads(state_file.read_text())["services"]
-    except (OSError, ValueError, KeyError, TypeError):
+def _recorded_services(state: dict) -> dict[str, dict]:
+    services = state.get("services")
+    if not isinstance(services, dict):
         return {}
-
-
-def _running_recorded(state_file: Path) -> list[str]:
-    if not state_file.is_file():
-        return []
-    return [name for name, entry in _read_state(state_file).items() if _is_same_process(entry)]
-
-
-def _is_same_process(entry: dict) -> bool:
-    pid = entry.get("pid")
-    if not isinstance(pid, int) or not _pid_alive(pid):
-        return False
-    recorded = entry.get("start_ticks")
-    if recorded is None or not Path("/proc").is_dir():
-        return True
-    return _start_ticks(pid) == recorded
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first); None if unavailable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2:].split()
-
-
-def _start_ticks(pid: int) -> int | None:
-    """When the process started, in clock ticks since boot: with the pid, it names a process.
-
-    The command line is no identity: redis-server and Celery rewrite their process titles.
-    """
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    fields = _proc_stat(pid)
-    # A zombie has exited; only its parent's wait() is missing.
-    return not (fields and fields[0] == "Z")
+    return {name: entry for name, entry in services.items() if isinstance(entry, dict)}
 
 
 # --- readiness ------------------------------------------------------------------------------
@@ -561,11 +598,3 @@ def _nx_27017_command() -> list[str]:
     if found:
         return [found]
     raise StackError("no nx-27017 (the MongoDB server of the local stack): pip install -e '.[local]'")
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _raise_keyboard_interrupt(signum, _frame) -> None:
-    raise KeyboardInterrupt

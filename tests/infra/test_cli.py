@@ -1,4 +1,6 @@
-"""`paddy train` and `paddy predict` in the foreground, without the stack (CPU, 32 px)."""
+"""The `paddy` command: `train` and `predict` in the foreground without the stack (CPU, 32 px), and
+what `up`, `status`, `restart` and `down` refuse before any process starts (tests/infra/test_supervisor.py
+runs the stack)."""
 
 import json
 import re
@@ -67,3 +69,24 @@ def test_predict_names_the_unreadable_image(trained, tmp_path):
     notes.write_text("hello")
     result = runner.invoke(app, ["predict", "--run", run_id, "--artifacts", str(artifacts), str(notes)])
     assert result.exit_code == 1 and f"cannot read image {notes}" in result.output
+
+
+def test_up_refuses_an_env_option_that_is_not_name_value(tmp_path):
+    result = runner.invoke(app, ["up", "--detach", "--state-dir", str(tmp_path), "--env", "PADDY_X"])
+    assert result.exit_code == 2 and "'PADDY_X' is not NAME=VALUE" in result.output
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_up_refuses_an_unknown_service_before_starting_anything(tmp_path):
+    result = runner.invoke(app, ["up", "--detach", "--state-dir", str(tmp_path), "--services", "redis,mongodb"])
+    assert result.exit_code == 1 and "unknown service(s) ['mongodb']" in result.output
+    assert not (tmp_path / "logs").exists()
+
+
+def test_status_restart_and_down_without_a_stack(tmp_path):
+    status = runner.invoke(app, ["status", "--state-dir", str(tmp_path)])
+    assert status.exit_code == 1 and f"nothing is running in {tmp_path}" in status.output
+    restart = runner.invoke(app, ["restart", "api", "--state-dir", str(tmp_path)])
+    assert restart.exit_code == 1 and "no stack is running" in restart.output
+    down = runner.invoke(app, ["down", "--state-dir", str(tmp_path)])
+    assert down.exit_code == 0 and down.output == "nothing was running\n"
