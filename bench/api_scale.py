@@ -38,7 +38,7 @@ from tests.conftest import free_port
 
 GOAL_P95_MS = 200.0
 BATCH = 20_000
-STATUSES = (["completed"] * 14 + ["failed"] * 2 + ["cancelled", "lost", "in_progress", "queued"])
+STATUSES = ["completed"] * 14 + ["failed"] * 2 + ["cancelled", "lost", "in_progress", "queued"]
 MODEL_NAMES = sorted(MODELS)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -48,11 +48,25 @@ def run_documents(index: int, epochs: int, rng: random.Random) -> tuple[dict, di
     model_name = MODEL_NAMES[index % len(MODEL_NAMES)]
     version = f"v{index // len(MODEL_NAMES) + 1}"
     created = START + timedelta(minutes=10 * index)
-    spec = {"model_name": model_name, "dataset": "rice", "epochs": epochs, "patience": 10,
-            "batch_size": rng.choice([16, 32, 64]), "learning_rate": rng.choice([1e-4, 3e-4, 1e-3]),
-            "weight_decay": 1e-4, "dropout": 0.5, "feature_extraction": model_name != "custom_cnn",
-            "trainable_layers": 0, "weights": "none", "image_size": 224, "augment": "original",
-            "seed": index, "channels_last": True, "mixed_precision": True, "version": version}
+    spec = {
+        "model_name": model_name,
+        "dataset": "rice",
+        "epochs": epochs,
+        "patience": 10,
+        "batch_size": rng.choice([16, 32, 64]),
+        "learning_rate": rng.choice([1e-4, 3e-4, 1e-3]),
+        "weight_decay": 1e-4,
+        "dropout": 0.5,
+        "feature_extraction": model_name != "custom_cnn",
+        "trainable_layers": 0,
+        "weights": "none",
+        "image_size": 224,
+        "augment": "original",
+        "seed": index,
+        "channels_last": True,
+        "mixed_precision": True,
+        "version": version,
+    }
     doc = new_status_document(f"run{index:08d}", spec, version, created_at=created)
     status = STATUSES[index % len(STATUSES)]
     doc["status"] = status
@@ -63,11 +77,18 @@ def run_documents(index: int, epochs: int, rng: random.Random) -> tuple[dict, di
     start = created + timedelta(minutes=1)
     end = start + timedelta(minutes=rng.uniform(5, 120))
     done = epochs if status == "completed" else rng.randint(0, epochs)
-    doc.update(start_fields(start), attempt=1, worker="trainer-1@host", device="cuda:0",
-               epochs_done=done, current_epoch=done or None, heartbeat_at=end,
-               class_names=["Bacterialblight", "Brownspot", "Leafsmut"],
-               split_sizes={"train": 2810, "val": 937, "test": 937},
-               latest={"train_loss": 0.3, "train_acc": 0.9, "val_loss": 0.4, "val_acc": 0.88})
+    doc.update(
+        start_fields(start),
+        attempt=1,
+        worker="trainer-1@host",
+        device="cuda:0",
+        epochs_done=done,
+        current_epoch=done or None,
+        heartbeat_at=end,
+        class_names=["Bacterialblight", "Brownspot", "Leafsmut"],
+        split_sizes={"train": 2810, "val": 937, "test": 937},
+        latest={"train_loss": 0.3, "train_acc": 0.9, "val_loss": 0.4, "val_acc": 0.88},
+    )
     doc["status_history"] = [*doc["status_history"], {"status": "in_progress", "time": start}]
     if status == "in_progress":
         return doc, None
@@ -75,25 +96,49 @@ def run_documents(index: int, epochs: int, rng: random.Random) -> tuple[dict, di
     doc["status_history"].append({"status": status, "time": end})
     if status != "completed":
         return doc, None
-    metrics = {"train_accuracy": rng.uniform(0.7, 1), "val_accuracy": rng.uniform(0.6, 1),
-               "test_accuracy": rng.uniform(0.6, 1), "test_loss": rng.uniform(0.05, 1),
-               "test_f1_macro": rng.uniform(0.6, 1), "best_val_loss": rng.uniform(0.05, 1),
-               "duration_minutes": (end - start).total_seconds() / 60, "epochs_run": done}
+    metrics = {
+        "train_accuracy": rng.uniform(0.7, 1),
+        "val_accuracy": rng.uniform(0.6, 1),
+        "test_accuracy": rng.uniform(0.6, 1),
+        "test_loss": rng.uniform(0.05, 1),
+        "test_f1_macro": rng.uniform(0.6, 1),
+        "best_val_loss": rng.uniform(0.05, 1),
+        "duration_minutes": (end - start).total_seconds() / 60,
+        "epochs_run": done,
+    }
     doc["metrics"] = metrics
     doc["best_val_loss"] = metrics["best_val_loss"]
     doc["checkpoints"] = {"best": {"epoch": done, "path": f"runs/{doc['run_id']}/best.pt"}}
-    training = {"run_id": doc["run_id"], "model_name": model_name, "version": version, "num_classes": 3,
-                "dropout": 0.5, "feature_extraction": spec["feature_extraction"],
-                "batch_size": spec["batch_size"], "learning_rate": spec["learning_rate"],
-                "early_stopped": False, "start_time": start, "end_time": end,
-                **{name: metrics[name] for name in SUMMARY_METRICS}}
+    training = {
+        "run_id": doc["run_id"],
+        "model_name": model_name,
+        "version": version,
+        "num_classes": 3,
+        "dropout": 0.5,
+        "feature_extraction": spec["feature_extraction"],
+        "batch_size": spec["batch_size"],
+        "learning_rate": spec["learning_rate"],
+        "early_stopped": False,
+        "start_time": start,
+        "end_time": end,
+        **{name: metrics[name] for name in SUMMARY_METRICS},
+    }
     return doc, training
 
 
 def epoch_documents(run_id: str, epochs: int, rng: random.Random) -> list[dict]:
-    return [{"run_id": run_id, "epoch": epoch, "train_loss": rng.random(), "train_acc": rng.random(),
-             "val_loss": rng.random(), "val_acc": rng.random(), "epoch_time_sec": rng.uniform(5, 60)}
-            for epoch in range(1, epochs + 1)]
+    return [
+        {
+            "run_id": run_id,
+            "epoch": epoch,
+            "train_loss": rng.random(),
+            "train_acc": rng.random(),
+            "val_loss": rng.random(),
+            "val_acc": rng.random(),
+            "epoch_time_sec": rng.uniform(5, 60),
+        }
+        for epoch in range(1, epochs + 1)
+    ]
 
 
 def fill(db: pymongo.database.Database, runs: int, epochs: int) -> dict[str, float]:
@@ -109,9 +154,9 @@ def fill(db: pymongo.database.Database, runs: int, epochs: int) -> dict[str, flo
         if training:
             trainings.append(training)
     for start in range(0, len(statuses), BATCH):
-        db[names.STATUS].insert_many(statuses[start:start + BATCH], ordered=False)
+        db[names.STATUS].insert_many(statuses[start : start + BATCH], ordered=False)
     for start in range(0, len(trainings), BATCH):
-        db[names.TRAININGS].insert_many(trainings[start:start + BATCH], ordered=False)
+        db[names.TRAININGS].insert_many(trainings[start : start + BATCH], ordered=False)
     timings["status + trainings"] = time.perf_counter() - started
     started = time.perf_counter()
     batch: list[dict] = []
@@ -153,25 +198,37 @@ def scenarios(runs: int, samples: int, rng: random.Random) -> dict[str, list[tup
         "GET /jobs (default: newest first)": [("/jobs", {})] * samples,
         "GET /jobs status=completed model_name sort=-val_accuracy": [
             ("/jobs", {"status": "completed", "model_name": rng.choice(MODEL_NAMES), "sort": "-val_accuracy"})
-            for _ in range(samples)],
+            for _ in range(samples)
+        ],
         "GET /jobs status=completed&failed sort=test_loss offset≤1000": [
             ("/jobs", {"status": ["completed", "failed"], "sort": "test_loss", "offset": rng.randrange(0, 1000, 50)})
-            for _ in range(samples)],
+            for _ in range(samples)
+        ],
         "GET /jobs min_val_accuracy=0.9 sort=-test_accuracy": [
-            ("/jobs", {"min_val_accuracy": 0.9, "sort": "-test_accuracy"})] * samples,
-        "GET /jobs sweep_id": [("/jobs", {"sweep_id": f"sweep{rng.randrange(max(1, runs // 50)):05d}"})
-                               for _ in range(samples)],
-        "GET /jobs started_after sort=-start_time": [
-            ("/jobs", {"started_after": middle, "sort": "-start_time"})] * samples,
+            ("/jobs", {"min_val_accuracy": 0.9, "sort": "-test_accuracy"})
+        ]
+        * samples,
+        "GET /jobs sweep_id": [
+            ("/jobs", {"sweep_id": f"sweep{rng.randrange(max(1, runs // 50)):05d}"}) for _ in range(samples)
+        ],
+        "GET /jobs started_after sort=-start_time": [("/jobs", {"started_after": middle, "sort": "-start_time"})]
+        * samples,
         "GET /jobs/{run_id}/epochs": [(f"/jobs/{run_id()}/epochs", {}) for _ in range(samples)],
-        "GET /compare (10 runs)": [("/compare", {"run_ids": ",".join(run_id() for _ in range(10))})
-                                   for _ in range(samples)],
+        "GET /compare (10 runs)": [
+            ("/compare", {"run_ids": ",".join(run_id() for _ in range(10))}) for _ in range(samples)
+        ],
     }
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return f"{model}; nproc {os.cpu_count()}; load average {load}; Python {platform.python_version()}"
 
@@ -196,15 +253,20 @@ def main() -> None:
             api = StackConfig(state_dir=Path(tmp) / "api", services=("api",), **ports)
             with LocalStack(api) as api_stack, httpx.Client(base_url=api_stack.urls()["api"], timeout=60) as client:
                 print(f"\n{machine()}")
-                print(f"{args.runs:,} runs, {args.runs * args.epochs:,} epochs; {args.samples} requests each, "
-                      "one kept-alive connection, uvicorn with one worker\n")
+                print(
+                    f"{args.runs:,} runs, {args.runs * args.epochs:,} epochs; {args.samples} requests each, "
+                    "one kept-alive connection, uvicorn with one worker\n"
+                )
                 print(f"| request | p50 ms | p95 ms | max ms | p95 < {GOAL_P95_MS:.0f} ms |")
                 print("|---|---:|---:|---:|---|")
                 for name, requests in scenarios(args.runs, args.samples, rng).items():
                     ms = measure(client, requests)
                     p95 = percentile(ms, 0.95)
-                    print(f"| {name} | {statistics.median(ms):.1f} | {p95:.1f} | {max(ms):.1f} | "
-                          f"{'yes' if p95 < GOAL_P95_MS else 'NO'} |", flush=True)
+                    print(
+                        f"| {name} | {statistics.median(ms):.1f} | {p95:.1f} | {max(ms):.1f} | "
+                        f"{'yes' if p95 < GOAL_P95_MS else 'NO'} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,13 @@ def main() -> None:
                 print(f"  {what}: {seconds:.1f} s", flush=True)
             # The filler tags runs with sweep ids; the sweeps themselves, as POST /sweeps stores them.
             sweep_ids = db[names.STATUS].distinct("sweep_id")
-            db[SWEEPS].insert_many([{"sweep_id": sweep_id, "created_at": START, "base": {}, "grid": {}}
-                                    for sweep_id in sweep_ids if sweep_id])
+            db[SWEEPS].insert_many(
+                [
+                    {"sweep_id": sweep_id, "created_at": START, "base": {}, "grid": {}}
+                    for sweep_id in sweep_ids
+                    if sweep_id
+                ]
+            )
             completed = db[names.STATUS].find_one({"status": "completed", "archived": False}, {"run_id": 1})["run_id"]
             api = StackConfig(state_dir=Path(tmp) / "api", services=("api",), extra_env=env, **ports)
             with LocalStack(api) as api_stack:
@@ -127,11 +132,13 @@ def measure(args, completed_run: str) -> None:
     cases = {
         "Live monitor (first render)": lambda: first_render("pages/live_monitor.py"),
         f"Run detail (a completed run, {args.epochs} epochs)": lambda: first_render(
-            "pages/run_detail.py", {"run_id": completed_run}),
+            "pages/run_detail.py", {"run_id": completed_run}
+        ),
         "Compare (defaults: completed, by val accuracy)": lambda: first_render("pages/compare.py"),
         "Time filter (last 7 days: no runs)": lambda: first_render("pages/time_filter.py"),
-        "Time filter (a custom week: ~1,000 runs)": lambda: first_render("pages/time_filter.py",
-                                                                         interact=pick_custom_week),
+        "Time filter (a custom week: ~1,000 runs)": lambda: first_render(
+            "pages/time_filter.py", interact=pick_custom_week
+        ),
         "New job": lambda: first_render("pages/new_job.py"),
         "Predict": lambda: first_render("pages/predict.py"),
     }
@@ -139,8 +146,10 @@ def measure(args, completed_run: str) -> None:
         render()
     NOTES.clear()
     print(f"\n{machine()}")
-    print(f"{args.runs:,} runs, {args.runs * args.epochs:,} epoch documents; {args.repeat} renders each "
-          "(AppTest, in-process; caches cleared before each first render)\n")
+    print(
+        f"{args.runs:,} runs, {args.runs * args.epochs:,} epoch documents; {args.repeat} renders each "
+        "(AppTest, in-process; caches cleared before each first render)\n"
+    )
     print("| page | median s | max s | goal | met |")
     print("|---|---:|---:|---|---|")
     for name, render in cases.items():
@@ -153,8 +162,10 @@ def measure(args, completed_run: str) -> None:
 
 def report(name: str, seconds: list[float], goal: float) -> None:
     median = statistics.median(seconds)
-    print(f"| {name} | {median:.3f} | {max(seconds):.3f} | < {goal:g} s | {'yes' if median < goal else 'NO'} |",
-          flush=True)
+    print(
+        f"| {name} | {median:.3f} | {max(seconds):.3f} | < {goal:g} s | {'yes' if median < goal else 'NO'} |",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -73,9 +73,15 @@ class Trainer(threading.Thread):
 
     def run(self) -> None:
         self.publisher.publish(
-            RunStarted, spec={"model_name": "custom_cnn", "dataset": "bench", "version": "bench"},
-            attempt=1, worker="bench", device="cpu", epochs_planned=10_000,
-            class_names=["a", "b", "c"], split_sizes={"train": 60, "val": 20, "test": 20})
+            RunStarted,
+            spec={"model_name": "custom_cnn", "dataset": "bench", "version": "bench"},
+            attempt=1,
+            worker="bench",
+            device="cpu",
+            epochs_planned=10_000,
+            class_names=["a", "b", "c"],
+            split_sizes={"train": 60, "val": 20, "test": 20},
+        )
         epoch, next_at = 0, time.monotonic()
         while not self.stop.is_set():
             epoch += 1
@@ -87,11 +93,25 @@ class Trainer(threading.Thread):
                 if step == 0:
                     self.publisher.publish(EpochStarted, epoch=epoch)
                 elif step <= self.batches:
-                    self.publisher.publish(EpochProgress, epoch=epoch, batch=step, batches=self.batches,
-                                           running_loss=1.0, running_acc=0.5, images_per_sec=100.0)
+                    self.publisher.publish(
+                        EpochProgress,
+                        epoch=epoch,
+                        batch=step,
+                        batches=self.batches,
+                        running_loss=1.0,
+                        running_acc=0.5,
+                        images_per_sec=100.0,
+                    )
                 else:
-                    self.publisher.publish(EpochFinished, epoch=epoch, train_loss=1.0, train_acc=0.5,
-                                           val_loss=1.0, val_acc=0.5, epoch_time_sec=1.0)
+                    self.publisher.publish(
+                        EpochFinished,
+                        epoch=epoch,
+                        train_loss=1.0,
+                        train_acc=0.5,
+                        val_loss=1.0,
+                        val_acc=0.5,
+                        epoch_time_sec=1.0,
+                    )
 
 
 def visible_position(job: dict, batches: int) -> tuple[int, int]:
@@ -102,8 +122,14 @@ def visible_position(job: dict, batches: int) -> tuple[int, int]:
     return max(seen)
 
 
-def observe(api: httpx.Client, trainers: dict[str, Trainer], batches: int, stop: threading.Event,
-            latencies: list[float], polls: list[float]) -> None:
+def observe(
+    api: httpx.Client,
+    trainers: dict[str, Trainer],
+    batches: int,
+    stop: threading.Event,
+    latencies: list[float],
+    polls: list[float],
+) -> None:
     """Polls the API; appends each event's latency once it is first seen."""
     seen_upto = {run_id: 0 for run_id in trainers}  # index into the trainer's `published`
     while not stop.is_set():
@@ -132,20 +158,27 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="paddy-latency-") as tmp:
-        config = StackConfig(state_dir=Path(tmp), services=("redis", "mongo", "recorder", "api"),
-                             redis_port=free_port(), mongo_port=free_port(), api_port=free_port())
+        config = StackConfig(
+            state_dir=Path(tmp),
+            services=("redis", "mongo", "recorder", "api"),
+            redis_port=free_port(),
+            mongo_port=free_port(),
+            api_port=free_port(),
+        )
         with LocalStack(config) as stack:
             client = redis.Redis.from_url(stack.env()["PADDY_REDIS_URL"])
             stop_trainers, stop_observer = threading.Event(), threading.Event()
             interval_s = args.trainers / args.rate
-            trainers = {t.run_id: t for t in (Trainer(client, interval_s, args.batches, stop_trainers)
-                                                for _ in range(args.trainers))}
+            trainers = {
+                t.run_id: t
+                for t in (Trainer(client, interval_s, args.batches, stop_trainers) for _ in range(args.trainers))
+            }
             latencies: list[float] = []
             polls: list[float] = []
-            with httpx.Client(base_url=stack.urls()["api"], timeout=30,
-                              headers={"X-API-Key": stack.api_key}) as api:
-                observer = threading.Thread(target=observe, daemon=True,
-                                            args=(api, trainers, args.batches, stop_observer, latencies, polls))
+            with httpx.Client(base_url=stack.urls()["api"], timeout=30, headers={"X-API-Key": stack.api_key}) as api:
+                observer = threading.Thread(
+                    target=observe, daemon=True, args=(api, trainers, args.batches, stop_observer, latencies, polls)
+                )
                 observer.start()
                 for trainer in trainers.values():  # spread the trainers over one interval
                     time.sleep(interval_s / args.trainers)
@@ -165,10 +198,14 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, published: int, latencies: list[float], polls: list[float]) -> None:
-    print(f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{args.trainers} trainers, {args.rate:.0f} events/s for {args.seconds:.0f} s: "
-          f"{published} events published, {len(latencies)} seen through the API")
+    print(
+        f"{platform.node()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{args.trainers} trainers, {args.rate:.0f} events/s for {args.seconds:.0f} s: "
+        f"{published} events published, {len(latencies)} seen through the API"
+    )
     gaps = [later - earlier for earlier, later in zip(polls, polls[1:])]
     print(f"API polled {len(polls)} times, every {statistics.mean(gaps) * 1000:.0f} ms on average")
     if not latencies:

@@ -55,9 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-class", type=int, default=150, help="synthetic images per class (3 classes)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--progress-every", type=int, default=1,
-                        help="epoch_progress every N batches (default 1: every batch, the worst case; "
-                        "trainers default to 10)")
+    parser.add_argument(
+        "--progress-every",
+        type=int,
+        default=1,
+        help="epoch_progress every N batches (default 1: every batch, the worst case; trainers default to 10)",
+    )
     parser.add_argument("--publish-calls", type=int, default=20_000, help="calls timed for the per-call cost")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     return parser.parse_args(argv)
@@ -125,8 +128,7 @@ def publish_call_cost(settings: TrainerSettings, calls: int) -> tuple[float, flo
     """(µs per publish() call, sender CPU µs per event), for a burst of epoch_progress events."""
     client = redis.Redis.from_url(settings.redis_url)
     publisher = EventPublisher(client, "bench-calls", attempt=1)
-    fields = {"epoch": 1, "batch": 1, "batches": 10, "running_loss": 1.0, "running_acc": 0.5,
-              "images_per_sec": 300.0}
+    fields = {"epoch": 1, "batch": 1, "batches": 10, "running_loss": 1.0, "running_acc": 0.5, "images_per_sec": 300.0}
     started = time.perf_counter()
     for _ in range(calls):
         publisher.publish(EpochProgress, **fields)
@@ -150,11 +152,22 @@ def main() -> None:
         synthesize_dataset(root / "data" / "synth", per_class=args.per_class, size=args.image_size, seed=0)
         config = StackConfig(state_dir=root / "stack", services=("redis",), redis_port=free_port())
         with LocalStack(config) as stack:
-            settings = TrainerSettings(redis_url=stack.env()["PADDY_REDIS_URL"], data_root=root / "data",
-                                       artifacts_root=root / "artifacts", device="cpu",
-                                       progress_every_batches=args.progress_every)
-            spec = JobSpec(model_name="custom_cnn", dataset="synth", epochs=args.epochs, patience=args.epochs,
-                           image_size=args.image_size, batch_size=args.batch_size, weights="none")
+            settings = TrainerSettings(
+                redis_url=stack.env()["PADDY_REDIS_URL"],
+                data_root=root / "data",
+                artifacts_root=root / "artifacts",
+                device="cpu",
+                progress_every_batches=args.progress_every,
+            )
+            spec = JobSpec(
+                model_name="custom_cnn",
+                dataset="synth",
+                epochs=args.epochs,
+                patience=args.epochs,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                weights="none",
+            )
             train_once(False, spec, settings)  # warm-up: imports, first allocations
             jobs: dict[bool, list[Job]] = {True: [], False: []}
             differences = []
@@ -163,10 +176,13 @@ def main() -> None:
                 for publishing in order:
                     job = train_once(publishing, spec, settings)
                     jobs[publishing].append(job)
-                    print(f"round {round_ + 1} {'on ' if publishing else 'off'}: epochs "
-                          + " ".join(f"{t:.3f}" for t in job.epoch_times)
-                          + f" s; {job.events} events, {job.publish_s * 1000:.1f} ms in publish(), "
-                          f"sender CPU {job.sender_cpu_s * 1000:.1f} ms; job CPU {job.cpu_s:.2f} s", flush=True)
+                    print(
+                        f"round {round_ + 1} {'on ' if publishing else 'off'}: epochs "
+                        + " ".join(f"{t:.3f}" for t in job.epoch_times)
+                        + f" s; {job.events} events, {job.publish_s * 1000:.1f} ms in publish(), "
+                        f"sender CPU {job.sender_cpu_s * 1000:.1f} ms; job CPU {job.cpu_s:.2f} s",
+                        flush=True,
+                    )
                 on, off = (statistics.mean(jobs[p][-1].epoch_times) for p in (True, False))
                 differences.append((on - off) / off * 100)
             per_call_us, sender_us = publish_call_cost(settings, args.publish_calls)
@@ -181,25 +197,38 @@ def main() -> None:
     sender_s = sum(job.sender_cpu_s for job in published)
     events = sum(job.events for job in published)
     print()
-    print(f"custom_cnn, {args.per_class * 3} images at {args.image_size} px, batch {args.batch_size}, "
-          f"{args.epochs} epochs a job, {args.rounds} jobs each way, "
-          f"epoch_progress every {args.progress_every} batch(es); "
-          f"torch threads {torch.get_num_threads()}, nproc {os.cpu_count()}")
+    print(
+        f"custom_cnn, {args.per_class * 3} images at {args.image_size} px, batch {args.batch_size}, "
+        f"{args.epochs} epochs a job, {args.rounds} jobs each way, "
+        f"epoch_progress every {args.progress_every} batch(es); "
+        f"torch threads {torch.get_num_threads()}, nproc {os.cpu_count()}"
+    )
     print(f"mean epoch time, publishing on : {on:.4f} s  ({len(jobs[True]) * args.epochs} epochs)")
     print(f"mean epoch time, publishing off: {off:.4f} s  ({len(jobs[False]) * args.epochs} epochs)")
-    print(f"overhead (epoch time, on vs off): {pct(on - off, off)}  (per round: "
-          + ", ".join(f"{d:+.2f}" for d in differences)
-          + (f"; median {statistics.median(differences):+.2f}, sd {statistics.stdev(differences):.2f} points)"
-             if len(differences) > 1 else ")"))
-    print(f"measured inside the 'on' jobs: {events} events; publish() calls took {publish_s * 1000:.1f} ms "
-          f"({pct(publish_s, training_s)} of their {training_s:.1f} s of epochs), the sender thread used "
-          f"{sender_s * 1000:.1f} ms of CPU ({pct(sender_s, training_s)}); together "
-          f"{pct(publish_s + sender_s, training_s)}, an upper bound: the sender also runs on another core")
+    print(
+        f"overhead (epoch time, on vs off): {pct(on - off, off)}  (per round: "
+        + ", ".join(f"{d:+.2f}" for d in differences)
+        + (
+            f"; median {statistics.median(differences):+.2f}, sd {statistics.stdev(differences):.2f} points)"
+            if len(differences) > 1
+            else ")"
+        )
+    )
+    print(
+        f"measured inside the 'on' jobs: {events} events; publish() calls took {publish_s * 1000:.1f} ms "
+        f"({pct(publish_s, training_s)} of their {training_s:.1f} s of epochs), the sender thread used "
+        f"{sender_s * 1000:.1f} ms of CPU ({pct(sender_s, training_s)}); together "
+        f"{pct(publish_s + sender_s, training_s)}, an upper bound: the sender also runs on another core"
+    )
     cpu_on, cpu_off = (statistics.mean(job.cpu_s for job in jobs[p]) for p in (True, False))
-    print(f"CPU time a job (all threads; decode and checkpoints included): on {cpu_on:.2f} s, "
-          f"off {cpu_off:.2f} s, {pct(cpu_on - cpu_off, cpu_off)}")
-    print(f"a burst of {args.publish_calls} events: {per_call_us:.1f} µs a publish() call, "
-          f"{sender_us:.1f} µs of sender CPU an event")
+    print(
+        f"CPU time a job (all threads; decode and checkpoints included): on {cpu_on:.2f} s, "
+        f"off {cpu_off:.2f} s, {pct(cpu_on - cpu_off, cpu_off)}"
+    )
+    print(
+        f"a burst of {args.publish_calls} events: {per_call_us:.1f} µs a publish() call, "
+        f"{sender_us:.1f} µs of sender CPU an event"
+    )
 
 
 if __name__ == "__main__":

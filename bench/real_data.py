@@ -42,24 +42,38 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast")
-    parser.add_argument("--compare-bf16", action="store_true",
-                        help="train every seed in fp32 and in bf16 (forced, emulated where the CPU lacks it)")
+    parser.add_argument(
+        "--compare-bf16",
+        action="store_true",
+        help="train every seed in fp32 and in bf16 (forced, emulated where the CPU lacks it)",
+    )
     return parser.parse_args()
 
 
 def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[TrainingSummary, float]:
-    spec = JobSpec(model_name="custom_cnn", dataset=str(args.data.resolve()), epochs=args.epochs,
-                   patience=args.patience, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                   image_size=args.image_size, augment=args.augment, seed=seed,
-                   mixed_precision=mixed_precision, version="bench")
+    spec = JobSpec(
+        model_name="custom_cnn",
+        dataset=str(args.data.resolve()),
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        image_size=args.image_size,
+        augment=args.augment,
+        seed=seed,
+        mixed_precision=mixed_precision,
+        version="bench",
+    )
     with tempfile.TemporaryDirectory() as artifacts:
         settings = TrainerSettings(artifacts_root=Path(artifacts), device="cpu")
 
         def progress(event) -> None:
             if event.type == "epoch_finished":
-                print(f"  epoch {event.epoch:>3}  train loss {event.train_loss:.3f} acc {event.train_acc:.3f}"
-                      f"  val loss {event.val_loss:.3f} acc {event.val_acc:.3f}  {event.epoch_time_sec:.1f} s",
-                      flush=True)
+                print(
+                    f"  epoch {event.epoch:>3}  train loss {event.train_loss:.3f} acc {event.train_acc:.3f}"
+                    f"  val loss {event.val_loss:.3f} acc {event.val_acc:.3f}  {event.epoch_time_sec:.1f} s",
+                    flush=True,
+                )
 
         started = time.perf_counter()
         summary = train_locally(f"bench-{uuid.uuid4().hex[:8]}", spec, settings, on_event=progress)
@@ -67,14 +81,20 @@ def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[T
 
 
 def report(args: argparse.Namespace, seed: int, summary: TrainingSummary, wall: float) -> None:
-    print(f"\ndata: {args.data} ({summary.dataset_files} images), {args.image_size} px, augment={args.augment}, "
-          f"{args.threads} threads, seed {seed}, precision={summary.reproducibility['mixed_precision']}")
+    print(
+        f"\ndata: {args.data} ({summary.dataset_files} images), {args.image_size} px, augment={args.augment}, "
+        f"{args.threads} threads, seed {seed}, precision={summary.reproducibility['mixed_precision']}"
+    )
     print(f"epochs run: {summary.epochs_run} (best {summary.best_epoch}, early stopped: {summary.early_stopped})")
-    print(f"test accuracy: {summary.test_accuracy:.3f}   test loss: {summary.test_loss:.3f}   "
-          f"macro F1: {summary.test_f1_macro:.3f}")
+    print(
+        f"test accuracy: {summary.test_accuracy:.3f}   test loss: {summary.test_loss:.3f}   "
+        f"macro F1: {summary.test_f1_macro:.3f}"
+    )
     for name, metrics in summary.per_class.items():
-        print(f"  {name:<16} precision {metrics['precision']:.3f}  recall {metrics['recall']:.3f}  "
-              f"f1 {metrics['f1']:.3f}  support {metrics['support']}")
+        print(
+            f"  {name:<16} precision {metrics['precision']:.3f}  recall {metrics['recall']:.3f}  "
+            f"f1 {metrics['f1']:.3f}  support {metrics['support']}"
+        )
     print(f"wall time (decode + train + test): {wall:.1f} s = {wall / 60:.2f} min\n", flush=True)
 
 
@@ -92,17 +112,23 @@ def compare_bf16(args: argparse.Namespace) -> None:
         rows.append((seed, accuracies))
 
     print(f"bf16 on this CPU: {'native' if native else 'emulated (forced for this comparison)'}")
-    print("| seed | fp32 test acc | bf16 test acc | bf16 − fp32 (points) | fp32 macro F1 | bf16 macro F1 "
-          "| epochs fp32 / bf16 | wall s fp32 / bf16 |")
+    print(
+        "| seed | fp32 test acc | bf16 test acc | bf16 − fp32 (points) | fp32 macro F1 | bf16 macro F1 "
+        "| epochs fp32 / bf16 | wall s fp32 / bf16 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for seed, acc in rows:
         (fa, ff, fe, fw), (ba, bf, be, bw) = acc["fp32"], acc["bf16"]
-        print(f"| {seed} | {fa:.3f} | {ba:.3f} | {100 * (ba - fa):+.1f} | {ff:.3f} | {bf:.3f} | {fe} / {be} "
-              f"| {fw:.0f} / {bw:.0f} |")
+        print(
+            f"| {seed} | {fa:.3f} | {ba:.3f} | {100 * (ba - fa):+.1f} | {ff:.3f} | {bf:.3f} | {fe} / {be} "
+            f"| {fw:.0f} / {bw:.0f} |"
+        )
     fp32_mean = statistics.mean(acc["fp32"][0] for _, acc in rows)
     bf16_mean = statistics.mean(acc["bf16"][0] for _, acc in rows)
-    print(f"mean test accuracy over {len(rows)} seeds: fp32 {fp32_mean:.3f}, bf16 {bf16_mean:.3f}, "
-          f"difference {100 * (bf16_mean - fp32_mean):+.1f} points")
+    print(
+        f"mean test accuracy over {len(rows)} seeds: fp32 {fp32_mean:.3f}, bf16 {bf16_mean:.3f}, "
+        f"difference {100 * (bf16_mean - fp32_mean):+.1f} points"
+    )
 
 
 def main() -> None:

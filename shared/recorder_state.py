@@ -59,8 +59,9 @@ def read_recorder_states(client: redis.Redis) -> list[dict[str, Any]]:
     return states
 
 
-def recorder_lag(client: redis.Redis, stream: str = names.EVENTS_STREAM,
-                 group: str = names.RECORDER_GROUP) -> int | None:
+def recorder_lag(
+    client: redis.Redis, stream: str = names.EVENTS_STREAM, group: str = names.RECORDER_GROUP
+) -> int | None:
     """Events on the stream the recorders have not stored yet: pending (read, not acknowledged)
     plus not yet delivered. None when the stream or the group does not exist yet."""
     try:

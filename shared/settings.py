@@ -61,21 +61,29 @@ class LivenessSettings(PaddySettings):
     def timings_agree(self) -> "LivenessSettings":
         beat = self.heartbeat_interval_s
         rules = [
-            (self.lease_ttl_s >= 2 * beat,
-             f"PADDY_LEASE_TTL_S ({self.lease_ttl_s:g}) must be at least twice PADDY_HEARTBEAT_INTERVAL_S "
-             f"({beat:g}): a lease must survive one missed renewal"),
-            (self.heartbeat_timeout_s >= 2 * beat,
-             f"PADDY_HEARTBEAT_TIMEOUT_S ({self.heartbeat_timeout_s:g}) must be at least twice "
-             f"PADDY_HEARTBEAT_INTERVAL_S ({beat:g}): a live run must not look lost"),
-            (self.lease_ttl_s + beat <= self.visibility_timeout_s,
-             f"PADDY_LEASE_TTL_S + PADDY_HEARTBEAT_INTERVAL_S ({self.lease_ttl_s + beat:g}) must not exceed "
-             f"PADDY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}): a job may be delivered again only "
-             "after its lease has expired"),
-            (self.heartbeat_timeout_s + self.reap_interval_s + beat <= self.visibility_timeout_s,
-             f"PADDY_HEARTBEAT_TIMEOUT_S + PADDY_REAP_INTERVAL_S + PADDY_HEARTBEAT_INTERVAL_S "
-             f"({self.heartbeat_timeout_s + self.reap_interval_s + beat:g}) must not exceed "
-             f"PADDY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}): a run must show lost before "
-             "its job is delivered again"),
+            (
+                self.lease_ttl_s >= 2 * beat,
+                f"PADDY_LEASE_TTL_S ({self.lease_ttl_s:g}) must be at least twice PADDY_HEARTBEAT_INTERVAL_S "
+                f"({beat:g}): a lease must survive one missed renewal",
+            ),
+            (
+                self.heartbeat_timeout_s >= 2 * beat,
+                f"PADDY_HEARTBEAT_TIMEOUT_S ({self.heartbeat_timeout_s:g}) must be at least twice "
+                f"PADDY_HEARTBEAT_INTERVAL_S ({beat:g}): a live run must not look lost",
+            ),
+            (
+                self.lease_ttl_s + beat <= self.visibility_timeout_s,
+                f"PADDY_LEASE_TTL_S + PADDY_HEARTBEAT_INTERVAL_S ({self.lease_ttl_s + beat:g}) must not exceed "
+                f"PADDY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}): a job may be delivered again only "
+                "after its lease has expired",
+            ),
+            (
+                self.heartbeat_timeout_s + self.reap_interval_s + beat <= self.visibility_timeout_s,
+                f"PADDY_HEARTBEAT_TIMEOUT_S + PADDY_REAP_INTERVAL_S + PADDY_HEARTBEAT_INTERVAL_S "
+                f"({self.heartbeat_timeout_s + self.reap_interval_s + beat:g}) must not exceed "
+                f"PADDY_VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s:g}): a run must show lost before "
+                "its job is delivered again",
+            ),
         ]
         broken = [message for holds, message in rules if not holds]
         if broken:

@@ -20,7 +20,14 @@ SWEEPS = "sweeps"
 # The `status` fields GET /jobs filters or sorts on, each with a single-field index (nx-27017
 # uses single-field indexes only, see DESIGN.md). Each also costs the recorder's status writes.
 STATUS_INDEXED_FIELDS: tuple[str, ...] = (
-    "created_at", "status", "archived", "model_name", "version", "sweep_id", "start_ts", "end_time",
+    "created_at",
+    "status",
+    "archived",
+    "model_name",
+    "version",
+    "sweep_id",
+    "start_ts",
+    "end_time",
     *(f"metrics.{name}" for name in SUMMARY_METRICS),
 )
 # `start_time` as seconds since the epoch (a float), written with it by the recorder. Date
@@ -76,9 +83,7 @@ def backfill_start_ts(db: Database) -> int:
     return changed
 
 
-def new_status_document(
-    run_id: str, spec: dict[str, Any], version: str, created_at: datetime
-) -> dict[str, Any]:
+def new_status_document(run_id: str, spec: dict[str, Any], version: str, created_at: datetime) -> dict[str, Any]:
     """A run's `status` document, whole, as it looks when queued."""
     return {
         "run_id": run_id,
@@ -140,7 +145,7 @@ class Store:
         self.db.command("ping")
 
     def next_version(self, model_name: str) -> str:
-        """"v1", "v2", … per model, as the original numbered its runs."""
+        """ "v1", "v2", … per model, as the original numbered its runs."""
         counter = self.counters.find_one_and_update(
             {"name": f"version:{model_name}"},
             {"$inc": {"value": 1}},
@@ -153,8 +158,12 @@ class Store:
         self.status.insert_one(dict(document))
 
     def list_runs(
-        self, query: dict[str, Any] | None = None, sort: str = "created_at", descending: bool = True,
-        limit: int = 50, skip: int = 0,
+        self,
+        query: dict[str, Any] | None = None,
+        sort: str = "created_at",
+        descending: bool = True,
+        limit: int = 50,
+        skip: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of the runs matching query, sorted on `sort` (a field of `status`, dotted
         for metrics), runs without a value for it last in either direction; and the count.
@@ -220,8 +229,12 @@ class Store:
         `$set` of a bool is safe on nx-27017 (only datetimes turn into strings) and leaves seq
         alone, so no event of a still running trainer is ever taken for an old one.
         """
-        return self.status.find_one_and_update({"run_id": run_id}, {"$set": {"archived": True}},
-                                               projection={"_id": 0}, return_document=ReturnDocument.AFTER)
+        return self.status.find_one_and_update(
+            {"run_id": run_id},
+            {"$set": {"archived": True}},
+            projection={"_id": 0},
+            return_document=ReturnDocument.AFTER,
+        )
 
     def runs_of_sweep(self, sweep_id: str) -> list[dict[str, Any]]:
         return list(self.status.find({"sweep_id": sweep_id}, {"_id": 0}).sort("created_at", ASCENDING))
@@ -261,8 +274,13 @@ class Store:
             if run is None or run["status"] != "queued":
                 return False
             read_seq = run["seq"]
-            run.update(status=status, end_time=when, seq=read_seq + 1, **fields,
-                       status_history=[*run["status_history"], {"status": status, "time": when}])
+            run.update(
+                status=status,
+                end_time=when,
+                seq=read_seq + 1,
+                **fields,
+                status_history=[*run["status_history"], {"status": status, "time": when}],
+            )
             if self.status.replace_one({"run_id": run_id, "seq": read_seq}, run).matched_count:
                 return True
         return False

@@ -26,9 +26,11 @@ def wait_for(predicate, timeout_s: float, what: str):
 
 def wait_for_run(api, run_id: str, *states: str, timeout_s: float = 60) -> dict:
     """The run as `GET /jobs/{run_id}` answers it once its status is one of states."""
+
     def reached():
         run = api.get(f"/jobs/{run_id}").json()
         return run if run["status"] in states else None
+
     return wait_for(reached, timeout_s, f"run {run_id} to be {' or '.join(states)}")
 
 
@@ -42,8 +44,10 @@ def free_port() -> int:
 def backing_services(tmp_path_factory) -> Iterator[LocalStack]:
     """One redis-server and one nx-27017 for the whole session; tests keep apart by database."""
     config = StackConfig(
-        state_dir=tmp_path_factory.mktemp("backing"), services=("redis", "mongo"),
-        redis_port=free_port(), mongo_port=free_port(),
+        state_dir=tmp_path_factory.mktemp("backing"),
+        services=("redis", "mongo"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
     )
     with LocalStack(config) as stack:
         yield stack

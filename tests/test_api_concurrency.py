@@ -24,8 +24,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(tmp_path):
-    config = StackConfig(state_dir=tmp_path / "stack", services=("redis", "mongo", "api"),
-                         redis_port=free_port(), mongo_port=free_port(), api_port=free_port())
+    config = StackConfig(
+        state_dir=tmp_path / "stack",
+        services=("redis", "mongo", "api"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
+    )
     with LocalStack(config) as running:
         synthesize_dataset(running.state_dir / "data" / "leaves", per_class=3, size=32, seed=0)
         yield running

@@ -26,8 +26,12 @@ POLLS_WHILE_BUSY = 10
 @pytest.fixture
 def stack(tmp_path):
     config = StackConfig(
-        state_dir=tmp_path, trainers=2, services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        state_dir=tmp_path,
+        trainers=2,
+        services=("redis", "mongo", "recorder", "api", "trainer"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
         extra_env={"PADDY_WORKER_PRESENCE_REFRESH_S": "1", "PADDY_WORKER_PRESENCE_TTL_S": str(PRESENCE_TTL_S)},
     )
     with LocalStack(config) as running:
@@ -37,8 +41,17 @@ def stack(tmp_path):
 
 def post_job(api) -> str:
     # Outlasts the test on any machine; cancelled below.
-    response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "leaves", "epochs": 1000,
-                                       "patience": 1000, "image_size": 128, "batch_size": 16})
+    response = api.post(
+        "/jobs",
+        json={
+            "model_name": "custom_cnn",
+            "dataset": "leaves",
+            "epochs": 1000,
+            "patience": 1000,
+            "image_size": 128,
+            "batch_size": 16,
+        },
+    )
     assert response.status_code == 202, response.text
     return response.json()["run_id"]
 
@@ -59,15 +72,25 @@ def test_busy_trainers_are_counted_and_a_stopped_one_drops_out(stack):
         assert health["workers"] == 2, health
         time.sleep(0.5)
     assert [api.get(f"/jobs/{run_id}").json()["status"] for run_id in run_ids] == ["in_progress"] * 2
-    busy = wait_for(lambda: (by := runs_by_trainer(api.get("/health").json()))
-                    and sorted(filter(None, by.values())) == sorted(run_ids) and by, 30, "both runs in /health")
+    busy = wait_for(
+        lambda: (
+            (by := runs_by_trainer(api.get("/health").json()))
+            and sorted(filter(None, by.values())) == sorted(run_ids)
+            and by
+        ),
+        30,
+        "both runs in /health",
+    )
     assert {busy[run["worker"].split("@")[0]] for run in runs} == set(run_ids)
 
     # A graceful stop: trainer-2 takes no new job but finishes the one it runs, counted meanwhile.
     trainer_2 = stack.process("trainer-2")
     os.kill(trainer_2.pid, signal.SIGTERM)
-    stopping = wait_for(lambda: (h := api.get("/health").json()) and any(
-        w["stopping"] for w in h["worker_details"]) and h, 30, "trainer-2 to report that it is stopping")
+    stopping = wait_for(
+        lambda: (h := api.get("/health").json()) and any(w["stopping"] for w in h["worker_details"]) and h,
+        30,
+        "trainer-2 to report that it is stopping",
+    )
     assert stopping["workers"] == 2
     assert [w["hostname"].split("@")[0] for w in stopping["worker_details"] if w["stopping"]] == ["trainer-2"]
     assert api.post(f"/jobs/{busy['trainer-2']}/cancel").status_code == 202

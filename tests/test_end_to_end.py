@@ -21,13 +21,33 @@ pytestmark = pytest.mark.integration
 
 # The original system's `trainings` fields and their types (DESIGN.md).
 TRAININGS_FIELDS = {
-    "run_id": str, "model_name": str, "version": str, "num_classes": int, "dropout": float,
-    "feature_extraction": bool, "batch_size": int, "learning_rate": float, "early_stopped": bool,
-    "epochs_run": int, "train_accuracy": float, "val_accuracy": float, "test_accuracy": float,
-    "best_val_loss": float, "duration_minutes": float, "start_time": datetime, "end_time": datetime,
+    "run_id": str,
+    "model_name": str,
+    "version": str,
+    "num_classes": int,
+    "dropout": float,
+    "feature_extraction": bool,
+    "batch_size": int,
+    "learning_rate": float,
+    "early_stopped": bool,
+    "epochs_run": int,
+    "train_accuracy": float,
+    "val_accuracy": float,
+    "test_accuracy": float,
+    "best_val_loss": float,
+    "duration_minutes": float,
+    "start_time": datetime,
+    "end_time": datetime,
 }
-EPOCH_FIELDS = {"run_id": str, "epoch": int, "train_loss": float, "train_acc": float,
-                "val_loss": float, "val_acc": float, "epoch_time_sec": float}
+EPOCH_FIELDS = {
+    "run_id": str,
+    "epoch": int,
+    "train_loss": float,
+    "train_acc": float,
+    "val_loss": float,
+    "val_acc": float,
+    "epoch_time_sec": float,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +55,9 @@ def stack(tmp_path_factory):
     config = StackConfig(
         state_dir=tmp_path_factory.mktemp("paddy"),
         services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
         extra_env={"PADDY_HEARTBEAT_INTERVAL_S": "2"},
     )
     with LocalStack(config) as running:
@@ -97,10 +119,10 @@ def test_a_job_trains_and_is_recorded_as_the_original_system_did(stack, api, db)
 
     # The API says what the store says.
     summary = run["summary"]
-    assert {k: summary[k] for k in TRAININGS_FIELDS if k not in ("start_time", "end_time")} == \
-        {k: training[k] for k in TRAININGS_FIELDS if k not in ("start_time", "end_time")}
-    assert [e["val_loss"] for e in api.get(f"/jobs/{run_id}/epochs").json()["data"]] == \
-        [e["val_loss"] for e in epochs]
+    assert {k: summary[k] for k in TRAININGS_FIELDS if k not in ("start_time", "end_time")} == {
+        k: training[k] for k in TRAININGS_FIELDS if k not in ("start_time", "end_time")
+    }
+    assert [e["val_loss"] for e in api.get(f"/jobs/{run_id}/epochs").json()["data"]] == [e["val_loss"] for e in epochs]
 
 
 def test_the_api_process_never_loaded_torch(stack, api):

@@ -27,16 +27,25 @@ pytestmark = pytest.mark.integration
 EPOCHS = 12
 # Short liveness timings that agree (shared.settings.LivenessSettings): the lease is gone 3 s
 # after the trainer froze, the run is lost after about 4.5 s, the job comes back after 7 s or more.
-TIMINGS = {"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_LEASE_TTL_S": "3", "PADDY_VISIBILITY_TIMEOUT_S": "8",
-           "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "0.5"}
+TIMINGS = {
+    "PADDY_HEARTBEAT_INTERVAL_S": "1",
+    "PADDY_LEASE_TTL_S": "3",
+    "PADDY_VISIBILITY_TIMEOUT_S": "8",
+    "PADDY_HEARTBEAT_TIMEOUT_S": "4",
+    "PADDY_REAP_INTERVAL_S": "0.5",
+}
 TEST_GROUP = "fencing-test"  # reads nothing: the recorder's trimming keeps every entry for it
 
 
 @pytest.fixture
 def stack(tmp_path):
     config = StackConfig(
-        state_dir=tmp_path, trainers=2, services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        state_dir=tmp_path,
+        trainers=2,
+        services=("redis", "mongo", "recorder", "api", "trainer"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
         # A progress event after every batch: an old attempt that trained on would show it at once.
         extra_env={**TIMINGS, "PADDY_PROGRESS_EVERY_BATCHES": "1"},
     )
@@ -49,20 +58,35 @@ def test_a_paused_trainer_stands_down_when_it_wakes_after_its_job_moved_on(stack
     events = redis.Redis.from_url(stack.env()["PADDY_REDIS_URL"])
     events.xgroup_create(names.EVENTS_STREAM, TEST_GROUP, id="0", mkstream=True)
     api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
-    response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "leaves", "epochs": EPOCHS,
-                                       "patience": EPOCHS, "image_size": 96, "batch_size": 16})
+    response = api.post(
+        "/jobs",
+        json={
+            "model_name": "custom_cnn",
+            "dataset": "leaves",
+            "epochs": EPOCHS,
+            "patience": EPOCHS,
+            "image_size": 96,
+            "batch_size": 16,
+        },
+    )
     assert response.status_code == 202, response.text
     run_id = response.json()["run_id"]
-    first = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r,
-                     120, "the first attempt to finish two epochs")
+    first = wait_for(
+        lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r,
+        120,
+        "the first attempt to finish two epochs",
+    )
     assert first["status"] == "in_progress" and first["attempt"] == 1
     paused = re.match(r"(trainer-\d+)@", first["worker"]).group(1)
     pid = stack.process(paused).pid
 
     os.killpg(pid, signal.SIGSTOP)  # the whole group: the pool child does the training
     try:
-        taken = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["attempt"] == 2 and r,
-                         90, "the job to go to the other trainer")
+        taken = wait_for(
+            lambda: (r := api.get(f"/jobs/{run_id}").json())["attempt"] == 2 and r,
+            90,
+            "the job to go to the other trainer",
+        )
     finally:
         resumed_at = utc_now()
         os.killpg(pid, signal.SIGCONT)
@@ -89,8 +113,9 @@ def test_a_paused_trainer_stands_down_when_it_wakes_after_its_job_moved_on(stack
     trained_by_second = {e.epoch for e in mine if e.type == "epoch_started" and attempt_of(e.seq) == 2}
     assert trained_by_second == set(range(resumed_from + 1, EPOCHS + 1))
 
-    wait_for(lambda: "stood down" in (stack.log_dir / f"{paused}.log").read_text(), 30,
-             f"{paused} to log that it stood down")
+    wait_for(
+        lambda: "stood down" in (stack.log_dir / f"{paused}.log").read_text(), 30, f"{paused} to log that it stood down"
+    )
     assert stack.process(paused).poll() is None  # the worker itself lives on
 
     # The checkpoints load, and the last one is the new attempt's, after the last epoch.

@@ -18,8 +18,14 @@ from tests.conftest import free_port, wait_for, wait_for_run
 pytestmark = pytest.mark.integration
 
 # Long enough to still be training while a test freezes it or cancels it (about 0.3 s an epoch).
-LONG_JOB = {"model_name": "custom_cnn", "dataset": "leaves", "epochs": 200, "patience": 200,
-            "image_size": 64, "batch_size": 16}
+LONG_JOB = {
+    "model_name": "custom_cnn",
+    "dataset": "leaves",
+    "epochs": 200,
+    "patience": 200,
+    "image_size": 64,
+    "batch_size": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +33,10 @@ def stack(tmp_path_factory):
     config = StackConfig(
         state_dir=tmp_path_factory.mktemp("paddy"),
         services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
-        extra_env={"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_HEARTBEAT_TIMEOUT_S": "4",
-                   "PADDY_REAP_INTERVAL_S": "1"},
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
+        extra_env={"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "1"},
     )
     with LocalStack(config) as running:
         synthesize_dataset(config.state_dir / "data" / "leaves", per_class=30, size=64, seed=1)
@@ -52,6 +59,7 @@ def wait_for_an_epoch(api, run_id: str, timeout_s: float = 120) -> dict:
     def trained_an_epoch():
         run = api.get(f"/jobs/{run_id}").json()
         return run if run["status"] == "in_progress" and run["epochs_done"] >= 1 else None
+
     return wait_for(trained_an_epoch, timeout_s, f"run {run_id} to finish an epoch")
 
 
@@ -88,8 +96,11 @@ def test_cancelled_queued_and_running_jobs_end_cancelled_and_the_worker_goes_on(
     stopped = wait_for_run(api, running, "cancelled", timeout_s=30)
     assert stopped["epochs_done"] < LONG_JOB["epochs"]
     # The epoch it stopped in is gone: every stored epoch has its numbers (the original dashboard's).
-    epochs = wait_for(lambda: (e := api.get(f"/jobs/{running}/epochs").json())["count"] == stopped["epochs_done"]
-                      and e, 10, "the stopped epoch to be removed")
+    epochs = wait_for(
+        lambda: (e := api.get(f"/jobs/{running}/epochs").json())["count"] == stopped["epochs_done"] and e,
+        10,
+        "the stopped epoch to be removed",
+    )
     assert all(isinstance(e["val_acc"], float) for e in epochs["data"])
     # The best checkpoint so far is kept (artifacts/runs/<run_id>/best.pt, services/trainer/checkpoints.py).
     assert (stack.state_dir / "artifacts" / "runs" / running / "best.pt").is_file()

@@ -20,12 +20,19 @@ BLOCK_TORCH = (
 
 @pytest.mark.parametrize(
     "module",
-    ["services.api.main", "services.recorder.__main__", "services.recorder.consumer",
-     "services.dashboard.api_client", "services.trainer.celery_app", "infra.cli"],
+    [
+        "services.api.main",
+        "services.recorder.__main__",
+        "services.recorder.consumer",
+        "services.dashboard.api_client",
+        "services.trainer.celery_app",
+        "infra.cli",
+    ],
 )
 def test_service_imports_without_torch(module):
-    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH + f"import {module}"],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + f"import {module}"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -33,10 +33,15 @@ OUTAGE_S = 4
 @pytest.fixture
 def stack(tmp_path):
     config = StackConfig(
-        state_dir=tmp_path, services=("redis", "mongo", "recorder", "trainer"),
-        redis_port=free_port(), mongo_port=free_port(),
-        extra_env={"PADDY_EVENT_SPILL_THRESHOLD": "3", "PADDY_PROGRESS_EVERY_BATCHES": "2",
-                   "PADDY_HEARTBEAT_INTERVAL_S": "1"},
+        state_dir=tmp_path,
+        services=("redis", "mongo", "recorder", "trainer"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        extra_env={
+            "PADDY_EVENT_SPILL_THRESHOLD": "3",
+            "PADDY_PROGRESS_EVERY_BATCHES": "2",
+            "PADDY_HEARTBEAT_INTERVAL_S": "1",
+        },
     )
     with LocalStack(config) as running:
         fsync_every_write(running)
@@ -62,19 +67,30 @@ def finished_status(stack: LocalStack, db, run_id: str) -> dict | None:
     """The run's status once it is over; fails at once should a process of the stack have died."""
     for name in ("recorder", "trainer-1"):
         proc = stack.process(name)
-        assert proc.poll() is None, \
+        assert proc.poll() is None, (
             f"the {name} exited ({proc.returncode}) with Redis away; see {stack.log_dir / name}.log"
+        )
     status = db[names.STATUS].find_one({"run_id": run_id})
     return status if status and status["status"] in ("completed", "failed") else None
 
 
 def test_a_job_survives_a_redis_restart_and_records_each_epoch_once(stack, db):
     run_id = uuid.uuid4().hex
-    spec = JobSpec(model_name="custom_cnn", dataset="leaves", epochs=EPOCHS, patience=EPOCHS,
-                   image_size=64, batch_size=16, version="v1")
+    spec = JobSpec(
+        model_name="custom_cnn",
+        dataset="leaves",
+        epochs=EPOCHS,
+        patience=EPOCHS,
+        image_size=64,
+        batch_size=16,
+        version="v1",
+    )
     JobQueue(stack.env()["PADDY_REDIS_URL"], timeout_s=5).send_training(run_id, spec.model_dump())
-    running = wait_for(lambda: db[names.STATUS].find_one({"run_id": run_id, "epochs_done": {"$gte": 1}}),
-                       120, "the first epoch to be recorded")
+    running = wait_for(
+        lambda: db[names.STATUS].find_one({"run_id": run_id, "epochs_done": {"$gte": 1}}),
+        120,
+        "the first epoch to be recorded",
+    )
     assert running["epochs_done"] < EPOCHS  # Redis goes away while the job trains
     redis_proc = stack.process("redis")
     os.killpg(redis_proc.pid, signal.SIGKILL)

@@ -21,12 +21,21 @@ VISIBILITY_TIMEOUT_S = 10
 @pytest.fixture
 def stack(tmp_path):
     config = StackConfig(
-        state_dir=tmp_path, trainers=2, services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
+        state_dir=tmp_path,
+        trainers=2,
+        services=("redis", "mongo", "recorder", "api", "trainer"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
         # A dead worker's job comes back after ~10 s instead of ~1 min.
         # The lease and the lost timeout shrink with it (shared.settings.LivenessSettings).
-        extra_env={"PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S), "PADDY_HEARTBEAT_INTERVAL_S": "2",
-                   "PADDY_LEASE_TTL_S": "4", "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "1"},
+        extra_env={
+            "PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+            "PADDY_HEARTBEAT_INTERVAL_S": "2",
+            "PADDY_LEASE_TTL_S": "4",
+            "PADDY_HEARTBEAT_TIMEOUT_S": "4",
+            "PADDY_REAP_INTERVAL_S": "1",
+        },
     )
     with LocalStack(config) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)
@@ -34,8 +43,17 @@ def stack(tmp_path):
 
 
 def post_job(api, epochs: int) -> str:
-    response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "leaves", "epochs": epochs,
-                                       "image_size": 128, "batch_size": 16, "patience": 50})
+    response = api.post(
+        "/jobs",
+        json={
+            "model_name": "custom_cnn",
+            "dataset": "leaves",
+            "epochs": epochs,
+            "image_size": 128,
+            "batch_size": 16,
+            "patience": 50,
+        },
+    )
     assert response.status_code == 202, response.text
     return response.json()["run_id"]
 
@@ -43,8 +61,9 @@ def post_job(api, epochs: int) -> str:
 def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
     api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
     run_id = post_job(api, epochs=1000)  # outlasts the test on any machine; cancelled below
-    started = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] == "in_progress" and r,
-                       120, "the run to start")
+    started = wait_for(
+        lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] == "in_progress" and r, 120, "the run to start"
+    )
 
     # Unacknowledged, the task would be redelivered to the idle second trainer after the timeout.
     time.sleep(2 * VISIBILITY_TIMEOUT_S)
@@ -54,22 +73,27 @@ def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
     assert running["epochs_done"] > started["epochs_done"]  # and still training
 
     assert api.post(f"/jobs/{run_id}/cancel").status_code == 202
-    done = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] != "in_progress" and r,
-                    120, "the run to stop")
+    done = wait_for(
+        lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] != "in_progress" and r, 120, "the run to stop"
+    )
     assert done["status"] == "cancelled" and done["attempt"] == 1
 
 
 def test_a_killed_trainers_job_resumes_on_the_other_and_completes(stack):
     api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
     run_id = post_job(api, epochs=6)
-    run = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r,
-                   120, "two finished epochs")
+    run = wait_for(
+        lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r, 120, "two finished epochs"
+    )
     assert run["status"] == "in_progress"
     victim = run["worker"].split("@")[0]  # "trainer-1" or "trainer-2"
     os.killpg(stack.process(victim).pid, signal.SIGKILL)  # the worker and its pool child
 
-    done = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
-                    240, "the run to finish on the surviving trainer")
+    done = wait_for(
+        lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
+        240,
+        "the run to finish on the surviving trainer",
+    )
     assert done["status"] == "completed", done["error"]
     assert done["attempt"] == 2 and not done["worker"].startswith(victim)
 

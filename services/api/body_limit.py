@@ -28,8 +28,10 @@ class BodyTooLarge(HTTPException):
 def body_limit(path: str, max_body_bytes: int, max_upload_bytes: int) -> tuple[int, str]:
     """The most bytes a request to path may send, and the 413's message."""
     if path == "/predict":
-        return (max_upload_bytes + UPLOAD_OVERHEAD_BYTES,
-                f"the upload is larger than {max_upload_bytes} bytes (PADDY_MAX_UPLOAD_BYTES)")
+        return (
+            max_upload_bytes + UPLOAD_OVERHEAD_BYTES,
+            f"the upload is larger than {max_upload_bytes} bytes (PADDY_MAX_UPLOAD_BYTES)",
+        )
     return max_body_bytes, f"the request body is larger than {max_body_bytes} bytes (PADDY_MAX_BODY_BYTES)"
 
 
@@ -47,8 +49,9 @@ class BodySizeLimit:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             # Answered before reading: the server discards the body it is still sent.
-            await JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                               content={"detail": refusal})(scope, receive, send)
+            await JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE, content={"detail": refusal})(
+                scope, receive, send
+            )
             return
         received = 0
 

@@ -15,7 +15,9 @@ from shared.store import Store, connect, ensure_indexes
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, scheme_name="APIKey",
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="APIKey",
     description="PADDY_API_KEY: needed for POST and DELETE, and for reads when PADDY_API_READ_OPEN=false",
 )
 
@@ -45,12 +47,14 @@ QueueDep = Annotated[JobQueue, Depends(get_queue)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
 
 
-def check_api_key(request: Request, settings: SettingsDep,
-                  key: Annotated[str | None, Security(api_key_header)] = None) -> None:
+def check_api_key(
+    request: Request, settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)] = None
+) -> None:
     """Writes always need the key; reads only while PADDY_API_READ_OPEN is false."""
     if request.method not in WRITE_METHODS and settings.api_read_open:
         return
     expected = settings.api_key.get_secret_value().encode()
     if key is None or not hmac.compare_digest(key.encode(), expected):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header",
-                            headers={"WWW-Authenticate": "APIKey"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "APIKey"}
+        )

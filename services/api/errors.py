@@ -29,12 +29,32 @@ from shared.schemas.jobs import (
 log = logging.getLogger("services.api")
 
 # Error types whose message names one bound (or one value) only: we add the whole range.
-BOUND_ERRORS = frozenset({
-    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "literal_error",
-    "int_parsing", "float_parsing", "int_type", "float_type", "bool_parsing", "bool_type",
-    "int_from_float", "finite_number", "missing", "string_type", "string_too_short", "string_too_long",
-    "string_pattern_mismatch", "too_short", "too_long", "list_type", "dict_type",
-})
+BOUND_ERRORS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "literal_error",
+        "int_parsing",
+        "float_parsing",
+        "int_type",
+        "float_type",
+        "bool_parsing",
+        "bool_type",
+        "int_from_float",
+        "finite_number",
+        "missing",
+        "string_type",
+        "string_too_short",
+        "string_too_long",
+        "string_pattern_mismatch",
+        "too_short",
+        "too_long",
+        "list_type",
+        "dict_type",
+    }
+)
 # Patterns in words: a client reads the rule, not the regular expression.
 PATTERN_WORDS = {
     NO_CONTROL_CHARACTERS: "without control characters",
@@ -80,11 +100,15 @@ def allowed_values(model: type[BaseModel]) -> dict[str, str]:
 
 
 ALLOWED: dict[str, str] = {
-    **allowed_values(EnsembleSpec), **allowed_values(JobSpec),
-    "limit": f"a whole number ≥ 1 and ≤ {MAX_LIMIT}", "offset": f"a whole number ≥ 0 and ≤ {MAX_OFFSET}",
-    "min_val_accuracy": "a number ≥ 0 and ≤ 1", "min_test_accuracy": "a number ≥ 0 and ≤ 1",
+    **allowed_values(EnsembleSpec),
+    **allowed_values(JobSpec),
+    "limit": f"a whole number ≥ 1 and ≤ {MAX_LIMIT}",
+    "offset": f"a whole number ≥ 0 and ≤ {MAX_OFFSET}",
+    "min_val_accuracy": "a number ≥ 0 and ≤ 1",
+    "min_test_accuracy": "a number ≥ 0 and ≤ 1",
     "model_name": "one of " + ", ".join(repr(name) for name in sorted(MODELS)),
-    "run_id": RUN_ID_WORDS, "sweep_id": RUN_ID_WORDS,
+    "run_id": RUN_ID_WORDS,
+    "sweep_id": RUN_ID_WORDS,
     "members": f"a list of 2 to {MAX_ENSEMBLE_MEMBERS} run ids, each {RUN_ID_WORDS}",
 }
 
@@ -146,8 +170,10 @@ async def store_unreachable(request: Request, error: Exception) -> JSONResponse:
 async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
     error_id = uuid.uuid4().hex[:12]
     log.exception("error %s in %s %s", error_id, request.method, request.url.path, exc_info=error)
-    return JSONResponse(status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-                        content={"detail": f"internal error; the server log has the details under id {error_id}"})
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content={"detail": f"internal error; the server log has the details under id {error_id}"},
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -29,8 +29,7 @@ class JobQueue:
             accept_content=["json"],
         )
         # Fail fast (the API answers 503) instead of hanging on a broker that is down.
-        self._retry_policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
-                              "interval_max": timeout_s}
+        self._retry_policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": timeout_s}
 
     def send_training(self, run_id: str, spec: dict[str, Any]) -> None:
         self._send(names.TRAIN_TASK, run_id, spec)
@@ -42,14 +41,25 @@ class JobQueue:
     def _send(self, task: str, run_id: str, spec: dict[str, Any]) -> None:
         # task_id = run_id: a message seen twice is the same run, and revoke finds it by run id.
         # ignore_result: nobody waits for it, so the result backend is not even subscribed to.
-        self._celery.send_task(task, args=[run_id, spec], task_id=run_id, queue=names.TRAINING_QUEUE,
-                               retry=True, retry_policy=self._retry_policy, ignore_result=True)
+        self._celery.send_task(
+            task,
+            args=[run_id, spec],
+            task_id=run_id,
+            queue=names.TRAINING_QUEUE,
+            retry=True,
+            retry_policy=self._retry_policy,
+            ignore_result=True,
+        )
 
     def predict(self, run_id: str, image: bytes, timeout_s: float) -> dict[str, Any]:
         """{"class", "probabilities"} for one image, from whichever trainer takes the task."""
         result = self._celery.send_task(
-            names.PREDICT_TASK, args=[run_id, [base64.b64encode(image).decode()]], queue=names.PREDICT_QUEUE,
-            retry=True, retry_policy=self._retry_policy, expires=timeout_s,
+            names.PREDICT_TASK,
+            args=[run_id, [base64.b64encode(image).decode()]],
+            queue=names.PREDICT_QUEUE,
+            retry=True,
+            retry_policy=self._retry_policy,
+            expires=timeout_s,
         )
         try:
             answer = result.get(timeout=timeout_s, propagate=False)

@@ -36,8 +36,10 @@ class ErrorPublic(BaseModel):
 COMMON_RESPONSES = {
     400: {"model": ErrorPublic, "description": "a body that cannot be parsed"},
     401: {"model": ErrorPublic, "description": "missing or wrong X-API-Key (writes; reads when closed)"},
-    413: {"model": ErrorPublic, "description": "a request body larger than PADDY_MAX_BODY_BYTES "
-          "(POST /predict: PADDY_MAX_UPLOAD_BYTES)"},
+    413: {
+        "model": ErrorPublic,
+        "description": "a request body larger than PADDY_MAX_BODY_BYTES (POST /predict: PADDY_MAX_UPLOAD_BYTES)",
+    },
     500: {"model": ErrorPublic, "description": "unexpected error; the server log has it under the id given"},
     503: {"description": "Redis or MongoDB unreachable"},
 }
@@ -51,10 +53,19 @@ app = FastAPI(
     responses=COMMON_RESPONSES,
 )
 errors.install(app)
-app.add_middleware(BodySizeLimit, limit_for=lambda path: body_limit(
-    path, get_settings().max_body_bytes, get_settings().max_upload_bytes))
-for router in (jobs.router, sweeps.router, ensembles.router, predict.router, compare.router, runs.router,
-               models.router):
+app.add_middleware(
+    BodySizeLimit,
+    limit_for=lambda path: body_limit(path, get_settings().max_body_bytes, get_settings().max_upload_bytes),
+)
+for router in (
+    jobs.router,
+    sweeps.router,
+    ensembles.router,
+    predict.router,
+    compare.router,
+    runs.router,
+    models.router,
+):
     app.include_router(router, dependencies=[Depends(check_api_key)])
 # /health stays open: health checks carry no secret. /metrics follows the read rule.
 app.include_router(health.router)

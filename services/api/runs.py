@@ -48,13 +48,21 @@ def run_or_404(store: Store, run_id: str) -> dict[str, Any]:
 
 def field_error(field: str, message: str, *loc: str | int) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors, naming the field."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                         [{"loc": ["body", *(loc or (field,))], "msg": message, "type": "value_error"}])
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"loc": ["body", *(loc or (field,))], "msg": message, "type": "value_error"}],
+    )
 
 
 def queue_run(
-    store: Store, queue: JobQueue, events: redis.Redis, spec: dict[str, Any], *,
-    ensemble: bool = False, sweep_id: str | None = None, retry_of: str | None = None,
+    store: Store,
+    queue: JobQueue,
+    events: redis.Redis,
+    spec: dict[str, Any],
+    *,
+    ensemble: bool = False,
+    sweep_id: str | None = None,
+    retry_of: str | None = None,
 ) -> JobCreated:
     """Store the run as queued, send its Celery task, announce it on the event stream.
 
@@ -73,8 +81,9 @@ def queue_run(
         log.error("could not queue run %s: %s", run_id, error)
         store.mark_failed(run_id, "could not queue the job: the broker is unreachable", utc_now())
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
-    publish_queued(events, RunQueued(run_id=run_id, seq=0, model_name=spec["model_name"], version=version,
-                                     sweep_id=sweep_id))
+    publish_queued(
+        events, RunQueued(run_id=run_id, seq=0, model_name=spec["model_name"], version=version, sweep_id=sweep_id)
+    )
     return JobCreated(run_id=run_id, status="queued", version=version)
 
 

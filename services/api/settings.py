@@ -36,8 +36,10 @@ class ApiSettings(PaddySettings):
         if not key.strip():
             return "PADDY_API_KEY is empty; set a long random key, e.g. `openssl rand -hex 32`"
         if key == EXAMPLE_API_KEY and self.environment != "development":
-            return ("PADDY_API_KEY is the example key of .env.example; set a long random key "
-                    "(`openssl rand -hex 32`), or PADDY_ENVIRONMENT=development for local use")
+            return (
+                "PADDY_API_KEY is the example key of .env.example; set a long random key "
+                "(`openssl rand -hex 32`), or PADDY_ENVIRONMENT=development for local use"
+            )
         return None
 
 

@@ -23,14 +23,16 @@ def read_limited(upload: UploadFile, max_bytes: int) -> bytes:
     while chunk := upload.file.read(CHUNK):
         data += chunk
         if len(data) > max_bytes:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                                f"the upload is larger than {max_bytes} bytes (PADDY_MAX_UPLOAD_BYTES)")
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"the upload is larger than {max_bytes} bytes (PADDY_MAX_UPLOAD_BYTES)",
+            )
     return bytes(data)
 
 
 def sniff_format(data: bytes) -> str | None:
     for magic, offset, name in SIGNATURES:
-        if data[offset:offset + len(magic)] == magic and (name != "WEBP" or data[:4] == b"RIFF"):
+        if data[offset : offset + len(magic)] == magic and (name != "WEBP" or data[:4] == b"RIFF"):
             return name
     return None
 
@@ -47,14 +49,17 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
             with Image.open(io.BytesIO(data), formats=[expected]) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"the image has too many pixels; at most {max_pixels} (PADDY_MAX_IMAGE_PIXELS)") from None
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the image has too many pixels; at most {max_pixels} (PADDY_MAX_IMAGE_PIXELS)",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            f"not a readable {expected} image: send a JPEG, PNG or WebP file") from None
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"not a readable {expected} image: send a JPEG, PNG or WebP file"
+        ) from None
     if width * height > max_pixels:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"the image has {width}×{height} = {width * height} pixels; at most {max_pixels} "
-                            "(PADDY_MAX_IMAGE_PIXELS)")
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"the image has {width}×{height} = {width * height} pixels; at most {max_pixels} (PADDY_MAX_IMAGE_PIXELS)",
+        )
     return width, height
-

@@ -73,15 +73,19 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(detail, list):
         return "; ".join(
             f"{'.'.join(str(part) for part in item.get('loc', [])[1:]) or 'request'}: {item.get('msg')}"
-            for item in detail if isinstance(item, dict)
+            for item in detail
+            if isinstance(item, dict)
         )
     return str(detail)
 
 
 def _params(**values: Any) -> dict[str, Any]:
     """Query parameters without the unset ones; sequences repeat (`?status=a&status=b`)."""
-    return {name: list(value) if isinstance(value, tuple) else value
-            for name, value in values.items() if value not in (None, (), "")}
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in values.items()
+        if value not in (None, (), "")
+    }
 
 
 def _jobs(base_url: str, **query: Any) -> dict[str, Any]:
@@ -93,26 +97,59 @@ def _jobs(base_url: str, **query: Any) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def list_runs(base_url: str, limit: int = 100, offset: int = 0, *,
-              status: tuple[str, ...] = (), model_name: str | None = None, version: str | None = None,
-              sweep_id: str | None = None, started_after: str | None = None,
-              started_before: str | None = None, min_val_accuracy: float | None = None,
-              min_test_accuracy: float | None = None, sort: str | None = None) -> dict[str, Any]:
+def list_runs(
+    base_url: str,
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    status: tuple[str, ...] = (),
+    model_name: str | None = None,
+    version: str | None = None,
+    sweep_id: str | None = None,
+    started_after: str | None = None,
+    started_before: str | None = None,
+    min_val_accuracy: float | None = None,
+    min_test_accuracy: float | None = None,
+    sort: str | None = None,
+) -> dict[str, Any]:
     """`GET /jobs` with the contract's filters: {"data": [runs], "count": all matching runs}.
 
     Times are ISO 8601 strings; `status` is a tuple so the call can be cached.
     """
-    return _jobs(base_url, limit=limit, offset=offset, status=status, model_name=model_name, version=version,
-                 sweep_id=sweep_id, started_after=started_after, started_before=started_before,
-                 min_val_accuracy=min_val_accuracy, min_test_accuracy=min_test_accuracy, sort=sort)
+    return _jobs(
+        base_url,
+        limit=limit,
+        offset=offset,
+        status=status,
+        model_name=model_name,
+        version=version,
+        sweep_id=sweep_id,
+        started_after=started_after,
+        started_before=started_before,
+        min_val_accuracy=min_val_accuracy,
+        min_test_accuracy=min_test_accuracy,
+        sort=sort,
+    )
 
 
 @st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
-def completed_runs(base_url: str, limit: int, *, model_name: str | None = None,
-                   min_val_accuracy: float | None = None, sort: str | None = None) -> dict[str, Any]:
+def completed_runs(
+    base_url: str,
+    limit: int,
+    *,
+    model_name: str | None = None,
+    min_val_accuracy: float | None = None,
+    sort: str | None = None,
+) -> dict[str, Any]:
     """`GET /jobs?status=completed`: a finished run no longer changes, so cached for cache_ttl_s."""
-    return _jobs(base_url, limit=limit, status=("completed",), model_name=model_name,
-                 min_val_accuracy=min_val_accuracy, sort=sort)
+    return _jobs(
+        base_url,
+        limit=limit,
+        status=("completed",),
+        model_name=model_name,
+        min_val_accuracy=min_val_accuracy,
+        sort=sort,
+    )
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -184,5 +221,11 @@ def retry_run(base_url: str, run_id: str) -> dict[str, Any]:
 
 def predict(base_url: str, run_id: str, file_name: str, content: bytes, mime: str) -> dict[str, Any]:
     """`POST /predict` (multipart) → {"run_id", "class_name", "probabilities": {class: p}}."""
-    return request(base_url, "POST", "/predict", files={"file": (file_name, content, mime)},
-                   data={"run_id": run_id}, timeout=PREDICT_TIMEOUT_S).json()
+    return request(
+        base_url,
+        "POST",
+        "/predict",
+        files={"file": (file_name, content, mime)},
+        data={"run_id": run_id},
+        timeout=PREDICT_TIMEOUT_S,
+    ).json()

@@ -13,10 +13,15 @@ def curves_figure(epochs: pd.DataFrame, metric: str) -> go.Figure:
     column = {"loss": "loss", "accuracy": "acc"}[metric]
     figure = go.Figure()
     for split, colour in (("train", TRAIN_COLOUR), ("val", VAL_COLOUR)):
-        figure.add_trace(go.Scatter(
-            x=epochs["epoch"], y=epochs[f"{split}_{column}"], name=split,
-            mode="lines+markers", line={"color": colour},
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=epochs["epoch"],
+                y=epochs[f"{split}_{column}"],
+                name=split,
+                mode="lines+markers",
+                line={"color": colour},
+            )
+        )
     figure.update_layout(
         title=metric.capitalize(),
         hovermode="x unified",
@@ -32,7 +37,9 @@ def curves_figure(epochs: pd.DataFrame, metric: str) -> go.Figure:
 
 def _layout(figure: go.Figure, title: str, height: int = 360) -> go.Figure:
     figure.update_layout(
-        title=title, height=height, margin={"t": 60, "b": 40, "l": 10, "r": 10},
+        title=title,
+        height=height,
+        margin={"t": 60, "b": 40, "l": 10, "r": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
     )
     return figure
@@ -40,8 +47,15 @@ def _layout(figure: go.Figure, title: str, height: int = 360) -> go.Figure:
 
 def epoch_time_figure(epochs: pd.DataFrame) -> go.Figure:
     """Seconds each finished epoch took, by epoch (from `finished_epochs` plus epoch_time_sec)."""
-    figure = go.Figure(go.Bar(x=epochs["epoch"], y=epochs["epoch_time_sec"], name="epoch time",
-                              marker={"color": TRAIN_COLOUR}, hovertemplate="epoch %{x}: %{y:.1f} s<extra></extra>"))
+    figure = go.Figure(
+        go.Bar(
+            x=epochs["epoch"],
+            y=epochs["epoch_time_sec"],
+            name="epoch time",
+            marker={"color": TRAIN_COLOUR},
+            hovertemplate="epoch %{x}: %{y:.1f} s<extra></extra>",
+        )
+    )
     _layout(figure, "Epoch time", height=300)
     figure.update_xaxes(title_text="epoch", tickformat="d")
     figure.update_yaxes(title_text="time per epoch (s)")
@@ -50,11 +64,18 @@ def epoch_time_figure(epochs: pd.DataFrame) -> go.Figure:
 
 def confusion_figure(matrix: list[list[int]], class_names: list[str]) -> go.Figure:
     """Test-split confusion matrix: rows the true class, columns the predicted one, counts in cells."""
-    figure = go.Figure(go.Heatmap(
-        z=matrix, x=class_names, y=class_names, colorscale="Blues", text=matrix, texttemplate="%{text}",
-        hovertemplate="true %{y}, predicted %{x}: %{z} images<extra></extra>",
-        colorbar={"title": {"text": "images"}},
-    ))
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=class_names,
+            y=class_names,
+            colorscale="Blues",
+            text=matrix,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}: %{z} images<extra></extra>",
+            colorbar={"title": {"text": "images"}},
+        )
+    )
     _layout(figure, "Confusion matrix (test split)", height=380)
     figure.update_xaxes(title_text="predicted class", side="bottom")
     figure.update_yaxes(title_text="true class", autorange="reversed")
@@ -63,10 +84,12 @@ def confusion_figure(matrix: list[list[int]], class_names: list[str]) -> go.Figu
 
 def per_class_figure(per_class: pd.DataFrame) -> go.Figure:
     """Precision, recall and F1 per class (from `detail.per_class_frame`), grouped bars."""
-    figure = go.Figure([
-        go.Bar(x=per_class["class"], y=per_class[score], name=score, hovertemplate="%{x}: %{y:.1%}<extra></extra>")
-        for score in ("precision", "recall", "f1")
-    ])
+    figure = go.Figure(
+        [
+            go.Bar(x=per_class["class"], y=per_class[score], name=score, hovertemplate="%{x}: %{y:.1%}<extra></extra>")
+            for score in ("precision", "recall", "f1")
+        ]
+    )
     _layout(figure, "Per-class scores (test split)", height=380)
     figure.update_layout(barmode="group")
     figure.update_xaxes(title_text="class")
@@ -78,29 +101,43 @@ def overlay_figure(overlay: pd.DataFrame, column: str) -> go.Figure:
     """One curve per run of one epoch metric (`comparison.overlay_frame`), lined up by epoch."""
     split, metric = column.split("_")
     label = {"loss": "loss", "acc": "accuracy"}[metric]
-    figure = go.Figure([
-        go.Scatter(x=group["epoch"], y=group[column], name=run, mode="lines+markers")
-        for run, group in overlay.groupby("run", sort=False)
-    ])
+    figure = go.Figure(
+        [
+            go.Scatter(x=group["epoch"], y=group[column], name=run, mode="lines+markers")
+            for run, group in overlay.groupby("run", sort=False)
+        ]
+    )
     _layout(figure, f"{split.capitalize()} {label}", height=420)
     # Run labels are long: the legend goes under the plot, where it cannot cover the title.
-    figure.update_layout(hovermode="x unified", margin={"t": 50, "b": 10, "l": 10, "r": 10},
-                         legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0})
+    figure.update_layout(
+        hovermode="x unified",
+        margin={"t": 50, "b": 10, "l": 10, "r": 10},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},
+    )
     figure.update_xaxes(title_text="epoch", tickformat="d")
     figure.update_yaxes(title_text=f"{split} {label}", tickformat=".0%" if metric == "acc" else None)
     return figure
 
 
-def hyperparameter_figure(frame: pd.DataFrame, parameter: str, metric: str, metric_label: str,
-                          percent: bool) -> go.Figure:
+def hyperparameter_figure(
+    frame: pd.DataFrame, parameter: str, metric: str, metric_label: str, percent: bool
+) -> go.Figure:
     """A metric against one hyperparameter, a point per run, coloured by model."""
-    figure = go.Figure([
-        go.Scatter(x=group[parameter], y=group[metric], name=model, mode="markers", marker={"size": 10},
-                   customdata=group[["run_id", "version"]],
-                   hovertemplate="run %{customdata[0]} (%{customdata[1]})<br>"
-                                 f"{parameter} %{{x}}<br>{metric_label} %{{y}}<extra></extra>")
-        for model, group in frame.groupby("model", sort=True)
-    ])
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=group[parameter],
+                y=group[metric],
+                name=model,
+                mode="markers",
+                marker={"size": 10},
+                customdata=group[["run_id", "version"]],
+                hovertemplate="run %{customdata[0]} (%{customdata[1]})<br>"
+                f"{parameter} %{{x}}<br>{metric_label} %{{y}}<extra></extra>",
+            )
+            for model, group in frame.groupby("model", sort=True)
+        ]
+    )
     _layout(figure, f"{metric_label} by {parameter.replace('_', ' ')}")
     figure.update_xaxes(title_text=parameter.replace("_", " "))
     if parameter in ("learning_rate", "weight_decay"):
@@ -121,14 +158,26 @@ def parallel_figure(frame: pd.DataFrame, varying: list[str], metric: str, metric
             dimensions.append({"label": name.replace("_", " "), "values": values.astype(float)})
         else:  # categories (model names, booleans) sit at whole-number positions, named
             labels = sorted(values.astype(str).unique())
-            dimensions.append({"label": name.replace("_", " "), "values": values.astype(str).map(labels.index),
-                               "tickvals": list(range(len(labels))), "ticktext": labels})
+            dimensions.append(
+                {
+                    "label": name.replace("_", " "),
+                    "values": values.astype(str).map(labels.index),
+                    "tickvals": list(range(len(labels))),
+                    "ticktext": labels,
+                }
+            )
     dimensions.append({"label": metric_label, "values": completed[metric]})
-    figure = go.Figure(go.Parcoords(
-        line={"color": completed[metric], "colorscale": "Viridis", "showscale": True,
-              "colorbar": {"title": {"text": metric_label}}},
-        dimensions=dimensions,
-    ))
+    figure = go.Figure(
+        go.Parcoords(
+            line={
+                "color": completed[metric],
+                "colorscale": "Viridis",
+                "showscale": True,
+                "colorbar": {"title": {"text": metric_label}},
+            },
+            dimensions=dimensions,
+        )
+    )
     _layout(figure, f"Sweep: {metric_label} by hyperparameters", height=420)
     figure.update_layout(margin={"t": 90, "b": 30, "l": 60, "r": 60})
     return figure
@@ -137,11 +186,17 @@ def parallel_figure(frame: pd.DataFrame, varying: list[str], metric: str, metric
 def probabilities_figure(probabilities: dict[str, float]) -> go.Figure:
     """A prediction's class probabilities, most likely on top."""
     ranked = sorted(probabilities.items(), key=lambda item: item[1])
-    figure = go.Figure(go.Bar(
-        x=[p for _, p in ranked], y=[name for name, _ in ranked], orientation="h",
-        marker={"color": VAL_COLOUR}, text=[f"{p:.1%}" for _, p in ranked], textposition="auto",
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    ))
+    figure = go.Figure(
+        go.Bar(
+            x=[p for _, p in ranked],
+            y=[name for name, _ in ranked],
+            orientation="h",
+            marker={"color": VAL_COLOUR},
+            text=[f"{p:.1%}" for _, p in ranked],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
     _layout(figure, "Class probabilities", height=120 + 50 * len(ranked))
     figure.update_xaxes(title_text="probability", tickformat=".0%", range=[0, 1])
     figure.update_yaxes(title_text="class")
@@ -150,13 +205,21 @@ def probabilities_figure(probabilities: dict[str, float]) -> go.Figure:
 
 def runs_over_time_figure(frame: pd.DataFrame, metric: str, metric_label: str) -> go.Figure:
     """Completed runs by start time against a metric, coloured by model (`comparison.runs_table`)."""
-    figure = go.Figure([
-        go.Scatter(x=group["start_time"], y=group[metric], name=model, mode="markers", marker={"size": 10},
-                   customdata=group[["run_id", "version"]],
-                   hovertemplate="run %{customdata[0]} (%{customdata[1]})<br>%{x}<br>"
-                                 f"{metric_label} %{{y}}<extra></extra>")
-        for model, group in frame.dropna(subset=[metric]).groupby("model", sort=True)
-    ])
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=group["start_time"],
+                y=group[metric],
+                name=model,
+                mode="markers",
+                marker={"size": 10},
+                customdata=group[["run_id", "version"]],
+                hovertemplate="run %{customdata[0]} (%{customdata[1]})<br>%{x}<br>"
+                f"{metric_label} %{{y}}<extra></extra>",
+            )
+            for model, group in frame.dropna(subset=[metric]).groupby("model", sort=True)
+        ]
+    )
     _layout(figure, f"{metric_label} by start time")
     figure.update_xaxes(title_text="start time (UTC)")
     figure.update_yaxes(title_text=metric_label, tickformat=".0%" if "accuracy" in metric or "f1" in metric else None)

@@ -13,30 +13,78 @@ from shared.schemas.jobs import LOWER_IS_BETTER
 
 # GET /jobs `sort` keys (docs/api.md) and how the page names them.
 SORT_KEYS = {
-    "created_at": "queued at", "start_time": "start time", "end_time": "end time",
-    "val_accuracy": "val accuracy", "test_accuracy": "test accuracy", "test_f1_macro": "test F1",
-    "train_accuracy": "train accuracy", "best_val_loss": "best val loss", "test_loss": "test loss",
-    "duration_minutes": "duration", "epochs_run": "epochs run",
+    "created_at": "queued at",
+    "start_time": "start time",
+    "end_time": "end time",
+    "val_accuracy": "val accuracy",
+    "test_accuracy": "test accuracy",
+    "test_f1_macro": "test F1",
+    "train_accuracy": "train accuracy",
+    "best_val_loss": "best val loss",
+    "test_loss": "test loss",
+    "duration_minutes": "duration",
+    "epochs_run": "epochs run",
 }
 # Metrics a chart can put on its y axis: name → (label, is a fraction shown as %).
 METRICS = {
-    "val_accuracy": ("val accuracy", True), "test_accuracy": ("test accuracy", True),
-    "train_accuracy": ("train accuracy", True), "test_f1_macro": ("test F1 (macro)", True),
-    "best_val_loss": ("best val loss", False), "test_loss": ("test loss", False),
+    "val_accuracy": ("val accuracy", True),
+    "test_accuracy": ("test accuracy", True),
+    "train_accuracy": ("train accuracy", True),
+    "test_f1_macro": ("test F1 (macro)", True),
+    "best_val_loss": ("best val loss", False),
+    "test_loss": ("test loss", False),
 }
 # Spec fields a sweep's grid usually varies, and the compare charts plot against.
-HYPERPARAMETERS = ("learning_rate", "batch_size", "dropout", "weight_decay", "image_size", "epochs",
-                   "patience", "feature_extraction", "model_name")
+HYPERPARAMETERS = (
+    "learning_rate",
+    "batch_size",
+    "dropout",
+    "weight_decay",
+    "image_size",
+    "epochs",
+    "patience",
+    "feature_extraction",
+    "model_name",
+)
 TABLE_COLUMNS = [
-    "run_id", "model", "version", "status", "dropout", "feature_extraction", "batch_size",
-    "learning_rate", "early_stopped", "epochs_run", "train_accuracy", "val_accuracy",
-    "test_accuracy", "test_f1_macro", "best_val_loss", "duration_minutes", "start_time",
-    "end_time", "sweep_id",
+    "run_id",
+    "model",
+    "version",
+    "status",
+    "dropout",
+    "feature_extraction",
+    "batch_size",
+    "learning_rate",
+    "early_stopped",
+    "epochs_run",
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_f1_macro",
+    "best_val_loss",
+    "duration_minutes",
+    "start_time",
+    "end_time",
+    "sweep_id",
 ]
-SUMMARY_COLUMNS = ["train_accuracy", "val_accuracy", "test_accuracy", "test_f1_macro", "best_val_loss",
-                   "duration_minutes"]
-FLOAT_COLUMNS = ["dropout", "learning_rate", "train_accuracy", "val_accuracy", "test_accuracy",
-                 "test_f1_macro", "best_val_loss", "duration_minutes"]
+SUMMARY_COLUMNS = [
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_f1_macro",
+    "best_val_loss",
+    "duration_minutes",
+]
+FLOAT_COLUMNS = [
+    "dropout",
+    "learning_rate",
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_f1_macro",
+    "best_val_loss",
+    "duration_minutes",
+]
 
 
 def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -48,27 +96,36 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
         if epochs_run is None and run.get("status") != "queued":
             epochs_run = run.get("epochs_done")
         finished = run.get("status") == "completed" and epochs_run is not None
-        rows.append({
-            "run_id": run["run_id"],
-            "model": run.get("model_name"),
-            "version": run.get("version"),
-            "status": status_label(run["status"]),
-            "dropout": spec.get("dropout"),
-            "feature_extraction": spec.get("feature_extraction"),
-            "batch_size": spec.get("batch_size"),
-            "learning_rate": spec.get("learning_rate"),
-            "early_stopped": (epochs_run < (run.get("epochs_planned") or 0)) if finished else None,
-            "epochs_run": epochs_run,
-            **{name: metrics.get(name) for name in SUMMARY_COLUMNS},
-            "start_time": parse_time(run.get("start_time")),
-            "end_time": parse_time(run.get("end_time")),
-            "sweep_id": run.get("sweep_id"),
-        })
+        rows.append(
+            {
+                "run_id": run["run_id"],
+                "model": run.get("model_name"),
+                "version": run.get("version"),
+                "status": status_label(run["status"]),
+                "dropout": spec.get("dropout"),
+                "feature_extraction": spec.get("feature_extraction"),
+                "batch_size": spec.get("batch_size"),
+                "learning_rate": spec.get("learning_rate"),
+                "early_stopped": (epochs_run < (run.get("epochs_planned") or 0)) if finished else None,
+                "epochs_run": epochs_run,
+                **{name: metrics.get(name) for name in SUMMARY_COLUMNS},
+                "start_time": parse_time(run.get("start_time")),
+                "end_time": parse_time(run.get("end_time")),
+                "sweep_id": run.get("sweep_id"),
+            }
+        )
     frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     for column in ("start_time", "end_time"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame.astype({**{c: "float64" for c in FLOAT_COLUMNS}, "batch_size": "Int64",
-                         "epochs_run": "Int64", "feature_extraction": "boolean", "early_stopped": "boolean"})
+    return frame.astype(
+        {
+            **{c: "float64" for c in FLOAT_COLUMNS},
+            "batch_size": "Int64",
+            "epochs_run": "Int64",
+            "feature_extraction": "boolean",
+            "early_stopped": "boolean",
+        }
+    )
 
 
 def best_per_model(best_runs: dict[str, Run | None], metric: str) -> pd.DataFrame:
@@ -80,8 +137,14 @@ def best_per_model(best_runs: dict[str, Run | None], metric: str) -> pd.DataFram
         if run is None:
             continue
         metrics = run.get("metrics") or {}
-        rows.append({"model": model, "run_id": run["run_id"], "version": run.get("version"),
-                     **{name: metrics.get(name) for name in columns[3:]}})
+        rows.append(
+            {
+                "model": model,
+                "run_id": run["run_id"],
+                "version": run.get("version"),
+                **{name: metrics.get(name) for name in columns[3:]},
+            }
+        )
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(metric, ascending=metric in LOWER_IS_BETTER, ignore_index=True)
 
@@ -97,8 +160,15 @@ def hyperparameter_frame(runs: Sequence[Run], parameter: str, metric: str) -> pd
         value = run.get("model_name") if parameter == "model_name" else (run.get("spec") or {}).get(parameter)
         score = (run.get("metrics") or {}).get(metric)
         if value is not None and score is not None:
-            rows.append({"run_id": run["run_id"], "model": run.get("model_name"),
-                         "version": run.get("version"), parameter: value, metric: score})
+            rows.append(
+                {
+                    "run_id": run["run_id"],
+                    "model": run.get("model_name"),
+                    "version": run.get("version"),
+                    parameter: value,
+                    metric: score,
+                }
+            )
     return pd.DataFrame(rows, columns=["run_id", "model", "version", parameter, metric])
 
 
@@ -112,10 +182,17 @@ def sweep_frame(sweep: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     rows = []
     for run in sweep.get("runs", []):
         spec = run.get("spec") or {}
-        rows.append({"run_id": run["run_id"], "status": run["status"],
-                     **{name: (run.get("model_name") if name == "model_name" else spec.get(name))
-                        for name in HYPERPARAMETERS},
-                     metric: (run.get("metrics") or {}).get(metric)})
+        rows.append(
+            {
+                "run_id": run["run_id"],
+                "status": run["status"],
+                **{
+                    name: (run.get("model_name") if name == "model_name" else spec.get(name))
+                    for name in HYPERPARAMETERS
+                },
+                metric: (run.get("metrics") or {}).get(metric),
+            }
+        )
     frame = pd.DataFrame(rows, columns=["run_id", "status", *HYPERPARAMETERS, metric])
     varying = [name for name in HYPERPARAMETERS if frame[name].astype("string").nunique(dropna=False) > 1]
     return frame.astype({metric: "float64"}), varying
@@ -123,14 +200,22 @@ def sweep_frame(sweep: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
 
 def overlay_frame(compared: dict[str, Any]) -> pd.DataFrame:
     """GET /compare's epochs as a long frame: one row per run and finished epoch."""
-    labels = {run["run_id"]: f"{run['run_id']} · {run.get('model_name')} {run.get('version')}"
-              for run in compared.get("runs", [])}
+    labels = {
+        run["run_id"]: f"{run['run_id']} · {run.get('model_name')} {run.get('version')}"
+        for run in compared.get("runs", [])
+    }
     rows = []
     for row in compared.get("epochs", []):
         for run_id, epoch in (row.get("runs") or {}).items():
             if epoch and epoch.get("val_loss") is not None:
-                rows.append({"run": labels.get(run_id, run_id), "run_id": run_id, "epoch": row["epoch"],
-                             **{name: epoch.get(name) for name in ("train_loss", "val_loss", "train_acc", "val_acc")}})
+                rows.append(
+                    {
+                        "run": labels.get(run_id, run_id),
+                        "run_id": run_id,
+                        "epoch": row["epoch"],
+                        **{name: epoch.get(name) for name in ("train_loss", "val_loss", "train_acc", "val_acc")},
+                    }
+                )
     return pd.DataFrame(rows, columns=["run", "run_id", "epoch", "train_loss", "val_loss", "train_acc", "val_acc"])
 
 

@@ -10,8 +10,16 @@ from shared.schemas.jobs import RETRYABLE_STATES
 
 # Runs that a cancel can still stop (docs/api.md); RETRYABLE_STATES: those a retry starts again.
 CANCELLABLE_STATES = frozenset(ACTIVE_STATES)
-EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "train_acc", "val_acc", "epoch_time_sec",
-                 "started_at", "finished_at"]
+EPOCH_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "train_acc",
+    "val_acc",
+    "epoch_time_sec",
+    "started_at",
+    "finished_at",
+]
 
 
 def _spec_or_summary(run: Run, name: str) -> Any:
@@ -38,10 +46,19 @@ def settings_table(run: Run) -> pd.DataFrame:
         ("dropout", "none" if dropout is None else f"{dropout:g}"),
         ("batch size", _number(_spec_or_summary(run, "batch_size"), "{:d}")),
         ("learning rate", _number(_spec_or_summary(run, "learning_rate"), "{:g}")),
-        ("early stopping", " · ".join(filter(None, [
-            f"patience {spec['patience']} epochs" if spec.get("patience") else None,
-            None if early_stopped is None else ("stopped early" if early_stopped else "ran every epoch"),
-        ])) or "—"),
+        (
+            "early stopping",
+            " · ".join(
+                filter(
+                    None,
+                    [
+                        f"patience {spec['patience']} epochs" if spec.get("patience") else None,
+                        None if early_stopped is None else ("stopped early" if early_stopped else "ran every epoch"),
+                    ],
+                )
+            )
+            or "—",
+        ),
         ("epochs", f"{run.get('epochs_done', 0)} of at most {run.get('epochs_planned', 0)}"),
         ("image size", _number(spec.get("image_size"), "{:d} px")),
         ("dataset", spec.get("dataset", "—")),
@@ -75,8 +92,10 @@ def per_class_frame(summary: dict[str, Any] | None) -> pd.DataFrame:
     per_class = (summary or {}).get("per_class") or {}
     order = [name for name in (summary or {}).get("class_names") or [] if name in per_class]
     order += [name for name in per_class if name not in order]
-    rows = [{"class": name, **{key: per_class[name].get(key) for key in ("precision", "recall", "f1", "support")}}
-            for name in order]
+    rows = [
+        {"class": name, **{key: per_class[name].get(key) for key in ("precision", "recall", "f1", "support")}}
+        for name in order
+    ]
     return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
 
 

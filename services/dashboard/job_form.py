@@ -9,11 +9,16 @@ from typing import Any
 # Set in the form's own inputs, not from a model's defaults.
 FIXED_FIELDS = ("model_name", "dataset", "version")
 # The fields a sweep can vary from the form, and how their values are typed.
-SWEEP_FIELDS = {"learning_rate": float, "batch_size": int, "dropout": float, "weight_decay": float,
-                "epochs": int, "image_size": int}
+SWEEP_FIELDS = {
+    "learning_rate": float,
+    "batch_size": int,
+    "dropout": float,
+    "weight_decay": float,
+    "epochs": int,
+    "image_size": int,
+}
 # Fields a person sets most; the rest sit under "more settings".
-MAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "dropout", "image_size", "patience",
-               "feature_extraction")
+MAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "dropout", "image_size", "patience", "feature_extraction")
 
 
 def field_kind(name: str, default: Any) -> str:
@@ -38,8 +43,9 @@ def form_fields(defaults: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
     return [(name, field_kind(name, defaults[name]), defaults[name]) for name in names]
 
 
-def job_spec(model_name: str, dataset: str, values: Mapping[str, Any], defaults: Mapping[str, Any],
-             version: str = "") -> dict[str, Any]:
+def job_spec(
+    model_name: str, dataset: str, values: Mapping[str, Any], defaults: Mapping[str, Any], version: str = ""
+) -> dict[str, Any]:
     """The POST /jobs body: the fields that differ from the model's defaults, plus model and dataset.
 
     Raises ValueError naming the field when a value cannot be right.
@@ -74,7 +80,8 @@ def parse_grid(texts: Mapping[str, str]) -> dict[str, list[Any]]:
         try:
             values = [None if name == "dropout" and part.lower() == "none" else kind(part) for part in parts]
         except ValueError:
-            raise ValueError(f"{name}: {text!r} is not a comma-separated list of "
-                             f"{'whole numbers' if kind is int else 'numbers'}") from None
+            raise ValueError(
+                f"{name}: {text!r} is not a comma-separated list of {'whole numbers' if kind is int else 'numbers'}"
+            ) from None
         grid[name] = list(dict.fromkeys(values))
     return grid

@@ -24,8 +24,21 @@ ACTIVE_STATES = ("queued", "in_progress", "lost")
 # Rows that need someone's attention.
 ALARM_STATES = frozenset({"failed", "lost"})
 TABLE_COLUMNS = [
-    "run_id", "model", "version", "status", "progress", "epoch", "eta", "images_per_sec",
-    "train_loss", "val_loss", "train_acc", "val_acc", "started", "heartbeat", "error",
+    "run_id",
+    "model",
+    "version",
+    "status",
+    "progress",
+    "epoch",
+    "eta",
+    "images_per_sec",
+    "train_loss",
+    "val_loss",
+    "train_acc",
+    "val_acc",
+    "started",
+    "heartbeat",
+    "error",
 ]
 CURVE_METRICS = ["train_loss", "val_loss", "train_acc", "val_acc"]
 
@@ -139,20 +152,22 @@ def runs_frame(runs: Sequence[Run], now: datetime) -> pd.DataFrame:
     rows = []
     for run in runs:
         latest = run.get("latest") or {}
-        rows.append({
-            "run_id": run["run_id"],
-            "model": run.get("model_name"),
-            "version": run.get("version"),
-            "status": status_label(run["status"]),
-            "progress": progress(run),
-            "epoch": epoch_text(run),
-            "eta": format_duration(eta_s(run)),
-            "images_per_sec": run.get("images_per_sec") if run.get("status") == "in_progress" else None,
-            **{metric: latest.get(metric) for metric in CURVE_METRICS},
-            "started": parse_time(run.get("start_time")),
-            "heartbeat": format_age(heartbeat_age_s(run, now)),
-            "error": run.get("error"),
-        })
+        rows.append(
+            {
+                "run_id": run["run_id"],
+                "model": run.get("model_name"),
+                "version": run.get("version"),
+                "status": status_label(run["status"]),
+                "progress": progress(run),
+                "epoch": epoch_text(run),
+                "eta": format_duration(eta_s(run)),
+                "images_per_sec": run.get("images_per_sec") if run.get("status") == "in_progress" else None,
+                **{metric: latest.get(metric) for metric in CURVE_METRICS},
+                "started": parse_time(run.get("start_time")),
+                "heartbeat": format_age(heartbeat_age_s(run, now)),
+                "error": run.get("error"),
+            }
+        )
     frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     frame["started"] = pd.to_datetime(frame["started"], utc=True)
     return frame.astype({metric: "float64" for metric in [*CURVE_METRICS, "images_per_sec"]})

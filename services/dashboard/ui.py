@@ -36,8 +36,11 @@ def show_write_problem(error: ApiUnavailable | ApiError) -> None:
     """A failed POST: the API's reason, and what to do about a missing key."""
     settings = get_settings()
     if isinstance(error, ApiUnavailable):
-        st.error(f"The API at {settings.api_url} is unreachable ({error.reason}); nothing was sent. "
-                 "Try again once it is back.", icon="🔌")
+        st.error(
+            f"The API at {settings.api_url} is unreachable ({error.reason}); nothing was sent. "
+            "Try again once it is back.",
+            icon="🔌",
+        )
     elif error.status_code == 401:
         st.error("The API refused the request: set PADDY_API_KEY for the dashboard to the API's key.")
     else:
@@ -77,8 +80,7 @@ def section(render: Callable[..., T], *args) -> T | None:
 
 
 def link_to_run(run_id: str, label: str | None = None) -> None:
-    st.page_link(RUN_DETAIL_PAGE, label=label or f"Open run {run_id}", icon="🔎",
-                 query_params={"run_id": run_id})
+    st.page_link(RUN_DETAIL_PAGE, label=label or f"Open run {run_id}", icon="🔎", query_params={"run_id": run_id})
 
 
 def no_runs_yet(what: str = "No runs yet") -> None:
@@ -88,9 +90,25 @@ def no_runs_yet(what: str = "No runs yet") -> None:
 
 # The runs tables show results first, then the settings that produced them.
 RUN_COLUMN_ORDER = [
-    "run_id", "model", "version", "status", "val_accuracy", "test_accuracy", "test_f1_macro", "train_accuracy",
-    "best_val_loss", "epochs_run", "early_stopped", "learning_rate", "batch_size", "dropout",
-    "feature_extraction", "duration_minutes", "start_time", "end_time", "sweep_id",
+    "run_id",
+    "model",
+    "version",
+    "status",
+    "val_accuracy",
+    "test_accuracy",
+    "test_f1_macro",
+    "train_accuracy",
+    "best_val_loss",
+    "epochs_run",
+    "early_stopped",
+    "learning_rate",
+    "batch_size",
+    "dropout",
+    "feature_extraction",
+    "duration_minutes",
+    "start_time",
+    "end_time",
+    "sweep_id",
 ]
 
 

@@ -43,13 +43,18 @@ def main() -> None:
 def _webhook_notifier(settings: RecorderSettings) -> WebhookNotifier:
     if settings.webhook_urls:
         logging.info("notifying %d webhook URL(s) when runs end", len(settings.webhook_urls))
-    return WebhookNotifier(settings.webhook_urls, timeout_s=settings.webhook_timeout_s,
-                           attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
-                           queue_size=settings.webhook_queue_size)
+    return WebhookNotifier(
+        settings.webhook_urls,
+        timeout_s=settings.webhook_timeout_s,
+        attempts=settings.webhook_attempts,
+        backoff_s=settings.webhook_backoff_s,
+        queue_size=settings.webhook_queue_size,
+    )
 
 
 def _ensure_indexes_when_reachable(db: Database, backoff_s: float) -> None:
     """A recorder started while MongoDB is down waits for it instead of exiting."""
+
     def prepare() -> None:
         ensure_indexes(db)
         if changed := backfill_start_ts(db):

@@ -49,8 +49,9 @@ class RecorderStats:
 
 
 class Recorder:
-    def __init__(self, client: redis.Redis, db: Database, settings: RecorderSettings,
-                 notifier: WebhookNotifier | None = None):
+    def __init__(
+        self, client: redis.Redis, db: Database, settings: RecorderSettings, notifier: WebhookNotifier | None = None
+    ):
         self.client = client
         self.db = db
         self.settings = settings
@@ -77,12 +78,19 @@ class Recorder:
         written but not yet acknowledged when Redis went away is written again, which the
         seq guard makes harmless), then new ones.
         """
+
         def redis_down(error: Exception, delay: float) -> None:
             self.stats.redis_errors += 1
             log.warning("Redis unreachable (%s); retrying in %.1f s", error, delay)
 
-        retry_with_backoff(lambda: self._record(should_stop), redis.RedisError, redis_down,
-                           self.settings.retry_backoff_s, self.settings.redis_backoff_max_s, should_stop)
+        retry_with_backoff(
+            lambda: self._record(should_stop),
+            redis.RedisError,
+            redis_down,
+            self.settings.retry_backoff_s,
+            self.settings.redis_backoff_max_s,
+            should_stop,
+        )
 
     def _record(self, should_stop) -> None:
         self.ensure_group()
@@ -106,9 +114,14 @@ class Recorder:
         self._last_state, self._last_state_at = state, time.monotonic()
         try:
             publish_recorder_state(
-                self.client, self.settings.consumer_name, mongodb_ok=mongodb_ok,
-                events_stored=self.stats.events_stored, dead_lettered=self.stats.dead_lettered,
-                last_write_at=self.stats.last_write_at, error=error)
+                self.client,
+                self.settings.consumer_name,
+                mongodb_ok=mongodb_ok,
+                events_stored=self.stats.events_stored,
+                dead_lettered=self.stats.dead_lettered,
+                last_write_at=self.stats.last_write_at,
+                error=error,
+            )
         except redis.RedisError as redis_error:
             log.warning("could not publish the recorder state: %s", redis_error)
 
@@ -120,8 +133,11 @@ class Recorder:
 
     def _read(self, start_id: str) -> list[Entry]:
         response = self.client.xreadgroup(
-            names.RECORDER_GROUP, self.settings.consumer_name, {names.EVENTS_STREAM: start_id},
-            count=self.settings.batch_size, block=None if start_id == "0" else self.settings.block_ms,
+            names.RECORDER_GROUP,
+            self.settings.consumer_name,
+            {names.EVENTS_STREAM: start_id},
+            count=self.settings.batch_size,
+            block=None if start_id == "0" else self.settings.block_ms,
         )
         entries = [entry for _stream, stream_entries in response or [] for entry in stream_entries]
         return self._without_trimmed(entries)
@@ -141,8 +157,12 @@ class Recorder:
         cursor = "0-0"
         while True:
             cursor, entries, *_ = self.client.xautoclaim(
-                names.EVENTS_STREAM, names.RECORDER_GROUP, self.settings.consumer_name,
-                min_idle_time=self.settings.claim_idle_ms, start_id=cursor, count=self.settings.batch_size,
+                names.EVENTS_STREAM,
+                names.RECORDER_GROUP,
+                self.settings.consumer_name,
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=cursor,
+                count=self.settings.batch_size,
             )
             claimed += self._without_trimmed(entries)
             if cursor in (b"0-0", "0-0") or len(claimed) >= self.settings.batch_size:
@@ -161,13 +181,19 @@ class Recorder:
                 events.append(decode_event(fields))
             except (ValidationError, ValueError) as error:
                 self._dead_letter(entry_id, fields, str(error))
+
         def mongodb_down(error: Exception, delay: float) -> None:
             self.stats.write_retries += 1
             log.warning("MongoDB write failed (%s); retrying in %.1f s", error, delay)
             self.publish_state(mongodb_ok=False, error=type(error).__name__)
 
-        retry_with_backoff(lambda: self.writer.write(events), PyMongoError, mongodb_down,
-                           self.settings.retry_backoff_s, MONGO_BACKOFF_MAX_S)
+        retry_with_backoff(
+            lambda: self.writer.write(events),
+            PyMongoError,
+            mongodb_down,
+            self.settings.retry_backoff_s,
+            MONGO_BACKOFF_MAX_S,
+        )
         self.client.xack(names.EVENTS_STREAM, names.RECORDER_GROUP, *[entry_id for entry_id, _ in entries])
         self.stats.events_stored += len(events)
         self.stats.last_write_at = utc_now()
@@ -180,8 +206,10 @@ class Recorder:
 
     def _dead_letter(self, entry_id: bytes, fields: dict, reason: str) -> None:
         log.error("dead-lettering entry %s: %s", entry_id, reason[:200])
-        payload = {b"original_id": entry_id, b"reason": reason[:2000].encode(), **{
-            b"field:" + (k if isinstance(k, bytes) else k.encode()): v for k, v in fields.items()}}
-        self.client.xadd(names.DEAD_LETTER_STREAM, payload, maxlen=self.settings.events_stream_maxlen,
-                         approximate=True)
+        payload = {
+            b"original_id": entry_id,
+            b"reason": reason[:2000].encode(),
+            **{b"field:" + (k if isinstance(k, bytes) else k.encode()): v for k, v in fields.items()},
+        }
+        self.client.xadd(names.DEAD_LETTER_STREAM, payload, maxlen=self.settings.events_stream_maxlen, approximate=True)
         self.stats.dead_lettered += 1

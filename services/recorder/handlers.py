@@ -46,6 +46,7 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_s
 
 # --- status: (document, event) → the document changed in place --------------------------
 
+
 def on_run_started(doc: Document, event: RunStarted) -> None:
     doc.update(
         start_fields(event.time),
@@ -75,19 +76,28 @@ def on_epoch_progress(doc: Document, event: EpochProgress) -> None:
     doc.update(
         current_epoch=event.epoch,
         images_per_sec=event.images_per_sec,
-        progress={"epoch": event.epoch, "batch": event.batch, "batches": event.batches,
-                  "running_loss": event.running_loss, "running_acc": event.running_acc},
+        progress={
+            "epoch": event.epoch,
+            "batch": event.batch,
+            "batches": event.batches,
+            "running_loss": event.running_loss,
+            "running_acc": event.running_acc,
+        },
     )
 
 
 def on_checkpoint_saved(doc: Document, event: CheckpointSaved) -> None:
-    doc["checkpoints"] = {**(doc.get("checkpoints") or {}),
-                          event.kind: {"epoch": event.epoch, "path": event.path}}
+    doc["checkpoints"] = {**(doc.get("checkpoints") or {}), event.kind: {"epoch": event.epoch, "path": event.path}}
 
 
 def on_evaluation_finished(doc: Document, event: EvaluationFinished) -> None:
-    doc["evaluation"] = {"split": event.split, "accuracy": event.accuracy, "loss": event.loss,
-                         "f1_macro": event.f1_macro, "images": event.images}
+    doc["evaluation"] = {
+        "split": event.split,
+        "accuracy": event.accuracy,
+        "loss": event.loss,
+        "f1_macro": event.f1_macro,
+        "images": event.images,
+    }
 
 
 def on_epoch_finished(doc: Document, event: EpochFinished) -> None:
@@ -101,13 +111,23 @@ def on_epoch_finished(doc: Document, event: EpochFinished) -> None:
 def on_run_completed(doc: Document, event: RunCompleted) -> None:
     summary = event.summary
     # The summary's metrics ride along in `status`, so lists filter and sort on one collection.
-    doc.update(status="completed", end_time=summary.end_time, epochs_done=summary.epochs_run,
-               error=None, progress=None, metrics={name: getattr(summary, name) for name in SUMMARY_METRICS})
+    doc.update(
+        status="completed",
+        end_time=summary.end_time,
+        epochs_done=summary.epochs_run,
+        error=None,
+        progress=None,
+        metrics={name: getattr(summary, name) for name in SUMMARY_METRICS},
+    )
 
 
 def on_run_failed(doc: Document, event: RunFailed) -> None:
-    doc.update(status="failed", end_time=event.time, error=f"{event.error_type}: {event.message}",
-               traceback_tail=event.traceback_tail)
+    doc.update(
+        status="failed",
+        end_time=event.time,
+        error=f"{event.error_type}: {event.message}",
+        traceback_tail=event.traceback_tail,
+    )
 
 
 def on_run_cancelled(doc: Document, event: RunCancelled) -> None:
@@ -152,6 +172,7 @@ def apply_to_status(doc: Document | None, event: Event) -> Document | None:
 
 # --- epochs and trainings: whole-document writes ---------------------------------------
 
+
 @dataclass(frozen=True)
 class DocumentWrite:
     """One whole `epochs` or `trainings` document and how it may land.
@@ -178,15 +199,26 @@ def other_writes(event: Event) -> list[DocumentWrite]:
     """The `epochs` and `trainings` writes of one event (most events have none)."""
     if isinstance(event, EpochStarted):
         # Inserted when the epoch starts so the dashboard shows it at once; a replay changes nothing.
-        doc = {"_id": epoch_document_id(event.run_id, event.epoch), "run_id": event.run_id,
-               "epoch": event.epoch, "seq": event.seq, "started_at": event.time, "finished_at": None,
-               **dict.fromkeys(EPOCH_METRICS)}
+        doc = {
+            "_id": epoch_document_id(event.run_id, event.epoch),
+            "run_id": event.run_id,
+            "epoch": event.epoch,
+            "seq": event.seq,
+            "started_at": event.time,
+            "finished_at": None,
+            **dict.fromkeys(EPOCH_METRICS),
+        }
         return [DocumentWrite(names.EPOCHS, doc, {"run_id": event.run_id, "epoch": event.epoch}, False)]
     if isinstance(event, EpochFinished):
-        doc = {"_id": epoch_document_id(event.run_id, event.epoch), "run_id": event.run_id,
-               "epoch": event.epoch, "seq": event.seq,
-               "started_at": event.time - timedelta(seconds=event.epoch_time_sec),
-               "finished_at": event.time, **{name: getattr(event, name) for name in EPOCH_METRICS}}
+        doc = {
+            "_id": epoch_document_id(event.run_id, event.epoch),
+            "run_id": event.run_id,
+            "epoch": event.epoch,
+            "seq": event.seq,
+            "started_at": event.time - timedelta(seconds=event.epoch_time_sec),
+            "finished_at": event.time,
+            **{name: getattr(event, name) for name in EPOCH_METRICS},
+        }
         return [DocumentWrite(names.EPOCHS, doc, {"run_id": event.run_id, "epoch": event.epoch}, True)]
     if isinstance(event, RunCompleted):
         doc = {"_id": event.run_id, **event.summary.model_dump(), "seq": event.seq}

@@ -33,8 +33,9 @@ from shared.settings import LivenessSettings
 log = logging.getLogger(__name__)
 
 
-def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None,
-                   on_lost: Callable[[dict], None] | None = None) -> list[str]:
+def reap_lost_runs(
+    db: Database, timeout_s: float, now: datetime | None = None, on_lost: Callable[[dict], None] | None = None
+) -> list[str]:
     """Mark every in_progress run silent for longer than timeout_s as lost; returns their run ids.
 
     on_lost gets each run's document as stored, after the write.
@@ -44,8 +45,7 @@ def reap_lost_runs(db: Database, timeout_s: float, now: datetime | None = None,
     silent = status.find({"status": "in_progress", "heartbeat_at": {"$lt": now - timedelta(seconds=timeout_s)}})
     lost = []
     for run in silent:
-        run.update(status="lost", lost_at=now,
-                   status_history=[*run["status_history"], {"status": "lost", "time": now}])
+        run.update(status="lost", lost_at=now, status_history=[*run["status_history"], {"status": "lost", "time": now}])
         guard = {"run_id": run["run_id"], "seq": run["seq"], "status": "in_progress"}
         if status.replace_one(guard, run).matched_count:
             log.warning("run %s is lost: no event since %s", run["run_id"], run["heartbeat_at"])

@@ -27,9 +27,15 @@ _STOP = object()
 def webhook_payload(run: Document) -> dict[str, Any]:
     """{"text" (Slack), "content" (Discord), run_id, status, model_name, version, metrics}."""
     message = _message(run)
-    return {"text": message, "content": message, "run_id": run["run_id"], "status": run["status"],
-            "model_name": run.get("model_name"), "version": run.get("version"),
-            "metrics": run.get("metrics") or {}}
+    return {
+        "text": message,
+        "content": message,
+        "run_id": run["run_id"],
+        "status": run["status"],
+        "model_name": run.get("model_name"),
+        "version": run.get("version"),
+        "metrics": run.get("metrics") or {},
+    }
 
 
 def _message(run: Document) -> str:
@@ -37,8 +43,11 @@ def _message(run: Document) -> str:
     status = run["status"]
     if status == "completed":
         metrics = run.get("metrics") or {}
-        shown = ", ".join(f"{key} {metrics[key]:.4g}" for key in ("test_accuracy", "val_accuracy")
-                          if isinstance(metrics.get(key), int | float))
+        shown = ", ".join(
+            f"{key} {metrics[key]:.4g}"
+            for key in ("test_accuracy", "val_accuracy")
+            if isinstance(metrics.get(key), int | float)
+        )
         return f"Paddy: {name} completed" + (f": {shown}" if shown else "")
     if status == "failed":
         return f"Paddy: {name} failed: {run.get('error') or 'no error message'}"
@@ -50,8 +59,9 @@ def _message(run: Document) -> str:
 class WebhookNotifier:
     """POSTs run notifications to the configured URLs from a background thread."""
 
-    def __init__(self, urls: list[str], timeout_s: float = 5.0, attempts: int = 3,
-                 backoff_s: float = 1.0, queue_size: int = 1000):
+    def __init__(
+        self, urls: list[str], timeout_s: float = 5.0, attempts: int = 3, backoff_s: float = 1.0, queue_size: int = 1000
+    ):
         self.urls = list(urls)
         self.sent = 0
         self.failed = 0
@@ -103,8 +113,13 @@ class WebhookNotifier:
             except httpx.HTTPError as error:
                 if attempt == self._attempts:
                     self.failed += 1
-                    log.warning("webhook %s failed %d times for run %s (%s); giving up",
-                                _redacted(url), attempt, payload["run_id"], error)
+                    log.warning(
+                        "webhook %s failed %d times for run %s (%s); giving up",
+                        _redacted(url),
+                        attempt,
+                        payload["run_id"],
+                        error,
+                    )
                     return
                 time.sleep(backoff)
                 backoff *= 2

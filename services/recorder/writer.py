@@ -77,8 +77,9 @@ class StatusChange:
 class BatchWriter:
     """Writes batches of events; keeps the status documents it wrote for the next batch."""
 
-    def __init__(self, db: Database, cache_size: int = 10_000,
-                 on_status_stored: Callable[[StatusChange], None] | None = None):
+    def __init__(
+        self, db: Database, cache_size: int = 10_000, on_status_stored: Callable[[StatusChange], None] | None = None
+    ):
         self.db = db
         self.counts = WriteCounts()
         self._cache_size = cache_size
@@ -228,8 +229,9 @@ class BatchWriter:
             for run_id in conflicts:
                 self.forget(run_id)
             pending = {run_id: events_by_run[run_id] for run_id in conflicts}
-        raise RuntimeError(f"status of runs {sorted(pending)} kept changing; "
-                           f"gave up after {STATUS_WRITE_ATTEMPTS} tries")
+        raise RuntimeError(
+            f"status of runs {sorted(pending)} kept changing; gave up after {STATUS_WRITE_ATTEMPTS} tries"
+        )
 
     def _cached_or_read(self, run_id: str) -> Document | None:
         doc = self._status_cache.get(run_id)

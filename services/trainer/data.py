@@ -62,14 +62,14 @@ def _decode_all(index: ImageFolderIndex, positions: list[int], size: int, max_pi
             continue
         labels.append(index.labels[position])
     if not arrays:
-        return ImageTensors(torch.empty(0, 3, size, size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)), skipped
+        return ImageTensors(
+            torch.empty(0, 3, size, size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
+        ), skipped
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return ImageTensors(images, torch.tensor(labels, dtype=torch.int64)), skipped
 
 
-def load_split_data(
-    index: ImageFolderIndex, split: dict[str, list[int]], size: int, max_pixels: int
-) -> SplitData:
+def load_split_data(index: ImageFolderIndex, split: dict[str, list[int]], size: int, max_pixels: int) -> SplitData:
     """Decode every image once into train / val / test tensors (split: from stratified_split)."""
     decoded, skipped = {}, 0
     for name, positions in split.items():
@@ -78,8 +78,7 @@ def load_split_data(
     for name, tensors in decoded.items():
         if len(tensors) == 0:
             raise DatasetError(f"dataset {index.root}: no readable images in the {name} split")
-    return SplitData(index.class_names, decoded["train"], decoded["val"], decoded["test"],
-                     index.fingerprint(), skipped)
+    return SplitData(index.class_names, decoded["train"], decoded["val"], decoded["test"], index.fingerprint(), skipped)
 
 
 def iterate_batches(

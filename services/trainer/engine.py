@@ -50,9 +50,7 @@ def make_setup(spec: JobSpec, device: torch.device) -> TrainSetup:
     )
 
 
-def prepare_inputs(
-    images: torch.Tensor, setup: TrainSetup, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def prepare_inputs(images: torch.Tensor, setup: TrainSetup, generator: torch.Generator | None = None) -> torch.Tensor:
     """uint8 N×3×H×W → augmented (when a generator is given), normalized to [-1, 1] as the original."""
     inputs = images.to(setup.device, non_blocking=True).float().div_(255)
     if generator is not None:
@@ -78,9 +76,12 @@ class RandomStreams:
         return cls(torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed + 1))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"shuffle": self.shuffle.get_state(), "augment": self.augment.get_state(),
-                "torch_cpu": torch.get_rng_state(),
-                "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        return {
+            "shuffle": self.shuffle.get_state(),
+            "augment": self.augment.get_state(),
+            "torch_cpu": torch.get_rng_state(),
+            "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.shuffle.set_state(state["shuffle"])
@@ -141,13 +142,23 @@ def train_one_epoch(
             break
         if on_progress is not None and progress_every > 0 and batch % progress_every == 0:
             running_loss, running_correct = loss_sum.item(), correct.item()  # waits for the device
-            on_progress(BatchProgress(batch, batches, running_loss / seen, running_correct / seen,
-                                      seen / max(time.perf_counter() - started, 1e-9)))
+            on_progress(
+                BatchProgress(
+                    batch,
+                    batches,
+                    running_loss / seen,
+                    running_correct / seen,
+                    seen / max(time.perf_counter() - started, 1e-9),
+                )
+            )
     return loss_sum.item() / seen, correct.item() / seen
 
 
 def predict_logits(
-    model: nn.Module, data: ImageTensors, setup: TrainSetup, batch_size: int,
+    model: nn.Module,
+    data: ImageTensors,
+    setup: TrainSetup,
+    batch_size: int,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> torch.Tensor:
     """Logits (float32, on the CPU) for every image, in order, in eval mode without gradients.
@@ -210,8 +221,13 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"patience": self.patience, "best_val_loss": self.best_val_loss,
-                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "best_state": self.best_state}
+        return {
+            "patience": self.patience,
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "EarlyStopping":
@@ -274,8 +290,16 @@ def fit(
         started = time.perf_counter()
         on_progress = partial(events.epoch_progress, epoch) if progress_every > 0 else None
         train_loss, train_acc = train_one_epoch(
-            state.model, data.train, state.optimizer, setup, spec.batch_size, state.random, should_stop,
-            on_progress, progress_every)
+            state.model,
+            data.train,
+            state.optimizer,
+            setup,
+            spec.batch_size,
+            state.random,
+            should_stop,
+            on_progress,
+            progress_every,
+        )
         if should_stop():
             stopped_by_request = True
             break
@@ -289,5 +313,6 @@ def fit(
             break
     if stopping.best_state is not None:
         state.model.load_state_dict(stopping.best_state)
-    return FitResult(list(state.history), stopping.best_epoch, stopping.best_val_loss, early_stopped,
-                     stopped_by_request)
+    return FitResult(
+        list(state.history), stopping.best_epoch, stopping.best_val_loss, early_stopped, stopped_by_request
+    )

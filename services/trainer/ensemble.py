@@ -86,8 +86,7 @@ def load_member(run_id: str, artifacts_root: Path, device: torch.device) -> Memb
     model = model.to(device).eval()
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return Member(run_id, spec, checkpoint["class_names"], checkpoint["split_hash"], model,
-                  make_setup(spec, device))
+    return Member(run_id, spec, checkpoint["class_names"], checkpoint["split_hash"], model, make_setup(spec, device))
 
 
 def check_compatible(members: list[Member]) -> None:
@@ -143,8 +142,12 @@ class Votes:
 
 
 def collect_votes(
-    members: list[Member], index: ImageFolderIndex, split: dict[str, list[int]], settings: TrainerSettings,
-    batch_size: int, should_stop: Callable[[], bool] = lambda: False,
+    members: list[Member],
+    index: ImageFolderIndex,
+    split: dict[str, list[int]],
+    settings: TrainerSettings,
+    batch_size: int,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Votes | None:
     """Each member's logits on every split, the images decoded once per image size.
 
@@ -155,16 +158,17 @@ def collect_votes(
         data = load_split_data(index, split, size, settings.max_image_pixels)
         labels = {name: getattr(data, name).labels for name in SPLIT_NAMES}
         if votes.labels and any(not torch.equal(votes.labels[n], labels[n]) for n in SPLIT_NAMES):
-            raise EnsembleError(
-                f"some images are unreadable at {size} px only: the members would see different images")
+            raise EnsembleError(f"some images are unreadable at {size} px only: the members would see different images")
         votes.labels, votes.skipped_files = labels, data.skipped_files
         for position, member in enumerate(members):
             if member.spec.image_size == size:
                 for name in SPLIT_NAMES:
-                    images = place(getattr(data, name), member.setup.device,
-                                   settings.images_on_gpu_fraction, settings.pin_memory)
+                    images = place(
+                        getattr(data, name), member.setup.device, settings.images_on_gpu_fraction, settings.pin_memory
+                    )
                     votes.logits[position][name] = predict_logits(
-                        member.model, images, member.setup, batch_size, should_stop)
+                        member.model, images, member.setup, batch_size, should_stop
+                    )
                     if should_stop():
                         return None
     return votes
@@ -173,8 +177,7 @@ def collect_votes(
 def write_manifest(run_dir: Path, spec: EnsembleSpec, class_names: list[str], split_hash: str) -> None:
     """`ensemble.json`: what a prediction needs to vote as this ensemble did."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"members": spec.members, "voting": spec.voting, "class_names": class_names,
-                "split_hash": split_hash}
+    manifest = {"members": spec.members, "voting": spec.voting, "class_names": class_names, "split_hash": split_hash}
     partial = run_dir / f"{ENSEMBLE_FILE}.partial"
     partial.write_text(json.dumps(manifest, indent=2))
     os.replace(partial, run_dir / ENSEMBLE_FILE)
@@ -196,13 +199,19 @@ def run_ensemble(
     with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
         if cancel.is_set():
             return cancelled_run(publisher, run_id, 0, "before it started")
-        return ensemble_run(run_id, spec, settings, worker, lease.attempt, publisher,
-                            should_stop=stop_check(lease, cancel), lease=lease)
+        return ensemble_run(
+            run_id, spec, settings, worker, lease.attempt, publisher, should_stop=stop_check(lease, cancel), lease=lease
+        )
 
 
 def ensemble_run(
-    run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str, attempt: int,
-    publisher: EventPublisher, should_stop: Callable[[], bool] = lambda: False,
+    run_id: str,
+    spec: EnsembleSpec,
+    settings: TrainerSettings,
+    worker: str,
+    attempt: int,
+    publisher: EventPublisher,
+    should_stop: Callable[[], bool] = lambda: False,
     lease: RunLease | Unleased | None = None,
 ) -> TrainingSummary | CancelledRun:
     """The job itself: load and check the members, vote on every split, record the result.
@@ -233,13 +242,19 @@ def ensemble_run(
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
     scores = {name: loss_and_accuracy(combined[name], votes.labels[name]) for name in SPLIT_NAMES}
     report = classification_report(votes.labels["test"], combined["test"].argmax(1), first.class_names)
-    publisher.publish(EvaluationFinished, accuracy=scores["test"][1], loss=scores["test"][0],
-                      f1_macro=report["macro_f1"], images=len(votes.labels["test"]))
+    publisher.publish(
+        EvaluationFinished,
+        accuracy=scores["test"][1],
+        loss=scores["test"][0],
+        f1_macro=report["macro_f1"],
+        images=len(votes.labels["test"]),
+    )
     if not lease.confirm():
-        raise RuntimeError(f"run {run_id}: Redis was unreachable for longer than the run's lease lives; "
-                           "another attempt may hold the run, so this one writes nothing")
-    write_manifest(checkpoints.run_dir(settings.artifacts_root, run_id), spec, first.class_names,
-                   first.split_hash)
+        raise RuntimeError(
+            f"run {run_id}: Redis was unreachable for longer than the run's lease lives; "
+            "another attempt may hold the run, so this one writes nothing"
+        )
+    write_manifest(checkpoints.run_dir(settings.artifacts_root, run_id), spec, first.class_names, first.split_hash)
     end_time = utc_now()
     summary = TrainingSummary(
         run_id=run_id,

@@ -143,8 +143,9 @@ class EventPublisher:
             try:
                 self._spill.append([event.model_dump_json() for event in events])
             except OSError as error:
-                log.error("cannot spill %d events of run %s to %s: %s", len(events), self.run_id,
-                          self._spill.path, error)
+                log.error(
+                    "cannot spill %d events of run %s to %s: %s", len(events), self.run_id, self._spill.path, error
+                )
                 with self._lock:
                     self._pending.extendleft(reversed(events))
                 return False
@@ -216,8 +217,7 @@ class EventPublisher:
 
     def _send_failed(self, error: redis.RedisError) -> None:
         if not self._unreachable:  # said once per outage
-            log.warning("run %s: event stream unreachable (%s); keeping events until it is back",
-                        self.run_id, error)
+            log.warning("run %s: event stream unreachable (%s); keeping events until it is back", self.run_id, error)
             self._unreachable = True
         with self._lock:
             over = len(self._pending) >= self._spill_threshold

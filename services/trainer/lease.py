@@ -82,8 +82,13 @@ class RunLease:
         """Take the lease; raises StoodDown if a newer attempt holds it, RedisError if Redis is away."""
         left_ms = self._take_now()
         if left_ms > 0:
-            log.warning("run %s: attempt %d takes over from an older attempt whose lease had %.1f s left; "
-                        "waiting that out before touching its checkpoint", self.run_id, self.attempt, left_ms / 1000)
+            log.warning(
+                "run %s: attempt %d takes over from an older attempt whose lease had %.1f s left; "
+                "waiting that out before touching its checkpoint",
+                self.run_id,
+                self.attempt,
+                left_ms / 1000,
+            )
             time.sleep(left_ms / 1000)
             self._take_now()
 
@@ -137,8 +142,12 @@ class RunLease:
         with self._lock:
             if left_ms < 0:
                 if not self._superseded:
-                    log.warning("run %s: attempt %d stands down: a newer attempt holds the run; "
-                                "no more checkpoints or events from this one", self.run_id, self.attempt)
+                    log.warning(
+                        "run %s: attempt %d stands down: a newer attempt holds the run; "
+                        "no more checkpoints or events from this one",
+                        self.run_id,
+                        self.attempt,
+                    )
                 self._superseded = True
                 raise StoodDown(self.run_id, self.attempt)
             self._confirmed_at = max(self._confirmed_at, sent_at)

@@ -11,9 +11,7 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classe
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def classification_report(
-    labels: torch.Tensor, predictions: torch.Tensor, class_names: list[str]
-) -> dict[str, Any]:
+def classification_report(labels: torch.Tensor, predictions: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
     """{"confusion_matrix": [[…]], "per_class": {name: {precision, recall, f1, support}}, "macro_f1"}.
 
     A class never predicted (or never present) gets precision (or recall) 0, as scikit-learn's
@@ -28,8 +26,12 @@ def classification_report(
     denominator = precision + recall
     f1 = torch.where(denominator > 0, 2 * precision * recall / denominator.clamp(min=1e-12), 0.0)
     per_class = {
-        name: {"precision": precision[i].item(), "recall": recall[i].item(), "f1": f1[i].item(),
-               "support": int(actual[i].item())}
+        name: {
+            "precision": precision[i].item(),
+            "recall": recall[i].item(),
+            "f1": f1[i].item(),
+            "support": int(actual[i].item()),
+        }
         for i, name in enumerate(class_names)
     }
     return {"confusion_matrix": matrix.long().tolist(), "per_class": per_class, "macro_f1": f1.mean().item()}

@@ -124,9 +124,7 @@ def build_model(spec: JobSpec, num_classes: int, weights_root: Path | None = Non
     try:
         builder = MODEL_BUILDERS[spec.model_name]
     except KeyError:
-        raise ValueError(
-            f"unknown model {spec.model_name!r}; choose one of {sorted(MODEL_BUILDERS)}"
-        ) from None
+        raise ValueError(f"unknown model {spec.model_name!r}; choose one of {sorted(MODEL_BUILDERS)}") from None
     model = builder(spec, num_classes)
     load_pretrained(model, spec.model_name, spec.weights or "none", weights_root)
     if spec.feature_extraction:
@@ -144,7 +142,7 @@ def load_pretrained(model: nn.Module, model_name: str, choice: str, weights_root
     ignore = (torchvision_classifier,) if torchvision_classifier else ()
     if choice == "imagenet":
         if model_name not in weights.IMAGENET_WEIGHTS:
-            raise ValueError(f"{model_name} has no ImageNet weights; use weights \"none\" or a state dict path")
+            raise ValueError(f'{model_name} has no ImageNet weights; use weights "none" or a state dict path')
         state = weights.imagenet_state_dict(model_name)
         weights.load_weights(model, state, head_prefix, str(weights.cached_file(model_name)), ignore)
         return
@@ -186,7 +184,7 @@ def freeze_backbone(model: nn.Module, trainable_layers: int = 0) -> None:
     when it is at least their number); the head stays trainable."""
     blocks = backbone_blocks(model)
     model.requires_grad_(False)
-    for module in [*blocks[max(len(blocks) - trainable_layers, 0):], head_of(model)]:
+    for module in [*blocks[max(len(blocks) - trainable_layers, 0) :], head_of(model)]:
         module.requires_grad_(True)
 
 

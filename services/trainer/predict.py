@@ -50,14 +50,17 @@ def predict_images(run_id: str, images: Sequence[ImageSource], settings: Trainer
     predictor = load_predictor(run_id, settings)
     if not images:
         return []
-    decoded = {size: decode_images(images, size, settings.max_image_pixels)
-               for size in sorted({member.spec.image_size for member in predictor.members})}
-    logits = [predict_logits(member.model, decoded[member.spec.image_size], member.setup, member.spec.batch_size)
-              for member in predictor.members]
+    decoded = {
+        size: decode_images(images, size, settings.max_image_pixels)
+        for size in sorted({member.spec.image_size for member in predictor.members})
+    }
+    logits = [
+        predict_logits(member.model, decoded[member.spec.image_size], member.setup, member.spec.batch_size)
+        for member in predictor.members
+    ]
     probabilities = combine_logits(logits, predictor.voting).double().softmax(1)
     names = predictor.class_names
-    return [Prediction(names[int(row.argmax())], dict(zip(names, row.tolist(), strict=True)))
-            for row in probabilities]
+    return [Prediction(names[int(row.argmax())], dict(zip(names, row.tolist(), strict=True))) for row in probabilities]
 
 
 def decode_images(images: Sequence[ImageSource], size: int, max_pixels: int) -> ImageTensors:
@@ -83,8 +86,7 @@ def load_predictor(run_id: str, settings: TrainerSettings) -> Predictor:
     if not found.is_file():
         raise PredictionError(f"run {run_id} has no checkpoint in {run_dir}: is it completed?")
     # The file's mtime is part of the key: a run trained again (resumed) is loaded again.
-    return _cached_predictor(run_id, Path(settings.artifacts_root).resolve(), settings.device,
-                             found.stat().st_mtime_ns)
+    return _cached_predictor(run_id, Path(settings.artifacts_root).resolve(), settings.device, found.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)

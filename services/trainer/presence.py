@@ -47,8 +47,15 @@ def running_task() -> tuple[str, str] | None:
 class WorkerPresence:
     """Refreshes one worker's presence key from a thread; stop() deletes it."""
 
-    def __init__(self, client: redis.Redis, hostname: str, queues: list[str], refresh_s: float, ttl_s: float,
-                 running: Callable[[], tuple[str, str] | None] = running_task):
+    def __init__(
+        self,
+        client: redis.Redis,
+        hostname: str,
+        queues: list[str],
+        refresh_s: float,
+        ttl_s: float,
+        running: Callable[[], tuple[str, str] | None] = running_task,
+    ):
         self._client = client
         self._fixed = {"hostname": hostname, "pid": os.getpid(), "queues": queues, "started_at": _now()}
         self._refresh_s = refresh_s
@@ -67,8 +74,13 @@ class WorkerPresence:
     def state(self) -> dict[str, Any]:
         task = self._running()
         name, task_id = task if task else (None, None)
-        return {**self._fixed, "seen_at": _now(), "task": name,
-                "run_id": task_id if name in RUN_TASKS else None, "stopping": self.stopping}
+        return {
+            **self._fixed,
+            "seen_at": _now(),
+            "task": name,
+            "run_id": task_id if name in RUN_TASKS else None,
+            "stopping": self.stopping,
+        }
 
     def start(self) -> None:
         self._thread.start()
@@ -80,8 +92,9 @@ class WorkerPresence:
         try:
             remove_worker(self._client, self.hostname)
         except redis.RedisError as error:
-            log.warning("could not remove %s's presence (it expires within %g s): %s",
-                        self.hostname, self._ttl_s, error)
+            log.warning(
+                "could not remove %s's presence (it expires within %g s): %s", self.hostname, self._ttl_s, error
+            )
         self._client.close()
 
     def _run(self) -> None:
@@ -108,10 +121,18 @@ def track_workers(app: Celery) -> None:
         if sender.app is not app or sender.hostname in presences:
             return
         settings = get_settings()
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.worker_presence_refresh_s,
-                                      socket_connect_timeout=settings.worker_presence_refresh_s)
-        presence = WorkerPresence(client, sender.hostname, sorted(app.amqp.queues.consume_from),
-                                  settings.worker_presence_refresh_s, settings.worker_presence_ttl_s)
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.worker_presence_refresh_s,
+            socket_connect_timeout=settings.worker_presence_refresh_s,
+        )
+        presence = WorkerPresence(
+            client,
+            sender.hostname,
+            sorted(app.amqp.queues.consume_from),
+            settings.worker_presence_refresh_s,
+            settings.worker_presence_ttl_s,
+        )
         presences[sender.hostname] = presence
         presence.start()
 

@@ -66,7 +66,11 @@ def pick_device(setting: str) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
+    return (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()})"
+    )
 
 
 @dataclass
@@ -112,8 +116,11 @@ class CheckpointingEvents:
             if is_best:
                 self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint)
         else:  # Redis away for longer than the lease lives: another attempt may hold the run
-            log.warning("run %s: epoch %d not checkpointed; the lease could not be confirmed",
-                        self.context.run_id, metrics.epoch)
+            log.warning(
+                "run %s: epoch %d not checkpointed; the lease could not be confirmed",
+                self.context.run_id,
+                metrics.epoch,
+            )
         self.context.publisher.publish(EpochFinished, time=finished_at, **vars(metrics))
 
     def _save(self, name: str, kind: str, epoch: int, checkpoint: dict[str, Any]) -> None:
@@ -267,9 +274,12 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
     # A Redis that hangs holds up the event sender's thread for a timeout, never longer; one quick
     # retry (a pooled connection Redis dropped) and then the publisher's own retry loop, which
     # spills long outages to disk, instead of redis-py's backoff of several seconds.
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.event_socket_timeout_s,
-                                  socket_connect_timeout=settings.event_socket_timeout_s,
-                                  retry=Retry(NoBackoff(), retries=1))
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.event_socket_timeout_s,
+        socket_connect_timeout=settings.event_socket_timeout_s,
+        retry=Retry(NoBackoff(), retries=1),
+    )
     attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
     lease = RunLease(client, run_id, attempt, settings.lease_ttl_s)
     try:
@@ -279,8 +289,12 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
         raise
     run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
     publisher = EventPublisher(
-        client, run_id, attempt, buffer_size=settings.event_buffer_size,
-        spill_path=spill_path(run_dir, attempt), spill_threshold=settings.event_spill_threshold,
+        client,
+        run_id,
+        attempt,
+        buffer_size=settings.event_buffer_size,
+        spill_path=spill_path(run_dir, attempt),
+        spill_threshold=settings.event_spill_threshold,
         leftovers=earlier_spill_files(run_dir, attempt),
     )
     try:
@@ -301,9 +315,7 @@ class TooManyAttempts(RuntimeError):
     """A job whose workers kept dying is not run again."""
 
 
-def run_training(
-    run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str
-) -> TrainingSummary | CancelledRun:
+def run_training(run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str) -> TrainingSummary | CancelledRun:
     """Train spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors.
 
     A run cancelled before it starts (the worker got the job although it was revoked) or while
@@ -317,22 +329,31 @@ def run_training(
             # Raised inside published_run: the run is recorded as failed with this reason.
             raise TooManyAttempts(
                 f"run {run_id} was delivered {attempt} times; its worker died during each of the "
-                f"last {attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})")
-        return train_run(run_id, spec, settings, worker, attempt, publisher,
-                         should_stop=stop_check(lease, cancel), lease=lease)
+                f"last {attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})"
+            )
+        return train_run(
+            run_id, spec, settings, worker, attempt, publisher, should_stop=stop_check(lease, cancel), lease=lease
+        )
 
 
 def stop_check(lease: RunLease | Unleased, cancel: CancelFlag) -> Callable[[], bool]:
     """The loop's should_stop: True once cancelled; raises StoodDown once a newer attempt holds the run."""
+
     def should_stop() -> bool:
         lease.check()
         return cancel.is_set()
+
     return should_stop
 
 
 def train_run(
-    run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str, attempt: int,
-    publisher: EventPublisher, should_stop: Callable[[], bool] = lambda: False,
+    run_id: str,
+    spec: JobSpec,
+    settings: TrainerSettings,
+    worker: str,
+    attempt: int,
+    publisher: EventPublisher,
+    should_stop: Callable[[], bool] = lambda: False,
     lease: RunLease | Unleased | None = None,
 ) -> TrainingSummary | CancelledRun:
     """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint.
@@ -348,10 +369,19 @@ def train_run(
     device = pick_device(settings.device)
     checkpoint_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
     resume = resumable_checkpoint(checkpoint_dir, spec, split_hash)
-    context = RunContext(run_id, spec, publisher, checkpoint_dir, split_hash, index.class_names,
-                         start_time=resume["start_time"] if resume else utc_now(),
-                         artifacts_root=Path(settings.artifacts_root), lease=lease, attempt=attempt,
-                         finished_at=list(resume.get("finished_at") or []) if resume else [])
+    context = RunContext(
+        run_id,
+        spec,
+        publisher,
+        checkpoint_dir,
+        split_hash,
+        index.class_names,
+        start_time=resume["start_time"] if resume else utc_now(),
+        artifacts_root=Path(settings.artifacts_root),
+        lease=lease,
+        attempt=attempt,
+        finished_at=list(resume.get("finished_at") or []) if resume else [],
+    )
     publisher.publish(
         RunStarted,
         spec=spec.model_dump(),
@@ -366,33 +396,49 @@ def train_run(
     data = load_split_data(index, split, spec.image_size, settings.max_image_pixels)
     if data.skipped_files:
         log.warning("run %s: %d unreadable images skipped", run_id, data.skipped_files)
+
     def on_device(images: ImageTensors) -> ImageTensors:
         return place(images, device, settings.images_on_gpu_fraction, settings.pin_memory)
 
-    placed = SplitData(data.class_names, on_device(data.train), on_device(data.val), on_device(data.test),
-                       data.fingerprint, data.skipped_files)
+    placed = SplitData(
+        data.class_names,
+        on_device(data.train),
+        on_device(data.val),
+        on_device(data.test),
+        data.fingerprint,
+        data.skipped_files,
+    )
 
     torch.manual_seed(spec.seed)
     model = build_model(spec, len(index.class_names), weights_root=settings.weights_root).to(device)
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    state = TrainingState(model, make_optimizer(spec, model), EarlyStopping(spec.patience),
-                          RandomStreams.seeded(spec.seed, device))
+    state = TrainingState(
+        model, make_optimizer(spec, model), EarlyStopping(spec.patience), RandomStreams.seeded(spec.seed, device)
+    )
     if resume:
         restore(state, resume)
         restated_epochs(publisher, resume)
         log.info("run %s resumes at epoch %d", run_id, state.next_epoch)
     setup = make_setup(spec, device)
-    result = fit(spec, state, placed, setup, CheckpointingEvents(context), should_stop,
-                 progress_every=settings.progress_every_batches)
+    result = fit(
+        spec,
+        state,
+        placed,
+        setup,
+        CheckpointingEvents(context),
+        should_stop,
+        progress_every=settings.progress_every_batches,
+    )
     if result.stopped_by_request:
         return cancelled_run(publisher, run_id, len(result.history), f"after {len(result.history)} epochs")
 
     logits = predict_logits(model, placed.test, setup, spec.batch_size)
     test_loss, test_acc = loss_and_accuracy(logits, data.test.labels)
     report = classification_report(data.test.labels, logits.argmax(1), index.class_names)
-    publisher.publish(EvaluationFinished, accuracy=test_acc, loss=test_loss, f1_macro=report["macro_f1"],
-                      images=len(data.test.labels))
+    publisher.publish(
+        EvaluationFinished, accuracy=test_acc, loss=test_loss, f1_macro=report["macro_f1"], images=len(data.test.labels)
+    )
     end_time = utc_now()
     best = result.history[result.best_epoch - 1]
     summary = TrainingSummary(
@@ -458,8 +504,7 @@ def reproducibility(spec: JobSpec, device: torch.device, autocast_dtype) -> dict
 
 def git_commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=5)
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None

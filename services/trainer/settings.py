@@ -42,7 +42,8 @@ class TrainerSettings(LivenessSettings):
             raise ValueError(
                 f"PADDY_WORKER_PRESENCE_TTL_S ({self.worker_presence_ttl_s:g}) must be at least twice "
                 f"PADDY_WORKER_PRESENCE_REFRESH_S ({self.worker_presence_refresh_s:g}): a busy worker "
-                "whose refresh comes late must still be counted")
+                "whose refresh comes late must still be counted"
+            )
         return self
 
 

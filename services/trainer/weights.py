@@ -54,9 +54,7 @@ def imagenet_weights(model_name: str) -> WeightsEnum:
     try:
         return IMAGENET_WEIGHTS[model_name]
     except KeyError:
-        raise ValueError(
-            f"no ImageNet weights for {model_name!r}; choose one of {sorted(IMAGENET_WEIGHTS)}"
-        ) from None
+        raise ValueError(f"no ImageNet weights for {model_name!r}; choose one of {sorted(IMAGENET_WEIGHTS)}") from None
 
 
 def cache_dir() -> Path:
@@ -91,14 +89,19 @@ def imagenet_state_dict(model_name: str, progress: bool = False) -> dict[str, to
         probe(model_name, weights.url)
     try:
         return weights.get_state_dict(
-            model_dir=str(path.parent), map_location="cpu", progress=progress, check_hash=True,
+            model_dir=str(path.parent),
+            map_location="cpu",
+            progress=progress,
+            check_hash=True,
             weights_only=True,
         )
     except (OSError, RuntimeError) as error:
         if path.is_file():  # the download was not the problem: the cached file is
             reason = str(error).replace(str(path.parent), "<torch cache>")
-            raise ValueError(f"the cached ImageNet file {path.name} cannot be loaded ({reason}); "
-                             f"replace it: `paddy weights import {path.name}`") from error
+            raise ValueError(
+                f"the cached ImageNet file {path.name} cannot be loaded ({reason}); "
+                f"replace it: `paddy weights import {path.name}`"
+            ) from error
         raise missing_weights(model_name, error) from error
 
 
@@ -150,7 +153,7 @@ def import_weights(source: Path, model_name: str | None = None, check_hash: bool
         if expected and not actual.startswith(expected):
             raise ValueError(
                 f"{source} is not torchvision's {target.name}: its sha256 starts with "
-                f"{actual[:len(expected)]}, not {expected} (pass --no-check-hash to import it anyway)"
+                f"{actual[: len(expected)]}, not {expected} (pass --no-check-hash to import it anyway)"
             )
     check_fits_torchvision(model_name, read_state_dict(source), str(source))
     if source.resolve() != target.resolve():
@@ -168,8 +171,9 @@ def model_named_by(name: str) -> str:
         if file_name(model_name) == name:
             return model_name
     expected = ", ".join(f"{file_name(m)} ({m})" for m in IMAGENET_WEIGHTS)
-    raise ValueError(f"cannot tell which model {name} is for: torchvision names its files {expected}; "
-                     "name the model (--model)")
+    raise ValueError(
+        f"cannot tell which model {name} is for: torchvision names its files {expected}; name the model (--model)"
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -200,8 +204,11 @@ def read_state_dict(path: Path, shown_as: str | None = None) -> dict[str, torch.
         raise ValueError(f"{label} is not a readable state dict: {reason}") from error
     if isinstance(loaded, Mapping) and isinstance(loaded.get("model"), Mapping):
         loaded = loaded["model"]
-    if not (isinstance(loaded, Mapping) and loaded
-            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())):
+    if not (
+        isinstance(loaded, Mapping)
+        and loaded
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())
+    ):
         raise ValueError(f"{label} does not hold a state dict (names → tensors)")
     return loaded
 
@@ -244,9 +251,14 @@ def key_problems(expected: StateDict, given: StateDict, optional: tuple[str, ...
     """What keeps `given` from loading as `expected` ("" when nothing does)."""
     missing = [k for k in expected if k not in given and not k.endswith(optional)]
     unexpected = [k for k in given if k not in expected]
-    wrong = [f"{k} {tuple(given[k].shape)} ≠ {tuple(v.shape)}"
-             for k, v in expected.items() if k in given and given[k].shape != v.shape]
-    problems = [f"{len(keys)} {what} ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''})"
-                for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                   ("wrong shapes", wrong)) if keys]
+    wrong = [
+        f"{k} {tuple(given[k].shape)} ≠ {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in given and given[k].shape != v.shape
+    ]
+    problems = [
+        f"{len(keys)} {what} ({', '.join(keys[:3])}{', …' if len(keys) > 3 else ''})"
+        for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong))
+        if keys
+    ]
     return "; ".join(problems)

@@ -170,8 +170,17 @@ class RunCancelled(_Event):
 
 
 Event = Annotated[
-    RunQueued | RunStarted | Heartbeat | EpochStarted | EpochProgress | EpochFinished
-    | CheckpointSaved | EvaluationFinished | RunCompleted | RunFailed | RunCancelled,
+    RunQueued
+    | RunStarted
+    | Heartbeat
+    | EpochStarted
+    | EpochProgress
+    | EpochFinished
+    | CheckpointSaved
+    | EvaluationFinished
+    | RunCompleted
+    | RunFailed
+    | RunCancelled,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

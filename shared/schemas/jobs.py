@@ -15,8 +15,14 @@ RETRYABLE_STATES: frozenset[str] = FINISHED_STATES | {"lost"}
 # The `trainings` metrics copied into a completed run's `status` document (`metrics`), where
 # GET /jobs filters and sorts on them.
 SUMMARY_METRICS: tuple[str, ...] = (
-    "train_accuracy", "val_accuracy", "test_accuracy", "test_loss", "test_f1_macro",
-    "best_val_loss", "duration_minutes", "epochs_run",
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_loss",
+    "test_f1_macro",
+    "best_val_loss",
+    "duration_minutes",
+    "epochs_run",
 )
 # Of those, the ones where lower is better (the best run has the lowest); higher wins for the rest.
 LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
@@ -48,8 +54,9 @@ class JobSpec(BaseModel):
 
     model_config = STRICT_INPUT
 
-    model_name: str = Field(max_length=MAX_LABEL_LENGTH, description="a model from GET /models",
-                            examples=["custom_cnn"])
+    model_name: str = Field(
+        max_length=MAX_LABEL_LENGTH, description="a model from GET /models", examples=["custom_cnn"]
+    )
     dataset: PathText = Field(
         description="ImageFolder directory (one folder per class) inside the data root "
         "(PADDY_DATA_ROOT); relative paths are resolved there",
@@ -68,8 +75,9 @@ class JobSpec(BaseModel):
         0, ge=0, le=20, description="with feature_extraction, unfreeze this many last backbone blocks"
     )
     weights: PathText | None = Field(
-        None, description='"imagenet", "none", or a state-dict file inside the weights root '
-        '(PADDY_WEIGHTS_ROOT); null: the model\'s default'
+        None,
+        description='"imagenet", "none", or a state-dict file inside the weights root '
+        "(PADDY_WEIGHTS_ROOT); null: the model's default",
     )
     image_size: int = Field(224, ge=32, le=1024, description="images are resized to this square")
     augment: Literal["original", "flips", "none"] = Field(
@@ -78,9 +86,7 @@ class JobSpec(BaseModel):
     seed: int = Field(42, ge=0, le=MAX_SEED, description="seeds the split, the weights and the augmentation")
     channels_last: bool = Field(True, description="channels_last memory format")
     mixed_precision: bool = Field(True, description="bf16 autocast on CUDA and on CPUs with bf16")
-    version: Label | None = Field(
-        None, description='run label such as "v3"; assigned per model when omitted'
-    )
+    version: Label | None = Field(None, description='run label such as "v3"; assigned per model when omitted')
 
     @field_validator("model_name")
     @classmethod
@@ -115,9 +121,7 @@ class EnsembleSpec(BaseModel):
         "logits", description="average the members' logits (as the original did) or their probabilities"
     )
     batch_size: int = Field(64, ge=1, le=4096, description="images per forward pass")
-    version: Label | None = Field(
-        None, description='run label such as "v3"; assigned per model when omitted'
-    )
+    version: Label | None = Field(None, description='run label such as "v3"; assigned per model when omitted')
 
     @field_validator("members")
     @classmethod
@@ -129,7 +133,9 @@ class EnsembleSpec(BaseModel):
 
 
 class JobCreated(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"run_id": "3f9a1c0b2d4e", "status": "queued", "version": "v3"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"run_id": "3f9a1c0b2d4e", "status": "queued", "version": "v3"}]}
+    )
 
     run_id: str
     status: RunState
@@ -178,19 +184,20 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None = None
     heartbeat_age_s: float | None = Field(None, description="seconds since the run's newest event")
     progress: dict[str, Any] | None = Field(
-        None, description="within the current epoch: epoch, batch, batches, running_loss, running_acc")
+        None, description="within the current epoch: epoch, batch, batches, running_loss, running_acc"
+    )
     images_per_sec: float | None = None
     checkpoints: dict[str, Any] = Field(
-        default_factory=dict, description='"best" / "last": {epoch, path under the artifacts root}')
+        default_factory=dict, description='"best" / "last": {epoch, path under the artifacts root}'
+    )
     evaluation: dict[str, Any] | None = Field(None, description="test-split evaluation, once done")
     metrics: dict[str, float | int | None] = Field(
-        default_factory=dict, description="the summary's metrics once completed (SUMMARY_METRICS)")
+        default_factory=dict, description="the summary's metrics once completed (SUMMARY_METRICS)"
+    )
     sweep_id: str | None = None
     retry_of: str | None = Field(None, description="the run this one retries")
     archived: bool = False
-    summary: dict[str, Any] | None = Field(
-        None, description="the run's `trainings` document, once it has completed"
-    )
+    summary: dict[str, Any] | None = Field(None, description="the run's `trainings` document, once it has completed")
 
 
 class JobsPublic(BaseModel):
@@ -210,23 +217,35 @@ class SweepCreate(BaseModel):
     """A grid search: one job per combination of the grid's values, on top of `base`."""
 
     model_config = ConfigDict(
-        extra="forbid", strict=True, allow_inf_nan=False,
-        json_schema_extra={"examples": [{
-            "base": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
-            "grid": {"learning_rate": [0.001, 0.0003], "dropout": [0.3, 0.5]},
-        }]},
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "base": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
+                    "grid": {"learning_rate": [0.001, 0.0003], "dropout": [0.3, 0.5]},
+                }
+            ]
+        },
     )
 
     base: dict[SweepField, SweepValue] = Field(
-        max_length=len(JobSpec.model_fields), description="JobSpec fields every run shares (a partial JobSpec)")
+        max_length=len(JobSpec.model_fields), description="JobSpec fields every run shares (a partial JobSpec)"
+    )
     grid: dict[SweepField, Annotated[list[SweepValue], Field(max_length=MAX_GRID_VALUES)]] = Field(
-        min_length=1, max_length=len(JobSpec.model_fields),
-        description="JobSpec field → the values to try; the runs are their cartesian product")
+        min_length=1,
+        max_length=len(JobSpec.model_fields),
+        description="JobSpec field → the values to try; the runs are their cartesian product",
+    )
 
 
 class SweepCreated(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"sweep_id": "5b0c2e7d91aa", "run_ids": ["3f9a1c0b2d4e", "7c21e5a09b13"], "count": 2}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"sweep_id": "5b0c2e7d91aa", "run_ids": ["3f9a1c0b2d4e", "7c21e5a09b13"], "count": 2}]
+        }
+    )
 
     sweep_id: str
     run_ids: list[str]
@@ -239,13 +258,22 @@ class SweepPublic(BaseModel):
     count: int
     runs: list[JobPublic]
     best: JobPublic | None = Field(
-        None, description="the completed run with the highest metric (lowest for best_val_loss and test_loss)")
+        None, description="the completed run with the highest metric (lowest for best_val_loss and test_loss)"
+    )
 
 
 class PredictionPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "run_id": "3f9a1c0b2d4e", "class_name": "Brownspot",
-        "probabilities": {"Bacterialblight": 0.03, "Brownspot": 0.94, "Leafsmut": 0.03}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "3f9a1c0b2d4e",
+                    "class_name": "Brownspot",
+                    "probabilities": {"Bacterialblight": 0.03, "Brownspot": 0.94, "Leafsmut": 0.03},
+                }
+            ]
+        }
+    )
 
     run_id: str
     class_name: str
@@ -278,32 +306,71 @@ class ModelsPublic(BaseModel):
 class RecorderHealth(BaseModel):
     recorders: list[dict[str, Any]] = Field(
         description="each live recorder's own report: consumer, mongodb, events_stored, dead_lettered, "
-        "last_write_at, error")
+        "last_write_at, error"
+    )
     lag: int | None = Field(description="events on the stream not stored yet; null before the first event")
 
 
 class HealthPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "status": "ok", "redis": "ok", "mongodb": "ok", "workers": 2,
-        "worker_details": [
-            {"hostname": "trainer-1@gpu-a", "pid": 311, "queues": ["predict", "training"],
-             "started_at": "2026-05-01T08:00:00+00:00", "seen_at": "2026-05-01T10:00:00+00:00",
-             "task": "paddy.train", "run_id": "7f3a1c0b2d4e", "stopping": False},
-            {"hostname": "trainer-2@gpu-b", "pid": 298, "queues": ["predict", "training"],
-             "started_at": "2026-05-01T08:00:00+00:00", "seen_at": "2026-05-01T10:00:02+00:00",
-             "task": None, "run_id": None, "stopping": False}],
-        "recorder": {"recorders": [{"consumer": "recorder-1", "mongodb": "ok", "events_stored": 1200,
-                                    "dead_lettered": 0, "last_write_at": "2026-05-01T10:00:00+00:00",
-                                    "error": None}], "lag": 0}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ok",
+                    "redis": "ok",
+                    "mongodb": "ok",
+                    "workers": 2,
+                    "worker_details": [
+                        {
+                            "hostname": "trainer-1@gpu-a",
+                            "pid": 311,
+                            "queues": ["predict", "training"],
+                            "started_at": "2026-05-01T08:00:00+00:00",
+                            "seen_at": "2026-05-01T10:00:00+00:00",
+                            "task": "paddy.train",
+                            "run_id": "7f3a1c0b2d4e",
+                            "stopping": False,
+                        },
+                        {
+                            "hostname": "trainer-2@gpu-b",
+                            "pid": 298,
+                            "queues": ["predict", "training"],
+                            "started_at": "2026-05-01T08:00:00+00:00",
+                            "seen_at": "2026-05-01T10:00:02+00:00",
+                            "task": None,
+                            "run_id": None,
+                            "stopping": False,
+                        },
+                    ],
+                    "recorder": {
+                        "recorders": [
+                            {
+                                "consumer": "recorder-1",
+                                "mongodb": "ok",
+                                "events_stored": 1200,
+                                "dead_lettered": 0,
+                                "last_write_at": "2026-05-01T10:00:00+00:00",
+                                "error": None,
+                            }
+                        ],
+                        "lag": 0,
+                    },
+                }
+            ]
+        }
+    )
 
     status: Literal["ok", "degraded"]
     redis: str = Field(description='"ok" or "unreachable: …"')
     mongodb: str = Field(description='"ok" or "unreachable: …" (as the API sees it)')
-    workers: int = Field(description="live trainer workers, busy or idle: those whose presence key in Redis "
-                         "is fresh (each refreshes it every few seconds and deletes it when it stops)")
+    workers: int = Field(
+        description="live trainer workers, busy or idle: those whose presence key in Redis "
+        "is fresh (each refreshes it every few seconds and deletes it when it stops)"
+    )
     worker_details: list[dict[str, Any]] = Field(
         default_factory=list,
         description="each live worker's own report, by hostname: hostname, pid, queues, started_at, seen_at "
         "(its last refresh), task and run_id (what it runs; null when idle, run_id null for a prediction), "
-        "stopping (in a warm shutdown: finishing its task, taking no other)")
+        "stopping (in a warm shutdown: finishing its task, taking no other)",
+    )
     recorder: RecorderHealth

@@ -58,9 +58,19 @@ def detail(response) -> str:
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def stored_run(db, run_id: str, *, status: str = "completed", model_name: str = "custom_cnn", version: str = "v1",
-               created_minute: int = 0, start_minute: int | None = 1, metrics: dict[str, Any] | None = None,
-               epochs: int = 0, **fields: Any) -> dict[str, Any]:
+def stored_run(
+    db,
+    run_id: str,
+    *,
+    status: str = "completed",
+    model_name: str = "custom_cnn",
+    version: str = "v1",
+    created_minute: int = 0,
+    start_minute: int | None = 1,
+    metrics: dict[str, Any] | None = None,
+    epochs: int = 0,
+    **fields: Any,
+) -> dict[str, Any]:
     """A run document as the recorder leaves it, written straight into `status` (and `epochs`)."""
     spec = {"model_name": model_name, "dataset": "leaves", "epochs": max(epochs, 1), "version": version}
     doc = new_status_document(run_id, spec, version, created_at=T0 + timedelta(minutes=created_minute))
@@ -74,9 +84,20 @@ def stored_run(db, run_id: str, *, status: str = "completed", model_name: str = 
     doc.update(fields)
     db[names.STATUS].insert_one(dict(doc))
     if epochs:
-        db[names.EPOCHS].insert_many([{"run_id": run_id, "epoch": e, "train_loss": 1 / e, "train_acc": 0.1 * e,
-                                       "val_loss": 1 / e, "val_acc": 0.1 * e, "epoch_time_sec": 1.0}
-                                      for e in range(1, epochs + 1)])
+        db[names.EPOCHS].insert_many(
+            [
+                {
+                    "run_id": run_id,
+                    "epoch": e,
+                    "train_loss": 1 / e,
+                    "train_acc": 0.1 * e,
+                    "val_loss": 1 / e,
+                    "val_acc": 0.1 * e,
+                    "epoch_time_sec": 1.0,
+                }
+                for e in range(1, epochs + 1)
+            ]
+        )
     return doc
 
 

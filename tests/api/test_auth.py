@@ -15,8 +15,15 @@ from tests.conftest import free_port, wait_for
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": API_KEY + "x"}, {"X-API-Key": ""}])
 def test_writes_without_the_right_key_are_401(anonymous, headers):
-    for method, path in (("POST", "/jobs"), ("POST", "/jobs/x/cancel"), ("POST", "/jobs/x/retry"),
-                         ("DELETE", "/jobs/x"), ("POST", "/sweeps"), ("POST", "/ensembles"), ("POST", "/predict")):
+    for method, path in (
+        ("POST", "/jobs"),
+        ("POST", "/jobs/x/cancel"),
+        ("POST", "/jobs/x/retry"),
+        ("DELETE", "/jobs/x"),
+        ("POST", "/sweeps"),
+        ("POST", "/ensembles"),
+        ("POST", "/predict"),
+    ):
         response = anonymous.request(method, path, headers=headers, json=job())
         assert response.status_code == 401, (method, path)
         assert response.json() == {"detail": "missing or wrong X-API-Key header"}
@@ -33,8 +40,16 @@ def test_closed_reads_need_the_key_but_health_stays_open(client, monkeypatch):
     monkeypatch.setenv("PADDY_API_READ_OPEN", "false")
     clear_caches()
     with TestClient(app) as anonymous:
-        for path in ("/jobs", "/jobs/x", "/jobs/x/epochs", "/models", "/metrics", "/compare?run_ids=a,b",
-                     "/sweeps/x", "/runs/x/checkpoint"):
+        for path in (
+            "/jobs",
+            "/jobs/x",
+            "/jobs/x/epochs",
+            "/models",
+            "/metrics",
+            "/compare?run_ids=a,b",
+            "/sweeps/x",
+            "/runs/x/checkpoint",
+        ):
             assert anonymous.get(path).status_code == 401, path
         assert anonymous.get("/health").status_code == 200
     assert client.get("/jobs").status_code == 200
@@ -64,8 +79,13 @@ def test_a_missing_key_is_refused_without_echoing_other_settings(settings, monke
 
 
 def uvicorn(env: dict[str, str], port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "uvicorn", "services.api.main:app", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "services.api.main:app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_a_real_server_refuses_to_start_with_the_example_key_and_never_logs_keys(settings, api_env, monkeypatch):

@@ -39,8 +39,13 @@ def test_ensemble_members_must_exist_be_completed_and_be_training_runs(client, d
     stored_run(db, "done")
     stored_run(db, "running", status="in_progress")
     stored_run(db, "ens", model_name="ensemble")
-    for members, words in [(["done", "ghost"], "ghost"), (["done", "running"], "running (in_progress)"),
-                           (["done", "ens"], "ens"), (["done", "done"], "repeated"), (["done"], "at least 2")]:
+    for members, words in [
+        (["done", "ghost"], "ghost"),
+        (["done", "running"], "running (in_progress)"),
+        (["done", "ens"], "ens"),
+        (["done", "done"], "repeated"),
+        (["done"], "at least 2"),
+    ]:
         response = client.post("/ensembles", json={"members": members})
         assert response.status_code == 422 and words in detail(response), members
         assert "members" in response.json()["detail"][0]["loc"]
@@ -55,8 +60,10 @@ def image_bytes(fmt: str, size=(8, 8)) -> bytes:
 
 def png_header(width: int, height: int) -> bytes:
     """A PNG that claims width × height pixels: a header, an empty data chunk, no pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
@@ -74,15 +81,18 @@ def predict_env(client, db, monkeypatch):
     return client
 
 
-@pytest.mark.parametrize(("data", "code", "words"), [
-    (b"hello, not an image", 415, "not an image"),
-    (b"GIF89a" + b"\0" * 50, 415, "not an image"),
-    (b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, 415, "not a readable PNG"),
-    (png_header(100_000, 100_000), 413, "too many pixels"),  # past Pillow's own bomb limit
-    (png_header(8000, 6000), 413, "48000000 pixels; at most 40000000"),  # past ours only
-    (b"\xff\xd8\xff" + b"\0" * 60_000, 413, "larger than 50000 bytes"),  # read, then refused
-    (b"\xff\xd8\xff" + b"\0" * 200_000, 413, "larger than 50000 bytes"),  # refused by Content-Length
-])
+@pytest.mark.parametrize(
+    ("data", "code", "words"),
+    [
+        (b"hello, not an image", 415, "not an image"),
+        (b"GIF89a" + b"\0" * 50, 415, "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, 415, "not a readable PNG"),
+        (png_header(100_000, 100_000), 413, "too many pixels"),  # past Pillow's own bomb limit
+        (png_header(8000, 6000), 413, "48000000 pixels; at most 40000000"),  # past ours only
+        (b"\xff\xd8\xff" + b"\0" * 60_000, 413, "larger than 50000 bytes"),  # read, then refused
+        (b"\xff\xd8\xff" + b"\0" * 200_000, 413, "larger than 50000 bytes"),  # refused by Content-Length
+    ],
+)
 def test_uploads_that_are_refused(predict_env, data, code, words):
     response = post_image(predict_env, data)
     assert response.status_code == code and words in detail(response)
@@ -111,16 +121,21 @@ def tiny_predict(run_id: str, images: list[str]) -> list[dict]:
     if run_id == "broken":
         artifacts = PaddySettings().artifacts_root.resolve()
         raise ValueError(f"cannot read image 1 ({len(raw)} bytes) with {artifacts}/runs/broken/best.pt")
-    return [{"class": f"{run_id}:{len(raw)}:{Image.open(io.BytesIO(raw)).format}",
-             "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25}}]
+    return [
+        {
+            "class": f"{run_id}:{len(raw)}:{Image.open(io.BytesIO(raw)).format}",
+            "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25},
+        }
+    ]
 
 
 @pytest.fixture
 def tiny_trainer(settings):
     """A Celery worker thread serving only the predict queue, with tiny_predict."""
     tiny_app.conf.update(broker_url=settings.redis_url, result_backend=settings.redis_url)
-    with start_worker(tiny_app, pool="solo", concurrency=1, perform_ping_check=False,
-                      queues=[names.PREDICT_QUEUE], loglevel="WARNING"):
+    with start_worker(
+        tiny_app, pool="solo", concurrency=1, perform_ping_check=False, queues=[names.PREDICT_QUEUE], loglevel="WARNING"
+    ):
         yield
 
 
@@ -129,8 +144,11 @@ def test_a_prediction_goes_to_the_predict_queue_and_comes_back(predict_env, tiny
     data = image_bytes(fmt)
     response = post_image(predict_env, data, name="leaf.bin")
     assert response.status_code == 200, response.text
-    assert response.json() == {"run_id": "done", "class_name": f"done:{len(data)}:{fmt}",
-                               "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25}}
+    assert response.json() == {
+        "run_id": "done",
+        "class_name": f"done:{len(data)}:{fmt}",
+        "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25},
+    }
 
 
 def test_a_trainer_failure_is_422_without_server_paths(predict_env, tiny_trainer, db, settings):

@@ -37,8 +37,7 @@ def fuzz_env(client, db, monkeypatch):
 
 
 @schema.parametrize()
-@hypothesis_settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
-                     suppress_health_check=list(HealthCheck))
+@hypothesis_settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_answers_match_the_schema(fuzz_env, case):
     case.call_and_validate(
         headers={"X-API-Key": API_KEY},

@@ -56,14 +56,12 @@ def arrange_files(base: Path) -> Roots:
     # "." lists every dataset as a class folder; this link to /etc comes first.
     (roots.data / "0-etc").symlink_to("/etc", target_is_directory=True)
     synthesize_dataset(roots.data / "class-link", per_class=3, size=32, seed=2)
-    (roots.data / "class-link" / "Stolen").symlink_to(roots.outside / "dataset" / "Brownspot",
-                                                      target_is_directory=True)
+    (roots.data / "class-link" / "Stolen").symlink_to(roots.outside / "dataset" / "Brownspot", target_is_directory=True)
     synthesize_dataset(roots.data / "image-link", per_class=3, size=32, seed=3)
     stolen = next((roots.outside / "dataset" / "Brownspot").iterdir())
     (roots.data / "image-link" / "Brownspot" / "stolen.png").symlink_to(stolen)
     synthesize_dataset(roots.data / "nested-link", per_class=3, size=32, seed=4)
-    (roots.data / "nested-link" / "Leafsmut" / "more").symlink_to(roots.outside / "dataset",
-                                                                  target_is_directory=True)
+    (roots.data / "nested-link" / "Leafsmut" / "more").symlink_to(roots.outside / "dataset", target_is_directory=True)
     (roots.data / "inner-alias").symlink_to(roots.data / "leaves", target_is_directory=True)
 
     roots.weights.mkdir()
@@ -80,14 +78,24 @@ def server(backing_services, tmp_path_factory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("hostile")
     roots = arrange_files(base)
     database = f"test_{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, **backing_services.env(),
-           "PADDY_MONGODB_DATABASE": database, "PADDY_DATA_ROOT": str(roots.data),
-           "PADDY_WEIGHTS_ROOT": str(roots.weights), "PADDY_ARTIFACTS_ROOT": str(base / "artifacts"),
-           "PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "production"}
+    env = {
+        **os.environ,
+        **backing_services.env(),
+        "PADDY_MONGODB_DATABASE": database,
+        "PADDY_DATA_ROOT": str(roots.data),
+        "PADDY_WEIGHTS_ROOT": str(roots.weights),
+        "PADDY_ARTIFACTS_ROOT": str(base / "artifacts"),
+        "PADDY_API_KEY": API_KEY,
+        "PADDY_ENVIRONMENT": "production",
+    }
     port, log = free_port(), base / "uvicorn.log"
     with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "services.api.main:app", "--port", str(port)],
-                                   env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "services.api.main:app", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _answers(url), 60, "uvicorn")
@@ -150,21 +158,41 @@ class Case:
 
 
 def post_job(id: str, names: str, words: str = "", status: int = 422, **raw: str) -> Case:
-    return Case(id, "POST", "/jobs", status, names,
-                lambda roots: {"content": job_text(**raw), "headers": {"content-type": "application/json"}}, words)
+    return Case(
+        id,
+        "POST",
+        "/jobs",
+        status,
+        names,
+        lambda roots: {"content": job_text(**raw), "headers": {"content-type": "application/json"}},
+        words,
+    )
 
 
 def post_job_at(id: str, names: str, words: str, raw: Callable[[Roots], dict[str, str]]) -> Case:
     """A job whose raw fields depend on where the test's files are."""
-    return Case(id, "POST", "/jobs", 422, names,
-                lambda roots: {"content": job_text(**raw(roots)), "headers": {"content-type": "application/json"}},
-                words)
+    return Case(
+        id,
+        "POST",
+        "/jobs",
+        422,
+        names,
+        lambda roots: {"content": job_text(**raw(roots)), "headers": {"content-type": "application/json"}},
+        words,
+    )
 
 
 def post_json(id: str, url: str, names: str, body: bytes | Any, words: str = "", status: int = 422) -> Case:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return Case(id, "POST", url, status, names,
-                lambda roots: {"content": content, "headers": {"content-type": "application/json"}}, words)
+    return Case(
+        id,
+        "POST",
+        url,
+        status,
+        names,
+        lambda roots: {"content": content, "headers": {"content-type": "application/json"}},
+        words,
+    )
 
 
 def get(id: str, url: str, names: str, status: int = 422, words: str = "", **params: str) -> Case:
@@ -172,8 +200,10 @@ def get(id: str, url: str, names: str, status: int = 422, words: str = "", **par
 
 
 def sweep(base: dict | None = None, **grid) -> dict:
-    return {"base": {"model_name": "custom_cnn", "dataset": "leaves", "epochs": 1, **(base or {})},
-            "grid": grid or {"seed": [1]}}
+    return {
+        "base": {"model_name": "custom_cnn", "dataset": "leaves", "epochs": 1, **(base or {})},
+        "grid": grid or {"seed": [1]},
+    }
 
 
 def chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
@@ -229,27 +259,54 @@ CASES = [
     post_job("version-a-megabyte", "version", "at most 64 characters", version=text("v" * 1_000_000)),
     post_job("dataset-5000-characters", "dataset", "at most 1024 characters", dataset=text("a" * 5000)),
     post_job("model-name-5000-characters", "model_name", model_name=text("m" * 5000)),
-    Case("body-50-megabytes", "POST", "/jobs", 413, "body",
-         lambda roots: {"content": b'{"dataset": "' + b"a" * 50_000_000 + b'"}',
-                        "headers": {"content-type": "application/json"}}, "PADDY_MAX_BODY_BYTES"),
-    Case("body-2-megabytes-chunked", "POST", "/jobs", 413, "body",
-         lambda roots: {"content": chunks(2 * BODY_LIMIT), "headers": {"content-type": "application/json"}},
-         "PADDY_MAX_BODY_BYTES"),
-    Case("sweep-body-2-megabytes", "POST", "/sweeps", 413, "body",
-         lambda roots: {"json": sweep(seed=list(range(300_000)))}, "PADDY_MAX_BODY_BYTES"),
+    Case(
+        "body-50-megabytes",
+        "POST",
+        "/jobs",
+        413,
+        "body",
+        lambda roots: {
+            "content": b'{"dataset": "' + b"a" * 50_000_000 + b'"}',
+            "headers": {"content-type": "application/json"},
+        },
+        "PADDY_MAX_BODY_BYTES",
+    ),
+    Case(
+        "body-2-megabytes-chunked",
+        "POST",
+        "/jobs",
+        413,
+        "body",
+        lambda roots: {"content": chunks(2 * BODY_LIMIT), "headers": {"content-type": "application/json"}},
+        "PADDY_MAX_BODY_BYTES",
+    ),
+    Case(
+        "sweep-body-2-megabytes",
+        "POST",
+        "/sweeps",
+        413,
+        "body",
+        lambda roots: {"json": sweep(seed=list(range(300_000)))},
+        "PADDY_MAX_BODY_BYTES",
+    ),
     # datasets that lead out of the data root
     post_job("dataset-dot-dot", "dataset", "'..'", dataset='"../outside/dataset"'),
     post_job("dataset-dot-dot-deeper", "dataset", "'..'", dataset='"leaves/../../outside/dataset"'),
     post_job("dataset-etc", "dataset", "outside the data root", dataset='"/etc"'),
     post_job("dataset-absolute-missing", "dataset", "outside the data root", dataset='"/no/such/dir"'),
-    post_job_at("dataset-absolute-outside", "dataset", "outside the data root",
-                lambda roots: {"dataset": text(str(roots.outside / "dataset"))}),
+    post_job_at(
+        "dataset-absolute-outside",
+        "dataset",
+        "outside the data root",
+        lambda roots: {"dataset": text(str(roots.outside / "dataset"))},
+    ),
     post_job("dataset-symlink-out", "dataset", "outside the data root", dataset='"escape"'),
     post_job("dataset-symlink-out-then-down", "dataset", "outside the data root", dataset='"escape/Brownspot"'),
     post_job("dataset-class-folder-symlink", "dataset", "'class-link/Stolen' is a link", dataset='"class-link"'),
     post_job("dataset-image-symlink", "dataset", "stolen.png' is a link", dataset='"image-link"'),
-    post_job("dataset-nested-folder-symlink", "dataset", "'nested-link/Leafsmut/more' is a link",
-             dataset='"nested-link"'),
+    post_job(
+        "dataset-nested-folder-symlink", "dataset", "'nested-link/Leafsmut/more' is a link", dataset='"nested-link"'
+    ),
     post_job("dataset-dot-with-a-link-to-etc", "dataset", "'0-etc' is a link", dataset='"."'),
     post_job("dataset-missing", "dataset", "not found in the data root", dataset='"no-such-dataset"'),
     # weights that lead out of the weights root
@@ -264,27 +321,46 @@ CASES = [
     post_json("sweep-base-operator", "/sweeps", "epochs", sweep({"epochs": {"$gt": 0}})),
     post_json("sweep-grid-nested-list", "/sweeps", "seed", sweep(seed=[[1, 2]])),
     post_json("sweep-grid-operator", "/sweeps", "seed", sweep(seed=[{"$gt": 0}])),
-    post_json("sweep-grid-infinity", "/sweeps", "learning_rate",
-              raw_json({"base": text(sweep()["base"]), "grid": '{"learning_rate": [Infinity]}'})),
+    post_json(
+        "sweep-grid-infinity",
+        "/sweeps",
+        "learning_rate",
+        raw_json({"base": text(sweep()["base"]), "grid": '{"learning_rate": [Infinity]}'}),
+    ),
     post_json("sweep-grid-seed-10-to-the-30", "/sweeps", "seed", sweep(seed=[10**30]), f"≤ {MAX_SEED}"),
     post_json("sweep-grid-too-many-values", "/sweeps", "seed", sweep(seed=list(range(5000)))),
-    post_json("sweep-grid-too-many-combinations", "/sweeps", "grid",
-              sweep(seed=list(range(100)), epochs=list(range(1, 101))), "10000 combinations"),
-    post_json("sweep-base-seed-10-to-the-30-under-the-grid", "/sweeps", "seed", sweep({"seed": 10**30}, seed=[1]),
-              f"≤ {MAX_SEED}"),
+    post_json(
+        "sweep-grid-too-many-combinations",
+        "/sweeps",
+        "grid",
+        sweep(seed=list(range(100)), epochs=list(range(1, 101))),
+        "10000 combinations",
+    ),
+    post_json(
+        "sweep-base-seed-10-to-the-30-under-the-grid",
+        "/sweeps",
+        "seed",
+        sweep({"seed": 10**30}, seed=[1]),
+        f"≤ {MAX_SEED}",
+    ),
     post_json("sweep-base-operator-key", "/sweeps", "$where", sweep({"$where": "1"})),
     post_json("sweep-base-dataset-dot-dot", "/sweeps", "dataset", sweep({"dataset": "../outside"}), "'..'"),
     post_json("sweep-grid-weights-etc-passwd", "/sweeps", "weights", sweep(weights=["/etc/passwd"]), "outside"),
-    post_json("sweep-base-dataset-nul", "/sweeps", "dataset",
-              raw_json({"base": r'{"model_name": "custom_cnn", "dataset": "a\u0000"}', "grid": '{"seed": [1]}'})),
+    post_json(
+        "sweep-base-dataset-nul",
+        "/sweeps",
+        "dataset",
+        raw_json({"base": r'{"model_name": "custom_cnn", "dataset": "a\u0000"}', "grid": '{"seed": [1]}'}),
+    ),
     # ensembles
     post_json("ensemble-member-nul", "/ensembles", "members", raw_json({"members": r'["a\u0000", "b"]'})),
     post_json("ensemble-member-operator", "/ensembles", "members", {"members": [{"$gt": ""}, "b"]}),
     post_json("ensemble-member-too-long", "/ensembles", "members", {"members": ["a" * 100, "b"]}),
     post_json("ensemble-a-thousand-members", "/ensembles", "members", {"members": [f"r{i}" for i in range(1000)]}),
     post_json("ensemble-batch-size-true", "/ensembles", "batch_size", {"members": ["a", "b"], "batch_size": True}),
-    post_json("ensemble-version-nul", "/ensembles", "version",
-              raw_json({"members": '["a", "b"]', "version": r'"\u0000"'})),
+    post_json(
+        "ensemble-version-nul", "/ensembles", "version", raw_json({"members": '["a", "b"]', "version": r'"\u0000"'})
+    ),
     # path and query parameters
     get("run-id-nul", "/jobs/%00", "run_id", words="letters, digits"),
     get("run-id-10000-characters", "/jobs/" + "a" * 10_000, "run_id"),
@@ -307,8 +383,14 @@ CASES = [
     get("started-before-past-9999", "/jobs", "started_before", started_before="9999-12-31T23:00:00-14:00"),
     get("compare-run-id-nul", "/compare", "run_ids", run_ids="a\x00,b"),
     get("compare-run-ids-too-long", "/compare", "run_ids", run_ids=",".join(["a" * 64] * 100)),
-    Case("predict-run-id-nul", "POST", "/predict", 422, "run_id",
-         lambda roots: {"data": {"run_id": "a\x00b"}, "files": {"file": ("leaf.png", png_header(8, 8), "image/png")}}),
+    Case(
+        "predict-run-id-nul",
+        "POST",
+        "/predict",
+        422,
+        "run_id",
+        lambda roots: {"data": {"run_id": "a\x00b"}, "files": {"file": ("leaf.png", png_header(8, 8), "image/png")}},
+    ),
 ]
 
 
@@ -336,10 +418,15 @@ def test_there_are_at_least_40_cases():
     assert len(CASES) >= 40
 
 
-@pytest.mark.parametrize("body", [
-    {"dataset": "leaves"}, {"dataset": "inner-alias"}, {"dataset": "leaves", "weights": "ok.pt"},
-    {"dataset": "leaves", "version": "v 1 ✓", "seed": MAX_SEED, "epochs": 1000, "learning_rate": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataset": "leaves"},
+        {"dataset": "inner-alias"},
+        {"dataset": "leaves", "weights": "ok.pt"},
+        {"dataset": "leaves", "version": "v 1 ✓", "seed": MAX_SEED, "epochs": 1000, "learning_rate": 1},
+    ],
+)
 def test_what_stays_inside_the_limits_and_the_roots_is_queued(server, http, body):
     response = http.post("/jobs", json={"model_name": "custom_cnn", **body})
     assert response.status_code == 202, response.text
@@ -379,9 +466,14 @@ def test_the_server_logged_no_unexpected_error(server, http):
     assert "Traceback" not in log and "internal error" not in log and " 500 " not in log, log[-3000:]
 
 
-@pytest.mark.parametrize(("stored", "field"), [
-    ({"seed": 10**12}, "seed"), ({"dataset": "../outside"}, "dataset"), ({"weights": "/etc/passwd"}, "weights"),
-])
+@pytest.mark.parametrize(
+    ("stored", "field"),
+    [
+        ({"seed": 10**12}, "seed"),
+        ({"dataset": "../outside"}, "dataset"),
+        ({"weights": "/etc/passwd"}, "weights"),
+    ],
+)
 def test_retrying_a_run_whose_stored_spec_breaks_todays_limits_is_422(client, db, stored, field):
     from tests.api.conftest import stored_run
 

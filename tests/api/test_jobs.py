@@ -166,8 +166,14 @@ def test_the_heartbeat_age_is_computed_when_read(client, db):
 
 @pytest.mark.parametrize(
     ("field", "value", "allowed"),
-    [("epochs", 1001, "≤ 1000"), ("learning_rate", 0, "> 0 and ≤ 1"), ("batch_size", 0, "≥ 1 and ≤ 4096"),
-     ("image_size", 16, "≥ 32 and ≤ 1024"), ("patience", 0, "≥ 1"), ("augment", "lots", "'flips'")],
+    [
+        ("epochs", 1001, "≤ 1000"),
+        ("learning_rate", 0, "> 0 and ≤ 1"),
+        ("batch_size", 0, "≥ 1 and ≤ 4096"),
+        ("image_size", 16, "≥ 32 and ≤ 1024"),
+        ("patience", 0, "≥ 1"),
+        ("augment", "lots", "'flips'"),
+    ],
 )
 def test_out_of_bounds_fields_name_the_allowed_values(client, field, value, allowed):
     response = client.post("/jobs", json=job(**{field: value}))

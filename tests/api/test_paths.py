@@ -41,7 +41,9 @@ def test_dataset_errors_never_show_server_paths(client, settings):
     for dataset in ("missing", "one-class"):
         response = client.post("/jobs", json=job(dataset=dataset))
         assert response.status_code == 422 and dataset in detail(response)
-        assert str(settings.data_root) not in detail(response) and str(settings.data_root.resolve()) not in detail(response)
+        assert str(settings.data_root) not in detail(response) and str(settings.data_root.resolve()) not in detail(
+            response
+        )
 
 
 def write_checkpoint(settings, relative: str, content: bytes = b"weights") -> None:

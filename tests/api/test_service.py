@@ -36,8 +36,14 @@ def test_compare_names_unknown_runs_and_bounds_the_count(client, db):
 
 
 def test_health_when_all_is_well(client):
-    assert client.get("/health").json() == {"status": "ok", "redis": "ok", "mongodb": "ok", "workers": 0,
-                                            "worker_details": [], "recorder": {"recorders": [], "lag": None}}
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "redis": "ok",
+        "mongodb": "ok",
+        "workers": 0,
+        "worker_details": [],
+        "recorder": {"recorders": [], "lag": None},
+    }
 
 
 def test_health_shows_the_recorders_and_a_recorder_without_mongodb_degrades_it(client, redis_client):
@@ -47,8 +53,15 @@ def test_health_shows_the_recorders_and_a_recorder_without_mongodb_degrades_it(c
     healthy = client.get("/health").json()
     assert healthy["status"] == "ok" and healthy["recorder"]["lag"] == 1
     assert healthy["recorder"]["recorders"][0]["events_stored"] == 7
-    publish_recorder_state(redis_client, "rec-2", mongodb_ok=False, events_stored=0, dead_lettered=0,
-                           last_write_at=None, error="ServerSelectionTimeoutError")
+    publish_recorder_state(
+        redis_client,
+        "rec-2",
+        mongodb_ok=False,
+        events_stored=0,
+        dead_lettered=0,
+        last_write_at=None,
+        error="ServerSelectionTimeoutError",
+    )
     response = client.get("/health")
     assert response.status_code == 503 and response.json()["status"] == "degraded"
     assert [r["mongodb"] for r in response.json()["recorder"]["recorders"]] == ["ok", "unreachable"]
@@ -81,15 +94,23 @@ def test_metrics_in_prometheus_text(client, db, redis_client):
 
 def test_models_come_with_their_default_specs(client):
     listing = client.get("/models").json()
-    assert listing["count"] == 4 and {m["name"] for m in listing["data"]} == {"custom_cnn", "resnet50", "vgg16", "mobilenet_v2"}
+    assert listing["count"] == 4 and {m["name"] for m in listing["data"]} == {
+        "custom_cnn",
+        "resnet50",
+        "vgg16",
+        "mobilenet_v2",
+    }
 
 
 def test_an_unexpected_error_is_a_bare_500_with_an_id_in_the_log(client, monkeypatch, caplog, settings):
     def explode(self, run_id):
         raise RuntimeError(f"boom in {settings.data_root}/secret.py")
+
     monkeypatch.setattr(Store, "get_run", explode)
-    with (TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as quiet,
-          caplog.at_level(logging.ERROR, logger="services.api")):
+    with (
+        TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as quiet,
+        caplog.at_level(logging.ERROR, logger="services.api"),
+    ):
         response = quiet.get("/jobs/x")
     assert response.status_code == 500
     message = detail(response)
@@ -101,6 +122,7 @@ def test_an_unexpected_error_is_a_bare_500_with_an_id_in_the_log(client, monkeyp
 def test_mongodb_unreachable_is_503(client, monkeypatch):
     def unreachable(self, *args, **kwargs):
         raise ServerSelectionTimeoutError("127.0.0.1:27017: [Errno 111] Connection refused")
+
     monkeypatch.setattr(Store, "list_runs", unreachable)
     response = client.get("/jobs")
     assert response.status_code == 503 and response.json() == {"detail": "MongoDB is unreachable"}

@@ -16,7 +16,8 @@ def test_a_grid_becomes_one_queued_run_per_combination(client, redis_client):
     tasks = queued_tasks(redis_client)
     assert [args[0] for _, args in tasks] == created["run_ids"]
     assert {(args[1]["learning_rate"], args[1]["dropout"]) for _, args in tasks} == {
-        (lr, d) for lr in (0.01, 0.001) for d in (0.2, 0.5, None)}
+        (lr, d) for lr in (0.01, 0.001) for d in (0.2, 0.5, None)
+    }
     assert {name for name, _ in tasks} == {names.TRAIN_TASK}
     listed = client.get("/jobs", params={"sweep_id": created["sweep_id"]}).json()
     assert listed["count"] == 6 and {r["version"] for r in listed["data"]} == {f"v{i}" for i in range(1, 7)}

@@ -6,9 +6,17 @@ from tests.api.test_service import metric_values
 
 
 def presence(hostname: str, **fields) -> dict:
-    return {"hostname": hostname, "pid": 4242, "started_at": "2026-05-01T10:00:00+00:00",
-            "seen_at": "2026-05-01T10:05:00+00:00", "queues": ["predict", "training"], "task": None,
-            "run_id": None, "stopping": False, **fields}
+    return {
+        "hostname": hostname,
+        "pid": 4242,
+        "started_at": "2026-05-01T10:00:00+00:00",
+        "seen_at": "2026-05-01T10:05:00+00:00",
+        "queues": ["predict", "training"],
+        "task": None,
+        "run_id": None,
+        "stopping": False,
+        **fields,
+    }
 
 
 def test_health_counts_the_workers_and_shows_what_each_runs(client, redis_client):
@@ -16,8 +24,10 @@ def test_health_counts_the_workers_and_shows_what_each_runs(client, redis_client
     publish_worker(redis_client, presence("trainer-1@box"), ttl_s=60)
     body = client.get("/health").json()
     assert body["workers"] == 2
-    assert body["worker_details"] == [presence("trainer-1@box"),
-                                      presence("trainer-2@box", task="paddy.train", run_id="7f3a")]
+    assert body["worker_details"] == [
+        presence("trainer-1@box"),
+        presence("trainer-2@box", task="paddy.train", run_id="7f3a"),
+    ]
 
     remove_worker(redis_client, "trainer-2@box")  # a clean shutdown
     body = client.get("/health").json()

@@ -8,8 +8,11 @@ import pytest
 
 
 def pytest_addoption(parser):
-    parser.addoption("--browser-artifacts", default=None,
-                     help="directory for the dashboard browser test's screenshots (default: the test's tmp_path)")
+    parser.addoption(
+        "--browser-artifacts",
+        default=None,
+        help="directory for the dashboard browser test's screenshots (default: the test's tmp_path)",
+    )
 
 
 @pytest.fixture

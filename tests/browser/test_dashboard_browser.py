@@ -40,10 +40,18 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     # times that while other processes load them), long enough to watch epochs go by.
     synthesize_dataset(state_dir / "data" / DATASET, per_class=100, size=64, seed=3)
     config = StackConfig(
-        state_dir=state_dir, services=("redis", "mongo", "recorder", "api", "trainer", "dashboard"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(), dashboard_port=free_port(),
-        extra_env={"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "development", "PADDY_REFRESH_S": "1",
-                   "PADDY_HEARTBEAT_INTERVAL_S": "2"},
+        state_dir=state_dir,
+        services=("redis", "mongo", "recorder", "api", "trainer", "dashboard"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
+        dashboard_port=free_port(),
+        extra_env={
+            "PADDY_API_KEY": API_KEY,
+            "PADDY_ENVIRONMENT": "development",
+            "PADDY_REFRESH_S": "1",
+            "PADDY_HEARTBEAT_INTERVAL_S": "2",
+        },
     )
     with LocalStack(config) as running:
         yield running
@@ -61,10 +69,17 @@ def page(stack, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage",
-                                                   # WebGL without a GPU: Plotly draws parallel coordinates with it.
-                                                   "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                # WebGL without a GPU: Plotly draws parallel coordinates with it.
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",
+            ],
+        )
         context = browser.new_context(viewport={"width": 1440, "height": 1000}, timezone_id="UTC")
         tab = context.new_page()
         tab.set_default_timeout(UI_TIMEOUT_MS)
@@ -190,10 +205,13 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     shoot(page, artifacts_dir / "predict.png")
 
     # A small sweep next to it (4 runs), then the compare page overlays the best three runs.
-    sweep = api.post("/sweeps", json={
-        "base": {"model_name": "custom_cnn", "dataset": DATASET, "epochs": 3, "image_size": 64, "patience": 3},
-        "grid": {"learning_rate": [0.003, 0.0003], "batch_size": [16, 32]},
-    })
+    sweep = api.post(
+        "/sweeps",
+        json={
+            "base": {"model_name": "custom_cnn", "dataset": DATASET, "epochs": 3, "image_size": 64, "patience": 3},
+            "grid": {"learning_rate": [0.003, 0.0003], "batch_size": [16, 32]},
+        },
+    )
     assert sweep.status_code == 202, sweep.text
     for swept in sweep.json()["run_ids"]:
         assert wait_for_run(api, swept, "completed", "failed", timeout_s=300)["status"] == "completed"

@@ -57,8 +57,13 @@ def utc(moment: datetime) -> datetime:
 
 def epoch_metrics(epoch: int) -> dict[str, float]:
     """Plausible curves: losses fall and accuracies rise with the epoch."""
-    return {"train_loss": 1.2 / epoch, "val_loss": 1.3 / epoch, "train_acc": 1 - 0.4 / epoch,
-            "val_acc": 1 - 0.5 / epoch, "epoch_time_sec": 12.5}
+    return {
+        "train_loss": 1.2 / epoch,
+        "val_loss": 1.3 / epoch,
+        "train_acc": 1 - 0.4 / epoch,
+        "val_acc": 1 - 0.5 / epoch,
+        "epoch_time_sec": 12.5,
+    }
 
 
 @dataclass
@@ -82,11 +87,29 @@ class RunPublisher:
 
     def start(self, at: datetime | None = None) -> "RunPublisher":
         self.started_at = utc(at or datetime.now(UTC))
-        spec = {"model_name": self.model_name, "dataset": "tiny", "epochs": self.epochs, "patience": 10, "batch_size": 32,
-                "learning_rate": 0.001, "dropout": 0.5, "image_size": 64, "version": self.version, **self.spec}
-        self.publish(RunStarted, at=self.started_at, spec=spec, attempt=1, worker="trainer-1@test",
-                     device="cpu", epochs_planned=self.epochs, class_names=CLASSES,
-                     split_sizes={"train": 210, "val": 45, "test": 45})
+        spec = {
+            "model_name": self.model_name,
+            "dataset": "tiny",
+            "epochs": self.epochs,
+            "patience": 10,
+            "batch_size": 32,
+            "learning_rate": 0.001,
+            "dropout": 0.5,
+            "image_size": 64,
+            "version": self.version,
+            **self.spec,
+        }
+        self.publish(
+            RunStarted,
+            at=self.started_at,
+            spec=spec,
+            attempt=1,
+            worker="trainer-1@test",
+            device="cpu",
+            epochs_planned=self.epochs,
+            class_names=CLASSES,
+            split_sizes={"train": 210, "val": 45, "test": 45},
+        )
         return self
 
     def epoch(self, epoch: int, finish: bool = True) -> "RunPublisher":
@@ -96,8 +119,15 @@ class RunPublisher:
         return self
 
     def progress(self, epoch: int, batch: int, batches: int, images_per_sec: float = 250.0) -> "RunPublisher":
-        self.publish(EpochProgress, epoch=epoch, batch=batch, batches=batches, running_loss=0.5,
-                     running_acc=0.8, images_per_sec=images_per_sec)
+        self.publish(
+            EpochProgress,
+            epoch=epoch,
+            batch=batch,
+            batches=batches,
+            running_loss=0.5,
+            running_acc=0.8,
+            images_per_sec=images_per_sec,
+        )
         return self
 
     def checkpoint(self, epoch: int) -> "RunPublisher":
@@ -112,14 +142,31 @@ class RunPublisher:
         """A finished run; its curves end where epoch_metrics(epochs_run) puts them."""
         last = epoch_metrics(epochs_run)
         summary = TrainingSummary(
-            run_id=self.run_id, model_name=self.model_name, version=self.version, num_classes=3,
-            dropout=0.5, feature_extraction=False, batch_size=32,
+            run_id=self.run_id,
+            model_name=self.model_name,
+            version=self.version,
+            num_classes=3,
+            dropout=0.5,
+            feature_extraction=False,
+            batch_size=32,
             learning_rate=self.spec.get("learning_rate", 0.001),
-            early_stopped=epochs_run < self.epochs, epochs_run=epochs_run,
-            train_accuracy=last["train_acc"], val_accuracy=last["val_acc"], test_accuracy=test_accuracy,
-            best_val_loss=last["val_loss"], duration_minutes=1.5, start_time=self.started_at,
-            end_time=utc(datetime.now(UTC)), test_loss=0.41, class_names=CLASSES, dataset="tiny",
-            image_size=64, seed=42, test_f1_macro=0.888, confusion_matrix=CONFUSION, per_class=PER_CLASS,
+            early_stopped=epochs_run < self.epochs,
+            epochs_run=epochs_run,
+            train_accuracy=last["train_acc"],
+            val_accuracy=last["val_acc"],
+            test_accuracy=test_accuracy,
+            best_val_loss=last["val_loss"],
+            duration_minutes=1.5,
+            start_time=self.started_at,
+            end_time=utc(datetime.now(UTC)),
+            test_loss=0.41,
+            class_names=CLASSES,
+            dataset="tiny",
+            image_size=64,
+            seed=42,
+            test_f1_macro=0.888,
+            confusion_matrix=CONFUSION,
+            per_class=PER_CLASS,
             best_epoch=epochs_run,
         )
         self.publish(RunCompleted, summary=summary)
@@ -139,7 +186,10 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     config = StackConfig(
         state_dir=tmp_path_factory.mktemp("dashboard-stack"),
         services=("redis", "mongo", "recorder", "api"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(), extra_env=STACK_ENV,
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
+        extra_env=STACK_ENV,
     )
     with LocalStack(config) as running:
         # POST /jobs checks that the dataset exists; no trainer runs, so the job stays queued.
@@ -191,18 +241,23 @@ def recorded_runs(api: httpx.Client, events: redis.Redis) -> RecordedRuns:
     failed.epoch(1).epoch(2, finish=False)
     failed.fail("OutOfMemoryError", "CUDA out of memory")
 
-    response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "tiny", "epochs": 7,
-                                       "image_size": 64, "version": "v9"})
+    response = api.post(
+        "/jobs", json={"model_name": "custom_cnn", "dataset": "tiny", "epochs": 7, "image_size": 64, "version": "v9"}
+    )
     assert response.status_code == 202, response.text
     queued = response.json()["run_id"]
 
     running = RunPublisher(events, model_name="resnet50", epochs=5).start()
     running.epoch(1).epoch(2).epoch(3, finish=False).progress(3, batch=5, batches=10, images_per_sec=250.0)
 
-    expected = {completed.run_id: "completed", failed.run_id: "failed", queued: "queued",
-                running.run_id: "in_progress"}
-    wait_for(api, lambda client: expected.items() <= statuses(client).items()
-             and (client.get(f"/jobs/{running.run_id}").json()["progress"] or {}).get("batch") == 5)
+    expected = {completed.run_id: "completed", failed.run_id: "failed", queued: "queued", running.run_id: "in_progress"}
+    wait_for(
+        api,
+        lambda client: (
+            expected.items() <= statuses(client).items()
+            and (client.get(f"/jobs/{running.run_id}").json()["progress"] or {}).get("batch") == 5
+        ),
+    )
     return RecordedRuns(completed.run_id, failed.run_id, running.run_id, queued)
 
 
@@ -211,8 +266,12 @@ def empty_api_url(tmp_path_factory) -> Iterator[str]:
     """An API over a store with no runs at all. A stack of its own: nx-27017 serves every
     database name from the same collections, so another database would not be empty."""
     config = StackConfig(
-        state_dir=tmp_path_factory.mktemp("empty-stack"), services=("redis", "mongo", "api"),
-        redis_port=free_port(), mongo_port=free_port(), api_port=free_port(), extra_env=STACK_ENV,
+        state_dir=tmp_path_factory.mktemp("empty-stack"),
+        services=("redis", "mongo", "api"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        api_port=free_port(),
+        extra_env=STACK_ENV,
     )
     with LocalStack(config) as running:
         yield running.urls()["api"]

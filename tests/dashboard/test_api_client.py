@@ -25,7 +25,8 @@ def test_lists_runs_newest_first_and_reads_a_runs_epochs(recorded_runs, api_url,
 
 
 def test_completed_runs_lists_only_completed_ones_and_is_cached_longer_than_live_queries(
-        recorded_runs, api, events, api_url, dashboard_env):
+    recorded_runs, api, events, api_url, dashboard_env
+):
     dashboard_env(api_url)
     assert api_client.SLOW_TTL_S > api_client.LIVE_TTL_S
 

@@ -7,11 +7,12 @@ from services.dashboard import charts, runs
 
 
 def finished(count: int) -> pd.DataFrame:
-    return runs.finished_epochs([
-        {"epoch": n, "train_loss": 1 / n, "val_loss": 1.2 / n,
-         "train_acc": 1 - 0.5 / n, "val_acc": 1 - 0.6 / n}
-        for n in range(1, count + 1)
-    ])
+    return runs.finished_epochs(
+        [
+            {"epoch": n, "train_loss": 1 / n, "val_loss": 1.2 / n, "train_acc": 1 - 0.5 / n, "val_acc": 1 - 0.6 / n}
+            for n in range(1, count + 1)
+        ]
+    )
 
 
 @pytest.mark.parametrize(("metric", "column"), [("loss", "loss"), ("accuracy", "acc")])
@@ -46,11 +47,19 @@ def titles(figure) -> tuple[str, str]:
 def test_every_new_chart_has_labelled_axes_with_units():
     epochs = finished(3).assign(epoch_time_sec=[10.0, 11.0, 9.5])
     per_class = pd.DataFrame({"class": ["a", "b"], "precision": [0.9, 0.8], "recall": [1.0, 0.7], "f1": [0.95, 0.75]})
-    overlay = pd.DataFrame({"run": ["r1", "r1", "r2"], "epoch": [1, 2, 1], "val_loss": [1.0, 0.8, 0.9],
-                            "val_acc": [0.5, 0.6, 0.55]})
-    points = pd.DataFrame({"run_id": ["r1", "r2"], "version": ["v1", "v2"], "model": ["m", "m"],
-                           "learning_rate": [1e-3, 1e-4], "val_accuracy": [0.8, 0.9],
-                           "start_time": pd.to_datetime(["2026-03-01", "2026-03-02"], utc=True)})
+    overlay = pd.DataFrame(
+        {"run": ["r1", "r1", "r2"], "epoch": [1, 2, 1], "val_loss": [1.0, 0.8, 0.9], "val_acc": [0.5, 0.6, 0.55]}
+    )
+    points = pd.DataFrame(
+        {
+            "run_id": ["r1", "r2"],
+            "version": ["v1", "v2"],
+            "model": ["m", "m"],
+            "learning_rate": [1e-3, 1e-4],
+            "val_accuracy": [0.8, 0.9],
+            "start_time": pd.to_datetime(["2026-03-01", "2026-03-02"], utc=True),
+        }
+    )
 
     assert titles(charts.epoch_time_figure(epochs)) == ("epoch", "time per epoch (s)")
     assert titles(charts.confusion_figure([[3, 1], [0, 4]], ["a", "b"])) == ("predicted class", "true class")
@@ -63,7 +72,9 @@ def test_every_new_chart_has_labelled_axes_with_units():
     assert titles(scatter) == ("learning rate", "val accuracy") and scatter.layout.xaxis.type == "log"
     assert titles(charts.probabilities_figure({"a": 0.7, "b": 0.3})) == ("probability", "class")
     assert titles(charts.runs_over_time_figure(points, "val_accuracy", "val accuracy")) == (
-        "start time (UTC)", "val accuracy")
+        "start time (UTC)",
+        "val accuracy",
+    )
 
 
 def test_probabilities_put_the_most_likely_class_on_top():
@@ -72,8 +83,9 @@ def test_probabilities_put_the_most_likely_class_on_top():
 
 
 def test_parallel_coordinates_name_categories_and_colour_by_the_metric():
-    frame = pd.DataFrame({"model_name": ["a", "b", "a"], "learning_rate": [1e-3, 1e-4, 1e-2],
-                          "val_accuracy": [0.7, 0.9, None]})
+    frame = pd.DataFrame(
+        {"model_name": ["a", "b", "a"], "learning_rate": [1e-3, 1e-4, 1e-2], "val_accuracy": [0.7, 0.9, None]}
+    )
 
     figure = charts.parallel_figure(frame, ["model_name", "learning_rate"], "val_accuracy", "val accuracy")
 

@@ -37,10 +37,13 @@ def mobilenets(recorded_runs, api, events) -> list[str]:
 @pytest.fixture(scope="module")
 def sweep(recorded_runs, api, events) -> dict:
     """A sweep over two learning rates (POST /sweeps), both runs then trained by a fake trainer."""
-    response = api.post("/sweeps", json={
-        "base": {"model_name": "custom_cnn", "dataset": "tiny", "epochs": 2, "image_size": 64},
-        "grid": {"learning_rate": [0.01, 0.0001]},
-    })
+    response = api.post(
+        "/sweeps",
+        json={
+            "base": {"model_name": "custom_cnn", "dataset": "tiny", "epochs": 2, "image_size": 64},
+            "grid": {"learning_rate": [0.01, 0.0001]},
+        },
+    )
     assert response.status_code == 202, response.text
     created = response.json()
     for run_id, learning_rate, test_accuracy in zip(created["run_ids"], (0.01, 0.0001), (0.6, 0.7), strict=True):
@@ -50,8 +53,9 @@ def sweep(recorded_runs, api, events) -> dict:
     return created
 
 
-def test_the_table_lists_completed_runs_best_first_with_the_originals_columns(recorded_runs, mobilenets, api_url,
-                                                                           dashboard_env):
+def test_the_table_lists_completed_runs_best_first_with_the_originals_columns(
+    recorded_runs, mobilenets, api_url, dashboard_env
+):
     dashboard_env(api_url)
 
     app = page(PAGE)
@@ -63,7 +67,12 @@ def test_the_table_lists_completed_runs_best_first_with_the_originals_columns(re
     assert table["val_accuracy"].is_monotonic_decreasing  # sorted by the API, best first
     row = table.loc[recorded_runs.completed]
     assert row[["model", "version", "batch_size", "learning_rate", "epochs_run"]].tolist() == [
-        "custom_cnn", "v1", 32, 0.001, 3]
+        "custom_cnn",
+        "v1",
+        32,
+        0.001,
+        3,
+    ]
     assert row["test_accuracy"] == pytest.approx(0.87) and row["test_f1_macro"] == pytest.approx(0.888)
     assert not row["early_stopped"]
     assert row["duration_minutes"] == pytest.approx(1.5)
@@ -116,8 +125,10 @@ def test_hyperparameter_chart_and_best_run_per_model(recorded_runs, mobilenets, 
     app.selectbox(key="compare.metric").select("test_accuracy").run()
 
     figure = plotly_figures(app)["test accuracy by learning rate"]
-    points = {trace["name"]: sorted(zip(trace_values(trace["x"]), trace_values(trace["y"]), strict=True))
-              for trace in figure["data"]}
+    points = {
+        trace["name"]: sorted(zip(trace_values(trace["x"]), trace_values(trace["y"]), strict=True))
+        for trace in figure["data"]
+    }
     assert points["mobilenet_v2"] == [(0.0003, pytest.approx(0.93)), (0.001, pytest.approx(0.81))]
     assert axis_titles(figure) == ("learning rate", "test accuracy")
     assert figure["layout"]["xaxis"]["type"] == "log"

@@ -12,7 +12,7 @@ def test_every_default_gets_an_input_main_ones_first():
     fields = job_form.form_fields(DEFAULTS)
 
     names = [name for name, _, _ in fields]
-    assert names[:len(job_form.MAIN_FIELDS)] == list(job_form.MAIN_FIELDS)
+    assert names[: len(job_form.MAIN_FIELDS)] == list(job_form.MAIN_FIELDS)
     assert sorted(names) == sorted(DEFAULTS)
     kinds = {name: kind for name, kind, _ in fields}
     assert kinds["epochs"] == "int" and kinds["learning_rate"] == "float"
@@ -29,11 +29,14 @@ def test_the_spec_holds_only_what_differs_from_the_defaults():
     JobSpec.model_validate(spec)  # what the API will accept
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"epochs": 0}, "epochs: must be at least 1"),
-    ({"learning_rate": 0.0}, "learning_rate: must be above 0"),
-    ({"dropout": 1.0}, "dropout: must be at least 0 and below 1"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 0}, "epochs: must be at least 1"),
+        ({"learning_rate": 0.0}, "learning_rate: must be above 0"),
+        ({"dropout": 1.0}, "dropout: must be at least 0 and below 1"),
+    ],
+)
 def test_values_the_api_would_refuse_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         job_form.job_spec("resnet50", "rice", {**DEFAULTS, **change}, DEFAULTS)
@@ -45,8 +48,9 @@ def test_a_dataset_is_required():
 
 
 def test_grids_parse_typed_values_and_skip_empty_fields():
-    grid = job_form.parse_grid({"learning_rate": "0.001, 3e-4,0.001", "batch_size": "16,32", "dropout": "none, 0.3",
-                                "epochs": " "})
+    grid = job_form.parse_grid(
+        {"learning_rate": "0.001, 3e-4,0.001", "batch_size": "16,32", "dropout": "none, 0.3", "epochs": " "}
+    )
 
     assert grid == {"learning_rate": [0.001, 0.0003], "batch_size": [16, 32], "dropout": [None, 0.3]}
 

@@ -53,13 +53,25 @@ def test_table_shows_every_run_with_status_progress_and_error(recorded_runs, api
     rows = table(app)
     runs = recorded_runs
     assert rows.loc[[runs.running, runs.queued, runs.failed, runs.completed], "status"].tolist() == [
-        "🔄 in progress", "⏳ queued", "❌ failed", "✅ completed"]
+        "🔄 in progress",
+        "⏳ queued",
+        "❌ failed",
+        "✅ completed",
+    ]
     assert rows.index.get_loc(runs.running) < rows.index.get_loc(runs.failed)  # newest first
     # Two epochs done and half of the third (batch 5 of 10); 2.5 epochs of 12.5 s left.
     assert rows.loc[runs.running, ["progress", "epoch", "eta", "images_per_sec"]].tolist() == [
-        0.5, "epoch 3 / 5 · batch 5 / 10", "31 s", 250.0]
+        0.5,
+        "epoch 3 / 5 · batch 5 / 10",
+        "31 s",
+        250.0,
+    ]
     assert rows.loc[runs.queued, ["progress", "epoch", "model", "version"]].tolist() == [
-        0.0, "epoch 0 / 7", "custom_cnn", "v9"]
+        0.0,
+        "epoch 0 / 7",
+        "custom_cnn",
+        "v9",
+    ]
     assert rows.loc[runs.failed, ["progress", "epoch"]].tolist() == [0.25, "epoch 1 / 4"]
     assert rows.loc[runs.completed, ["progress", "epoch"]].tolist() == [1.0, "epoch 3 / 3"]
     assert rows.loc[runs.failed, "error"] == "OutOfMemoryError: CUDA out of memory"
@@ -82,8 +94,7 @@ def test_failed_runs_are_tinted_to_stand_out(recorded_runs, api_url, dashboard_e
     assert "Details of run" in app.get("page_link")[0].proto.label
 
 
-def test_newest_running_run_is_selected_with_its_loss_and_accuracy_curves(recorded_runs, api_url,
-                                                                         dashboard_env):
+def test_newest_running_run_is_selected_with_its_loss_and_accuracy_curves(recorded_runs, api_url, dashboard_env):
     dashboard_env(api_url)
 
     app = run_app()
@@ -166,7 +177,8 @@ def test_no_runs_yet_says_how_to_queue_one(empty_api_url, dashboard_env):
     app = run_app()
 
     assert [info.value for info in app.info] == [
-        "No runs yet — queue one on the New job page, with `POST /jobs`, or with `paddy demo`."]
+        "No runs yet — queue one on the New job page, with `POST /jobs`, or with `paddy demo`."
+    ]
     assert not app.dataframe and not app.error
 
 

@@ -77,7 +77,11 @@ def test_a_sweep_queues_every_combination(api, api_url, dashboard_env):
     sweep_id = success.value.split()[2].rstrip(":")
     swept = api.get(f"/sweeps/{sweep_id}").json()
     assert sorted((run["spec"]["learning_rate"], run["spec"]["batch_size"]) for run in swept["runs"]) == [
-        (0.0003, 16), (0.0003, 32), (0.001, 16), (0.001, 32)]
+        (0.0003, 16),
+        (0.0003, 32),
+        (0.001, 16),
+        (0.001, 32),
+    ]
 
 
 def test_a_grid_that_is_not_numbers_is_refused(api_url, dashboard_env):

@@ -25,7 +25,8 @@ def test_completed_runs_are_offered_and_a_photo_is_asked_for(recorded_runs, api_
     assert app.title[0].value == "Predict"
     picker = app.selectbox(key="predict.run")
     assert recorded_runs.completed in picker.options[0] or any(
-        option.startswith(recorded_runs.completed) for option in picker.options)
+        option.startswith(recorded_runs.completed) for option in picker.options
+    )
     assert not any(option.startswith(recorded_runs.failed) for option in picker.options)
     assert app.info[0].value == "Upload a photo of a rice leaf to classify it."
 

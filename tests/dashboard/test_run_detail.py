@@ -28,8 +28,7 @@ def metrics_of(app) -> dict[str, str]:
     return {metric.label: metric.value for metric in app.metric}
 
 
-def test_a_completed_run_shows_settings_results_curves_and_its_confusion_matrix(recorded_runs, api_url,
-                                                                                dashboard_env):
+def test_a_completed_run_shows_settings_results_curves_and_its_confusion_matrix(recorded_runs, api_url, dashboard_env):
     dashboard_env(api_url)
 
     app = page(PAGE, {"run_id": recorded_runs.completed})
@@ -52,8 +51,13 @@ def test_a_completed_run_shows_settings_results_curves_and_its_confusion_matrix(
     assert metrics["test F1 (macro)"] == "88.8%"
 
     figures = plotly_figures(app)
-    assert set(figures) == {"Loss", "Accuracy", "Epoch time", "Confusion matrix (test split)",
-                            "Per-class scores (test split)"}
+    assert set(figures) == {
+        "Loss",
+        "Accuracy",
+        "Epoch time",
+        "Confusion matrix (test split)",
+        "Per-class scores (test split)",
+    }
     assert trace_values(figures["Loss"]["data"][1]["y"]) == pytest.approx([1.3, 0.65, 1.3 / 3])
     assert trace_values(figures["Epoch time"]["data"][0]["y"]) == [12.5, 12.5, 12.5]
     assert axis_titles(figures["Epoch time"]) == ("epoch", "time per epoch (s)")
@@ -111,7 +115,8 @@ def test_without_the_api_key_a_write_says_how_to_fix_it(api, api_url, dashboard_
     app.button(key="run_detail.cancel").click().run()
 
     assert [error.value for error in app.error] == [
-        "The API refused the request: set PADDY_API_KEY for the dashboard to the API's key."]
+        "The API refused the request: set PADDY_API_KEY for the dashboard to the API's key."
+    ]
     assert statuses(api)[run_id] == "queued"
 
 

@@ -11,14 +11,32 @@ NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def run(**fields) -> dict:
-    return {"run_id": "r1", "status": "in_progress", "model_name": "custom_cnn", "version": "v1",
-            "epochs_planned": 5, "epochs_done": 0, "current_epoch": None, "latest": {},
-            "start_time": None, "heartbeat_at": None, "error": None, **fields}
+    return {
+        "run_id": "r1",
+        "status": "in_progress",
+        "model_name": "custom_cnn",
+        "version": "v1",
+        "epochs_planned": 5,
+        "epochs_done": 0,
+        "current_epoch": None,
+        "latest": {},
+        "start_time": None,
+        "heartbeat_at": None,
+        "error": None,
+        **fields,
+    }
 
 
-@pytest.mark.parametrize(("done", "planned", "expected"), [
-    (2, 5, 0.4), (0, 7, 0.0), (3, 3, 1.0), (4, 0, 0.0), (9, 5, 1.0),
-])
+@pytest.mark.parametrize(
+    ("done", "planned", "expected"),
+    [
+        (2, 5, 0.4),
+        (0, 7, 0.0),
+        (3, 3, 1.0),
+        (4, 0, 0.0),
+        (9, 5, 1.0),
+    ],
+)
 def test_progress_is_the_fraction_of_planned_epochs_done(done, planned, expected):
     assert runs.progress(run(epochs_done=done, epochs_planned=planned)) == expected
 
@@ -27,13 +45,16 @@ def test_an_early_stopped_completed_run_shows_as_done():
     assert runs.progress(run(status="completed", epochs_done=14, epochs_planned=30)) == 1.0
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    ({"status": "in_progress", "current_epoch": 3, "epochs_done": 2}, "epoch 3 / 5"),
-    ({"status": "in_progress", "current_epoch": 2, "epochs_done": 2}, "epoch 2 / 5"),  # between epochs
-    ({"status": "failed", "current_epoch": 2, "epochs_done": 1}, "epoch 1 / 5"),  # epoch 2 never finished
-    ({"status": "completed", "current_epoch": 4, "epochs_done": 4}, "epoch 4 / 5"),  # stopped early
-    ({"status": "queued"}, "epoch 0 / 5"),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"status": "in_progress", "current_epoch": 3, "epochs_done": 2}, "epoch 3 / 5"),
+        ({"status": "in_progress", "current_epoch": 2, "epochs_done": 2}, "epoch 2 / 5"),  # between epochs
+        ({"status": "failed", "current_epoch": 2, "epochs_done": 1}, "epoch 1 / 5"),  # epoch 2 never finished
+        ({"status": "completed", "current_epoch": 4, "epochs_done": 4}, "epoch 4 / 5"),  # stopped early
+        ({"status": "queued"}, "epoch 0 / 5"),
+    ],
+)
 def test_epoch_text_counts_the_running_epoch_only_while_in_progress(fields, expected):
     assert runs.epoch_text(run(**fields)) == expected
 
@@ -46,41 +67,69 @@ def test_every_status_has_an_icon():
     assert runs.status_label("paused") == "❔ paused"
 
 
-@pytest.mark.parametrize("heartbeat", [
-    "2025-06-01T11:59:30Z", "2025-06-01T11:59:30+00:00", "2025-06-01T13:59:30+02:00",
-    "2025-06-01T11:59:30",  # no offset: UTC, as the store writes it
-    datetime(2025, 6, 1, 11, 59, 30, tzinfo=UTC),
-])
+@pytest.mark.parametrize(
+    "heartbeat",
+    [
+        "2025-06-01T11:59:30Z",
+        "2025-06-01T11:59:30+00:00",
+        "2025-06-01T13:59:30+02:00",
+        "2025-06-01T11:59:30",  # no offset: UTC, as the store writes it
+        datetime(2025, 6, 1, 11, 59, 30, tzinfo=UTC),
+    ],
+)
 def test_heartbeat_age_reads_any_iso_time_as_utc(heartbeat):
     assert runs.heartbeat_age_s(run(heartbeat_at=heartbeat), NOW) == 30.0
 
 
-@pytest.mark.parametrize(("status", "heartbeat", "expected"), [
-    ("lost", "2025-06-01T11:50:00Z", 600.0),
-    ("completed", "2025-06-01T11:50:00Z", None),  # a finished run's silence means nothing
-    ("queued", None, None),
-    ("in_progress", "2025-06-01T12:00:01Z", 0.0),  # a trainer clock slightly ahead
-])
+@pytest.mark.parametrize(
+    ("status", "heartbeat", "expected"),
+    [
+        ("lost", "2025-06-01T11:50:00Z", 600.0),
+        ("completed", "2025-06-01T11:50:00Z", None),  # a finished run's silence means nothing
+        ("queued", None, None),
+        ("in_progress", "2025-06-01T12:00:01Z", 0.0),  # a trainer clock slightly ahead
+    ],
+)
 def test_heartbeat_age_is_shown_where_silence_matters(status, heartbeat, expected):
     assert runs.heartbeat_age_s(run(status=status, heartbeat_at=heartbeat), NOW) == expected
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, None), (0, "0 s ago"), (59.9, "59 s ago"), (60, "1 min ago"), (3599, "59 min ago"),
-    (3600, "1 h ago"), (3900, "1 h 5 min ago"), (86_400, "1 d ago"), (90_000, "1 d 1 h ago"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, None),
+        (0, "0 s ago"),
+        (59.9, "59 s ago"),
+        (60, "1 min ago"),
+        (3599, "59 min ago"),
+        (3600, "1 h ago"),
+        (3900, "1 h 5 min ago"),
+        (86_400, "1 d ago"),
+        (90_000, "1 d 1 h ago"),
+    ],
+)
 def test_format_age(seconds, text):
     assert runs.format_age(seconds) == text
 
 
 def test_runs_frame_has_one_row_per_run_in_the_api_order():
     listing = [
-        run(run_id="new", current_epoch=3, epochs_done=2, start_time="2025-06-01T11:58:00Z",
+        run(
+            run_id="new",
+            current_epoch=3,
+            epochs_done=2,
+            start_time="2025-06-01T11:58:00Z",
             heartbeat_at="2025-06-01T11:59:52Z",
-            latest={"train_loss": 0.5, "val_loss": 0.6, "train_acc": 0.8, "val_acc": 0.75,
-                    "epoch_time_sec": 9.0}),
-        run(run_id="old", status="failed", epochs_done=1, start_time="2025-06-01T10:00:00Z",
-            heartbeat_at="2025-06-01T10:05:00Z", error="OutOfMemoryError: CUDA out of memory"),
+            latest={"train_loss": 0.5, "val_loss": 0.6, "train_acc": 0.8, "val_acc": 0.75, "epoch_time_sec": 9.0},
+        ),
+        run(
+            run_id="old",
+            status="failed",
+            epochs_done=1,
+            start_time="2025-06-01T10:00:00Z",
+            heartbeat_at="2025-06-01T10:05:00Z",
+            error="OutOfMemoryError: CUDA out of memory",
+        ),
     ]
 
     frame = runs.runs_frame(listing, NOW)
@@ -88,11 +137,15 @@ def test_runs_frame_has_one_row_per_run_in_the_api_order():
     assert list(frame.columns) == runs.TABLE_COLUMNS
     assert frame["run_id"].tolist() == ["new", "old"]
     assert frame.iloc[0][["status", "progress", "epoch", "val_acc", "heartbeat"]].tolist() == [
-        "🔄 in progress", 0.4, "epoch 3 / 5", 0.75, "8 s ago"]
+        "🔄 in progress",
+        0.4,
+        "epoch 3 / 5",
+        0.75,
+        "8 s ago",
+    ]
     assert frame.iloc[1]["error"] == "OutOfMemoryError: CUDA out of memory"
     assert pd.isna(frame.iloc[1]["heartbeat"]) and pd.isna(frame.iloc[1]["val_loss"])
-    assert frame["started"].tolist() == [
-        pd.Timestamp("2025-06-01T11:58:00Z"), pd.Timestamp("2025-06-01T10:00:00Z")]
+    assert frame["started"].tolist() == [pd.Timestamp("2025-06-01T11:58:00Z"), pd.Timestamp("2025-06-01T10:00:00Z")]
     assert str(frame["started"].dtype).endswith("UTC]")
 
 
@@ -101,11 +154,14 @@ def test_runs_frame_of_no_runs_still_has_the_columns():
     assert frame.empty and list(frame.columns) == runs.TABLE_COLUMNS
 
 
-@pytest.mark.parametrize(("statuses", "expected"), [
-    (["completed", "in_progress", "in_progress"], "r1"),  # the newest running one
-    (["queued", "failed", "completed"], "r0"),  # nothing running: the newest
-    ([], None),
-])
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        (["completed", "in_progress", "in_progress"], "r1"),  # the newest running one
+        (["queued", "failed", "completed"], "r0"),  # nothing running: the newest
+        ([], None),
+    ],
+)
 def test_default_run(statuses, expected):
     listing = [run(run_id=f"r{index}", status=status) for index, status in enumerate(statuses)]
     assert runs.default_run(listing) == expected
@@ -117,10 +173,18 @@ def test_run_option_label():
 
 
 def epoch(number: int, finished: bool = True) -> dict:
-    metrics = {"train_loss": 1 / number, "val_loss": 1.1 / number, "train_acc": 0.5, "val_acc": 0.4,
-               "epoch_time_sec": 3.0} if finished else dict.fromkeys(runs.CURVE_METRICS)
-    return {"run_id": "r1", "epoch": number, "started_at": NOW - timedelta(seconds=3),
-            "finished_at": NOW if finished else None, **metrics}
+    metrics = (
+        {"train_loss": 1 / number, "val_loss": 1.1 / number, "train_acc": 0.5, "val_acc": 0.4, "epoch_time_sec": 3.0}
+        if finished
+        else dict.fromkeys(runs.CURVE_METRICS)
+    )
+    return {
+        "run_id": "r1",
+        "epoch": number,
+        "started_at": NOW - timedelta(seconds=3),
+        "finished_at": NOW if finished else None,
+        **metrics,
+    }
 
 
 def test_finished_epochs_leave_out_the_running_one():
@@ -150,16 +214,18 @@ def test_progress_counts_the_part_of_the_running_epoch_done():
 
 
 def test_eta_is_the_epochs_left_at_the_last_epochs_speed():
-    running = run(epochs_done=2, current_epoch=3, latest={"epoch_time_sec": 20.0},
-                  progress={"epoch": 3, "batch": 1, "batches": 4})
+    running = run(
+        epochs_done=2, current_epoch=3, latest={"epoch_time_sec": 20.0}, progress={"epoch": 3, "batch": 1, "batches": 4}
+    )
 
     assert runs.eta_s(running) == pytest.approx((5 - 2 - 0.25) * 20.0)
     assert runs.eta_s(run(latest={})) is None
     assert runs.eta_s(run(status="completed", latest={"epoch_time_sec": 3.0})) is None
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(None, None), (44.6, "45 s"), (185, "3 min 5 s"), (120, "2 min"),
-                                               (7800, "2 h 10 min")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, None), (44.6, "45 s"), (185, "3 min 5 s"), (120, "2 min"), (7800, "2 h 10 min")]
+)
 def test_format_duration(seconds, text):
     assert runs.format_duration(seconds) == text
 

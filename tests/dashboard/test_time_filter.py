@@ -19,8 +19,7 @@ def old_run(recorded_runs, api, events) -> RunPublisher:
     return run
 
 
-def test_last_7_days_lists_the_runs_started_in_it_with_their_metrics(recorded_runs, old_run, api_url,
-                                                                     dashboard_env):
+def test_last_7_days_lists_the_runs_started_in_it_with_their_metrics(recorded_runs, old_run, api_url, dashboard_env):
     dashboard_env(api_url)
 
     app = page(PAGE)
@@ -58,6 +57,7 @@ def test_a_range_without_runs_says_what_to_do(recorded_runs, api_url, dashboard_
     app.date_input(key="time_filter.custom").set_value((date(2020, 1, 1), date(2020, 1, 31))).run()
 
     [info] = app.info
-    assert info.value == ("No run started 2020-01-01 to 2020-01-31 (UTC) — choose a wider range, "
-                          "or queue a job on the New job page.")
+    assert info.value == (
+        "No run started 2020-01-01 to 2020-01-31 (UTC) — choose a wider range, or queue a job on the New job page."
+    )
     assert not app.dataframe

@@ -32,9 +32,16 @@ def test_other_settings():
     assert delays(Backoff(first_s=2, factor=1, max_s=2), [0, 0, 0]) == [2, 2, 2]
 
 
-@pytest.mark.parametrize("settings", [
-    {"first_s": 0}, {"first_s": -1}, {"first_s": 40, "max_s": 30}, {"factor": 0.5}, {"reset_after_s": -1},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"first_s": 0},
+        {"first_s": -1},
+        {"first_s": 40, "max_s": 30},
+        {"factor": 0.5},
+        {"reset_after_s": -1},
+    ],
+)
 def test_nonsense_settings_are_refused(settings):
     with pytest.raises(ValueError, match="invalid Backoff"):
         Backoff(**settings)

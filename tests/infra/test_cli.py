@@ -22,8 +22,24 @@ def trained(tmp_path_factory) -> tuple[str, Path, Path]:
     """(run id, artifacts directory, dataset) of one `paddy train` run."""
     data, artifacts = tmp_path_factory.mktemp("tiny"), tmp_path_factory.mktemp("artifacts")
     synthesize_dataset(data, per_class=10, size=32, seed=2)
-    result = runner.invoke(app, ["train", "--model", "custom_cnn", "--data", str(data), "--epochs", "2",
-                                 "--image-size", "32", "--batch-size", "8", "--artifacts", str(artifacts)])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "custom_cnn",
+            "--data",
+            str(data),
+            "--epochs",
+            "2",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--artifacts",
+            str(artifacts),
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_id = re.search(r"run (\w+): test accuracy", result.stdout).group(1)
     return run_id, artifacts, data
@@ -36,8 +52,14 @@ def test_train_reports_each_epoch_and_where_the_results_went(trained):
     events = [decode_event({"event": line}) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     checkpoints_saved = [e for e in events if e.type == "checkpoint_saved"]
     assert [e.type for e in events if e.type != "checkpoint_saved"] == [
-        "run_started", "epoch_started", "epoch_finished", "epoch_started", "epoch_finished",
-        "evaluation_finished", "run_completed"]
+        "run_started",
+        "epoch_started",
+        "epoch_finished",
+        "epoch_started",
+        "epoch_finished",
+        "evaluation_finished",
+        "run_completed",
+    ]
     assert [(e.epoch, e.kind) for e in checkpoints_saved if e.kind == "last"] == [(1, "last"), (2, "last")]
     summary = TrainingSummary.model_validate_json((run_dir / "summary.json").read_text())
     assert summary == events[-1].summary and summary.epochs_run == 2 and summary.dataset == str(data)

@@ -43,9 +43,12 @@ def compose_config(env_file: Path, home: Path) -> dict:
     # Variables in the caller's environment win over the env file: start from a bare one.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home)}
     result = subprocess.run(
-        [*compose_command(), "--env-file", str(env_file), "-f", "docker-compose.yml",
-         "config", "--format", "json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [*compose_command(), "--env-file", str(env_file), "-f", "docker-compose.yml", "config", "--format", "json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -150,8 +153,9 @@ def test_every_service_is_defined(services):
 def test_trainer_reserves_one_gpu_and_can_be_scaled(services):
     trainer = services["trainer"]
     devices = trainer["deploy"]["resources"]["reservations"]["devices"]
-    assert [d for d in devices if d["driver"] == "nvidia" and "gpu" in d["capabilities"]
-            and d.get("count") == 1], devices
+    assert [d for d in devices if d["driver"] == "nvidia" and "gpu" in d["capabilities"] and d.get("count") == 1], (
+        devices
+    )
     # `--scale trainer=2` fails on a fixed container name or a published host port.
     assert "container_name" not in trainer
     assert not trainer.get("ports")
@@ -239,10 +243,12 @@ def test_dockerfiles_and_their_copy_sources_exist(services, name):
     dockerfile = dockerfile_of(services[name])
     assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
     context = Path(services[name]["build"]["context"])
-    ignored = [line.strip() for line in (context / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
-    copies = [copy_sources(args) for keyword, args in dockerfile_instructions(dockerfile)
-              if keyword in ("COPY", "ADD")]
+    ignored = [
+        line.strip()
+        for line in (context / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copies = [copy_sources(args) for keyword, args in dockerfile_instructions(dockerfile) if keyword in ("COPY", "ADD")]
     assert copies, f"{dockerfile.name} copies nothing"
     for source in (s for sources in copies if sources for s in sources):
         assert list(context.glob(source.rstrip("/"))), f"{dockerfile.name}: COPY {source} does not exist"
@@ -277,5 +283,4 @@ def test_only_the_trainer_image_installs_torch(services, extras):
     for name in PADDY_SERVICES - {"trainer"}:
         requirements = [r for extra in installed_extras(services[name]) for r in extras[extra]]
         assert not [r for r in requirements if r.startswith("torch")], name
-    assert not [d for extra, deps in extras.items() if extra != "trainer" for d in deps
-                if d.startswith("torch")]
+    assert not [d for extra, deps in extras.items() if extra != "trainer" for d in deps if d.startswith("torch")]

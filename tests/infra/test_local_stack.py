@@ -51,9 +51,13 @@ def make_stack(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
 
     def make(*services: str, **overrides) -> LocalStack:
         config = StackConfig(
-            state_dir=overrides.pop("state_dir", tmp_path / "state"), services=services,
-            redis_port=free_port(), mongo_port=free_port(), api_port=free_port(),
-            dashboard_port=free_port(), flower_port=free_port(),
+            state_dir=overrides.pop("state_dir", tmp_path / "state"),
+            services=services,
+            redis_port=free_port(),
+            mongo_port=free_port(),
+            api_port=free_port(),
+            dashboard_port=free_port(),
+            flower_port=free_port(),
         )
         for name, value in overrides.items():
             setattr(config, name, value)
@@ -122,18 +126,27 @@ def test_a_second_stack_on_the_same_state_dir_is_refused(make_stack):
         second.start()
 
 
-@pytest.mark.parametrize(("failing", "expected"), [
-    (local_stack._Service("flower", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], 30),
-     r"flower exited with code 3 while starting(.|\n)*boom"),
-    (local_stack._Service("flower", [sys.executable, "-c", "print('hung'); import time; time.sleep(60)"], 1,
-                          lambda: False),
-     r"flower was not ready within 1 s(.|\n)*hung"),
-])
+@pytest.mark.parametrize(
+    ("failing", "expected"),
+    [
+        (
+            local_stack._Service("flower", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], 30),
+            r"flower exited with code 3 while starting(.|\n)*boom",
+        ),
+        (
+            local_stack._Service(
+                "flower", [sys.executable, "-c", "print('hung'); import time; time.sleep(60)"], 1, lambda: False
+            ),
+            r"flower was not ready within 1 s(.|\n)*hung",
+        ),
+    ],
+)
 def test_a_service_that_fails_to_start_stops_the_others(make_stack, monkeypatch, failing, expected):
     stack = make_stack("redis", "flower")
     real_build = LocalStack._build_services
-    monkeypatch.setattr(LocalStack, "_build_services",
-                        lambda self: [s for s in real_build(self) if s.name != "flower"] + [failing])
+    monkeypatch.setattr(
+        LocalStack, "_build_services", lambda self: [s for s in real_build(self) if s.name != "flower"] + [failing]
+    )
 
     with pytest.raises(StackError, match=expected):
         stack.start()
@@ -160,8 +173,12 @@ def test_stop_recorded_stack_stops_a_detached_stack(make_stack):
 def test_stop_recorded_stack_leaves_a_reused_pid_alone(tmp_path):
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        entry = {"pid": bystander.pid, "cmdline": ["redis-server"], "log": "x",
-                 "start_ticks": processes.start_ticks(bystander.pid) - 1}
+        entry = {
+            "pid": bystander.pid,
+            "cmdline": ["redis-server"],
+            "log": "x",
+            "start_ticks": processes.start_ticks(bystander.pid) - 1,
+        }
         (tmp_path / "stack.json").write_text(json.dumps({"services": {"redis": entry}, "urls": {}}))
 
         assert stop_recorded_stack(tmp_path) == []
@@ -205,7 +222,10 @@ def test_restart_records_the_new_process_in_stack_json(make_stack):
     stack.start()
     before = json.loads((stack.config.state_dir / "stack.json").read_text())["services"]["redis"]
     assert (before["status"], before["restarts"], before["url"]) == (
-        "up", 0, f"redis://127.0.0.1:{stack.config.redis_port}/0")
+        "up",
+        0,
+        f"redis://127.0.0.1:{stack.config.redis_port}/0",
+    )
 
     stack.restart("redis")
 
@@ -217,10 +237,19 @@ def test_restart_records_the_new_process_in_stack_json(make_stack):
 
 def test_stop_recorded_stack_kills_what_is_left_of_a_group_whose_leader_died(make_stack, monkeypatch):
     # Like a Celery worker killed with SIGKILL: its pool process lives on in its process group.
-    parent = local_stack._Service("flower", [sys.executable, "-c", (
-        "import subprocess, sys, time\n"
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
-        "time.sleep(300)\n")], 30)
+    parent = local_stack._Service(
+        "flower",
+        [
+            sys.executable,
+            "-c",
+            (
+                "import subprocess, sys, time\n"
+                "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+                "time.sleep(300)\n"
+            ),
+        ],
+        30,
+    )
     monkeypatch.setattr(LocalStack, "_build_services", lambda self: [parent])
     stack = make_stack("flower")
     stack.start()

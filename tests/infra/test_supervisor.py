@@ -31,8 +31,13 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # Short liveness timings (shared.settings.LivenessSettings): a killed trainer's job is delivered
 # again within seconds.
-LIVENESS_ENV = {"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_LEASE_TTL_S": "3", "PADDY_VISIBILITY_TIMEOUT_S": "6",
-                "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "0.5"}
+LIVENESS_ENV = {
+    "PADDY_HEARTBEAT_INTERVAL_S": "1",
+    "PADDY_LEASE_TTL_S": "3",
+    "PADDY_VISIBILITY_TIMEOUT_S": "6",
+    "PADDY_HEARTBEAT_TIMEOUT_S": "4",
+    "PADDY_REAP_INTERVAL_S": "0.5",
+}
 # Long enough that the trainer is still training when it is killed (right after the recorder is
 # back), on a fast CPU too: an epoch of 72 images at 64 px takes about 0.1-0.5 s.
 EPOCHS = 40
@@ -41,15 +46,28 @@ BACK_WITHIN_S = 5
 
 def paddy(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
     """The `paddy` command, run as a person runs it."""
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 def paddy_up(state_dir: Path, services: str, *options: str) -> dict:
     """`paddy up --detach` on free ports; stack.json once it returned."""
-    result = paddy("up", "--detach", "--state-dir", str(state_dir), "--services", services,
-                   "--redis-port", str(free_port()), "--mongo-port", str(free_port()),
-                   "--api-port", str(free_port()), *options)
+    result = paddy(
+        "up",
+        "--detach",
+        "--state-dir",
+        str(state_dir),
+        "--services",
+        services,
+        "--redis-port",
+        str(free_port()),
+        "--mongo-port",
+        str(free_port()),
+        "--api-port",
+        str(free_port()),
+        *options,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "`paddy down` stops it" in result.stdout
     return recorded(state_dir)
@@ -113,8 +131,17 @@ def test_killed_recorder_and_trainer_come_back_and_the_job_completes(state_dir):
     seen = stack_pids(state_dir)
     synthesize_dataset(state_dir / "data" / "leaves", per_class=40, size=64, seed=1)
     api = httpx.Client(base_url=state["urls"]["api"], timeout=10, headers={"X-API-Key": DEV_API_KEY})
-    response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "leaves", "epochs": EPOCHS,
-                                       "image_size": 64, "batch_size": 8, "patience": EPOCHS})
+    response = api.post(
+        "/jobs",
+        json={
+            "model_name": "custom_cnn",
+            "dataset": "leaves",
+            "epochs": EPOCHS,
+            "image_size": 64,
+            "batch_size": 8,
+            "patience": EPOCHS,
+        },
+    )
     assert response.status_code == 202, response.text
     run_id = response.json()["run_id"]
     wait_for(lambda: api.get(f"/jobs/{run_id}").json()["status"] == "in_progress", 180, "the run to start")
@@ -126,11 +153,17 @@ def test_killed_recorder_and_trainer_come_back_and_the_job_completes(state_dir):
     kill_and_wait_back(state_dir, "trainer-1")
     seen |= stack_pids(state_dir)
     # The pool process died with its worker, as a container's processes die with it.
-    wait_for(lambda: not any(processes.pid_alive(pid) for pid in trainer_group), BACK_WITHIN_S,
-             "the killed worker's pool process to be gone")
+    wait_for(
+        lambda: not any(processes.pid_alive(pid) for pid in trainer_group),
+        BACK_WITHIN_S,
+        "the killed worker's pool process to be gone",
+    )
 
-    done = wait_for(lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
-                    300, "the run to finish on the restarted trainer")
+    done = wait_for(
+        lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
+        300,
+        "the run to finish on the restarted trainer",
+    )
     assert done["status"] == "completed", done["error"]
     assert done["attempt"] == 2, "the job ended before the trainer was killed"  # delivered again
     epochs = api.get(f"/jobs/{run_id}/epochs").json()["data"]
@@ -143,7 +176,12 @@ def test_killed_recorder_and_trainer_come_back_and_the_job_completes(state_dir):
 
     rows = status_rows(state_dir)
     assert {name: row["RESTARTS"] for name, row in rows.items()} == {
-        "redis": "0", "mongo": "0", "recorder": "1", "api": "0", "trainer-1": "1"}
+        "redis": "0",
+        "mongo": "0",
+        "recorder": "1",
+        "api": "0",
+        "trainer-1": "1",
+    }
     assert all(row["STATUS"] == "up" for row in rows.values())
     assert rows["api"]["URL"] == state["urls"]["api"]
     seen |= stack_pids(state_dir)
@@ -158,7 +196,9 @@ def test_status_and_restart_of_a_detached_stack(state_dir):
     paddy_up(state_dir, "redis,mongo")
     rows = status_rows(state_dir)
     assert [(name, row["STATUS"], row["RESTARTS"]) for name, row in rows.items()] == [
-        ("redis", "up", "0"), ("mongo", "up", "0")]
+        ("redis", "up", "0"),
+        ("mongo", "up", "0"),
+    ]
     before = recorded(state_dir)["services"]["mongo"]
     assert rows["mongo"]["PID"] == str(before["pid"]) and rows["mongo"]["URL"] == before["url"]
     with pymongo.MongoClient(before["url"], serverSelectionTimeoutMS=5000) as client:
@@ -202,10 +242,16 @@ def test_a_stale_pid_file_and_stack_json_do_not_block_up(state_dir):
         (state_dir / "mongo" / "nx-27017.pid").write_text(str(bystander.pid))
         # Left by a stack that was killed: a dead supervisor, a dead service, a reused pid.
         reused = {"pid": bystander.pid, "start_ticks": processes.start_ticks(bystander.pid) - 1}
-        (state_dir / "stack.json").write_text(json.dumps({
-            "supervisor": {"pid": finished.pid, "start_ticks": 1}, "ready": True, "urls": {},
-            "services": {"redis": {"pid": finished.pid, "start_ticks": 1}, "mongo": reused},
-        }))
+        (state_dir / "stack.json").write_text(
+            json.dumps(
+                {
+                    "supervisor": {"pid": finished.pid, "start_ticks": 1},
+                    "ready": True,
+                    "urls": {},
+                    "services": {"redis": {"pid": finished.pid, "start_ticks": 1}, "mongo": reused},
+                }
+            )
+        )
 
         state = paddy_up(state_dir, "redis,mongo")
 
@@ -224,8 +270,9 @@ def test_a_stale_pid_file_and_stack_json_do_not_block_up(state_dir):
 
 def test_a_second_up_is_refused_while_a_stack_runs(state_dir):
     paddy_up(state_dir, "redis")
-    again = paddy("up", "--detach", "--state-dir", str(state_dir), "--services", "redis",
-                  "--redis-port", str(free_port()))
+    again = paddy(
+        "up", "--detach", "--state-dir", str(state_dir), "--services", "redis", "--redis-port", str(free_port())
+    )
     assert again.returncode == 1 and "already running (supervisor, redis); paddy down first" in again.stderr
 
 
@@ -234,8 +281,18 @@ def test_up_names_what_kept_the_stack_from_starting(state_dir):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        result = paddy("up", "--detach", "--state-dir", str(state_dir), "--services", "redis,mongo",
-                       "--redis-port", str(free_port()), "--mongo-port", str(port))
+        result = paddy(
+            "up",
+            "--detach",
+            "--state-dir",
+            str(state_dir),
+            "--services",
+            "redis,mongo",
+            "--redis-port",
+            str(free_port()),
+            "--mongo-port",
+            str(port),
+        )
 
     assert result.returncode == 1
     assert f"port {port} for the mongo is already in use; pass --mongo-port" in result.stderr
@@ -259,9 +316,24 @@ def test_down_stops_the_services_of_a_killed_supervisor(state_dir):
 
 def test_up_in_the_foreground_restarts_a_crashed_service_and_ctrl_c_stops_everything(state_dir):
     up = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "up", "--state-dir", str(state_dir), "--services", "redis,mongo",
-         "--redis-port", str(free_port()), "--mongo-port", str(free_port())],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "up",
+            "--state-dir",
+            str(state_dir),
+            "--services",
+            "redis,mongo",
+            "--redis-port",
+            str(free_port()),
+            "--mongo-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: (state_dir / "stack.json").exists() and recorded(state_dir)["ready"], 60, "the stack")
@@ -286,8 +358,10 @@ def test_up_in_the_foreground_restarts_a_crashed_service_and_ctrl_c_stops_everyt
 def test_a_crash_looping_service_waits_longer_before_each_restart(tmp_path, monkeypatch):
     marker = tmp_path / "started-once"
     # Runs on its first start; every later start exits at once.
-    script = (f"import pathlib, sys, time\nmarker = pathlib.Path({str(marker)!r})\n"
-              "if marker.exists(): sys.exit(3)\nmarker.touch()\ntime.sleep(600)\n")
+    script = (
+        f"import pathlib, sys, time\nmarker = pathlib.Path({str(marker)!r})\n"
+        "if marker.exists(): sys.exit(3)\nmarker.touch()\ntime.sleep(600)\n"
+    )
     crashing = local_stack._Service("flower", [sys.executable, "-c", script], 30)
     monkeypatch.setattr(LocalStack, "_build_services", lambda self: [crashing])
     stack = LocalStack(StackConfig(state_dir=tmp_path / "state", services=("flower",), flower_port=free_port()))
@@ -295,8 +369,11 @@ def test_a_crash_looping_service_waits_longer_before_each_restart(tmp_path, monk
     thread = threading.Thread(target=supervisor.run)
     thread.start()
     try:
-        wait_for(lambda: stack.state_dir.joinpath("stack.json").exists() and recorded(stack.state_dir)["ready"],
-                 30, "the stack")
+        wait_for(
+            lambda: stack.state_dir.joinpath("stack.json").exists() and recorded(stack.state_dir)["ready"],
+            30,
+            "the stack",
+        )
         os.kill(recorded(stack.state_dir)["services"]["flower"]["pid"], signal.SIGKILL)
         log = stack.log_dir / "flower.log"
         wait_for(lambda: "restarting it in 4 s" in log.read_text(), 60, "a fourth restart delay")

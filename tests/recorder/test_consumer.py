@@ -25,20 +25,59 @@ SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 3, "version": "v1"
 
 def run_events(run_id: str, epochs: int = 3) -> list:
     seq = iter(range(1_000_000_001, 1_000_001_000))
-    events = [RunStarted(run_id=run_id, seq=next(seq), time=T0, spec=SPEC, attempt=1, worker="w",
-                         device="cpu", epochs_planned=epochs, class_names=["a", "b"],
-                         split_sizes={"train": 6, "val": 2, "test": 2})]
+    events = [
+        RunStarted(
+            run_id=run_id,
+            seq=next(seq),
+            time=T0,
+            spec=SPEC,
+            attempt=1,
+            worker="w",
+            device="cpu",
+            epochs_planned=epochs,
+            class_names=["a", "b"],
+            split_sizes={"train": 6, "val": 2, "test": 2},
+        )
+    ]
     for epoch in range(1, epochs + 1):
         events.append(EpochStarted(run_id=run_id, seq=next(seq), epoch=epoch, time=T0 + timedelta(seconds=epoch)))
-        events.append(EpochFinished(run_id=run_id, seq=next(seq), epoch=epoch, time=T0 + timedelta(seconds=epoch + 0.5),
-                                    train_loss=1 / epoch, train_acc=0.5, val_loss=1 / epoch, val_acc=0.6,
-                                    epoch_time_sec=0.5))
+        events.append(
+            EpochFinished(
+                run_id=run_id,
+                seq=next(seq),
+                epoch=epoch,
+                time=T0 + timedelta(seconds=epoch + 0.5),
+                train_loss=1 / epoch,
+                train_acc=0.5,
+                val_loss=1 / epoch,
+                val_acc=0.6,
+                epoch_time_sec=0.5,
+            )
+        )
     summary = TrainingSummary(
-        run_id=run_id, model_name="custom_cnn", version="v1", num_classes=2, dropout=0.5,
-        feature_extraction=False, batch_size=8, learning_rate=0.001, early_stopped=False,
-        epochs_run=epochs, train_accuracy=0.9, val_accuracy=0.8, test_accuracy=0.7, best_val_loss=0.3,
-        duration_minutes=0.1, start_time=T0, end_time=T0 + timedelta(seconds=10), test_loss=0.4,
-        class_names=["a", "b"], dataset="d", image_size=64, seed=1)
+        run_id=run_id,
+        model_name="custom_cnn",
+        version="v1",
+        num_classes=2,
+        dropout=0.5,
+        feature_extraction=False,
+        batch_size=8,
+        learning_rate=0.001,
+        early_stopped=False,
+        epochs_run=epochs,
+        train_accuracy=0.9,
+        val_accuracy=0.8,
+        test_accuracy=0.7,
+        best_val_loss=0.3,
+        duration_minutes=0.1,
+        start_time=T0,
+        end_time=T0 + timedelta(seconds=10),
+        test_loss=0.4,
+        class_names=["a", "b"],
+        dataset="d",
+        image_size=64,
+        seed=1,
+    )
     events.append(RunCompleted(run_id=run_id, seq=next(seq), summary=summary, time=T0 + timedelta(seconds=10)))
     return events
 
@@ -61,8 +100,10 @@ def drain(recorder: Recorder) -> None:
 
 
 def snapshot(db) -> dict:
-    return {c: sorted((({k: v for k, v in d.items() if k != "_id"}) for d in db[c].find()), key=repr)
-            for c in (names.STATUS, names.EPOCHS, names.TRAININGS)}
+    return {
+        c: sorted((({k: v for k, v in d.items() if k != "_id"}) for d in db[c].find()), key=repr)
+        for c in (names.STATUS, names.EPOCHS, names.TRAININGS)
+    }
 
 
 def test_a_run_is_stored_with_the_original_field_types(recorder, db, redis_client):
@@ -163,9 +204,14 @@ def test_two_recorders_in_one_group_share_the_stream_and_store_each_event_once(s
     runs = [f"r{n}" for n in range(40)]
     events = [event for run_id in runs for event in run_events(run_id, epochs=5)]
     publish(redis_client, events)
-    recorders = [Recorder(redis.Redis.from_url(settings.redis_url), db,
-                          RecorderSettings(consumer_name=name, batch_size=10, block_ms=50))
-                 for name in ("rec-a", "rec-b")]
+    recorders = [
+        Recorder(
+            redis.Redis.from_url(settings.redis_url),
+            db,
+            RecorderSettings(consumer_name=name, batch_size=10, block_ms=50),
+        )
+        for name in ("rec-a", "rec-b")
+    ]
     recorders[0].ensure_group()
     last_id = redis_client.xinfo_stream(names.EVENTS_STREAM)["last-generated-id"]
 

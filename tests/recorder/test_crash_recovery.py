@@ -36,22 +36,33 @@ EPOCHS_PER_RUN = 49  # run_started + 49 × (epoch started, epoch finished) + run
 @pytest.fixture
 def stack(tmp_path):
     config = StackConfig(
-        state_dir=tmp_path, services=("redis", "mongo", "recorder"),
-        redis_port=free_port(), mongo_port=free_port(),
-        extra_env={"PADDY_MONGODB_DATABASE": DATABASE, "PADDY_CLAIM_IDLE_MS": "1000",
-                   "PADDY_CLAIM_INTERVAL_S": "1", "PADDY_TRIM_INTERVAL_S": "1",
-                   # Event times are real; the reaper must not mark runs lost meanwhile (the
-                   # visibility timeout has to outlast the heartbeat timeout: LivenessSettings).
-                   "PADDY_HEARTBEAT_TIMEOUT_S": "3600", "PADDY_VISIBILITY_TIMEOUT_S": "7200"},
+        state_dir=tmp_path,
+        services=("redis", "mongo", "recorder"),
+        redis_port=free_port(),
+        mongo_port=free_port(),
+        extra_env={
+            "PADDY_MONGODB_DATABASE": DATABASE,
+            "PADDY_CLAIM_IDLE_MS": "1000",
+            "PADDY_CLAIM_INTERVAL_S": "1",
+            "PADDY_TRIM_INTERVAL_S": "1",
+            # Event times are real; the reaper must not mark runs lost meanwhile (the
+            # visibility timeout has to outlast the heartbeat timeout: LivenessSettings).
+            "PADDY_HEARTBEAT_TIMEOUT_S": "3600",
+            "PADDY_VISIBILITY_TIMEOUT_S": "7200",
+        },
     )
     with LocalStack(config) as running:
         yield running
 
 
 def metrics(run: int, epoch: int) -> dict[str, float]:
-    return {"train_loss": 1 / (run + epoch + 1), "train_acc": (run * 7 + epoch) % 100 / 100,
-            "val_loss": 2 / (run + epoch + 3), "val_acc": (run * 3 + epoch) % 97 / 97,
-            "epoch_time_sec": 10 + run + epoch / 8}
+    return {
+        "train_loss": 1 / (run + epoch + 1),
+        "train_acc": (run * 7 + epoch) % 100 / 100,
+        "val_loss": 2 / (run + epoch + 3),
+        "val_acc": (run * 3 + epoch) % 97 / 97,
+        "epoch_time_sec": 10 + run + epoch / 8,
+    }
 
 
 def test_accuracy(run: int) -> float:
@@ -65,20 +76,51 @@ def run_events(run: int, epochs: int = EPOCHS_PER_RUN) -> list:
     run_id = f"run-{run:03d}"
     seq = iter(range(SEQ_PER_ATTEMPT + 1, 2 * SEQ_PER_ATTEMPT))
     t0 = utc_now()
-    events = [RunStarted(run_id=run_id, seq=next(seq), time=t0,
-                         spec={"model_name": "custom_cnn", "dataset": "d", "epochs": epochs, "version": "v1"},
-                         attempt=1, worker="w", device="cpu", epochs_planned=epochs,
-                         class_names=["a", "b", "c"], split_sizes={"train": 6, "val": 2, "test": 2})]
+    events = [
+        RunStarted(
+            run_id=run_id,
+            seq=next(seq),
+            time=t0,
+            spec={"model_name": "custom_cnn", "dataset": "d", "epochs": epochs, "version": "v1"},
+            attempt=1,
+            worker="w",
+            device="cpu",
+            epochs_planned=epochs,
+            class_names=["a", "b", "c"],
+            split_sizes={"train": 6, "val": 2, "test": 2},
+        )
+    ]
     for epoch in range(1, epochs + 1):
         events.append(EpochStarted(run_id=run_id, seq=next(seq), epoch=epoch, time=t0))
-        events.append(EpochFinished(run_id=run_id, seq=next(seq), epoch=epoch,
-                                    time=t0 + timedelta(seconds=epoch), **metrics(run, epoch)))
+        events.append(
+            EpochFinished(
+                run_id=run_id, seq=next(seq), epoch=epoch, time=t0 + timedelta(seconds=epoch), **metrics(run, epoch)
+            )
+        )
     summary = TrainingSummary(
-        run_id=run_id, model_name="custom_cnn", version="v1", num_classes=3, dropout=0.5,
-        feature_extraction=False, batch_size=8, learning_rate=0.001, early_stopped=False,
-        epochs_run=epochs, train_accuracy=0.9, val_accuracy=0.8, test_accuracy=test_accuracy(run),
-        best_val_loss=0.3, duration_minutes=1.0, start_time=t0, end_time=t0 + timedelta(minutes=1),
-        test_loss=0.4, class_names=["a", "b", "c"], dataset="d", image_size=64, seed=1)
+        run_id=run_id,
+        model_name="custom_cnn",
+        version="v1",
+        num_classes=3,
+        dropout=0.5,
+        feature_extraction=False,
+        batch_size=8,
+        learning_rate=0.001,
+        early_stopped=False,
+        epochs_run=epochs,
+        train_accuracy=0.9,
+        val_accuracy=0.8,
+        test_accuracy=test_accuracy(run),
+        best_val_loss=0.3,
+        duration_minutes=1.0,
+        start_time=t0,
+        end_time=t0 + timedelta(minutes=1),
+        test_loss=0.4,
+        class_names=["a", "b", "c"],
+        dataset="d",
+        image_size=64,
+        seed=1,
+    )
     events.append(RunCompleted(run_id=run_id, seq=next(seq), summary=summary, time=t0 + timedelta(minutes=1)))
     return events
 
@@ -103,7 +145,7 @@ class Publisher(threading.Thread):
         try:
             for start in range(0, len(self.events), self.batch):
                 pipe = self.client.pipeline(transaction=False)
-                for event in self.events[start:start + self.batch]:
+                for event in self.events[start : start + self.batch]:
                     pipe.xadd(names.EVENTS_STREAM, encode_event(event))
                 ids = pipe.execute()
                 self.sent += len(ids)

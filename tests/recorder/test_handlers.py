@@ -29,13 +29,32 @@ def queued() -> dict:
 
 
 def started(seq: int = 10) -> RunStarted:
-    return RunStarted(run_id="r1", seq=seq, time=T0, spec=SPEC, attempt=1, worker="w", device="cpu",
-                      epochs_planned=2, class_names=["a", "b"], split_sizes={"train": 6, "val": 2, "test": 2})
+    return RunStarted(
+        run_id="r1",
+        seq=seq,
+        time=T0,
+        spec=SPEC,
+        attempt=1,
+        worker="w",
+        device="cpu",
+        epochs_planned=2,
+        class_names=["a", "b"],
+        split_sizes={"train": 6, "val": 2, "test": 2},
+    )
 
 
 def finished_epoch(epoch: int, seq: int) -> EpochFinished:
-    return EpochFinished(run_id="r1", seq=seq, time=T0 + timedelta(seconds=epoch), epoch=epoch,
-                         train_loss=1 / epoch, train_acc=0.5, val_loss=1 / epoch, val_acc=0.5, epoch_time_sec=1.0)
+    return EpochFinished(
+        run_id="r1",
+        seq=seq,
+        time=T0 + timedelta(seconds=epoch),
+        epoch=epoch,
+        train_loss=1 / epoch,
+        train_acc=0.5,
+        val_loss=1 / epoch,
+        val_acc=0.5,
+        epoch_time_sec=1.0,
+    )
 
 
 def test_lifecycle_queued_to_completed():
@@ -65,8 +84,9 @@ def test_heartbeat_only_moves_the_heartbeat():
     later = T0 + timedelta(seconds=30)
     after = apply_to_status(doc, Heartbeat(run_id="r1", seq=11, time=later))
     assert after["heartbeat_at"] == later
-    assert {k: v for k, v in after.items() if k not in ("heartbeat_at", "seq")} == \
-        {k: v for k, v in doc.items() if k not in ("heartbeat_at", "seq")}
+    assert {k: v for k, v in after.items() if k not in ("heartbeat_at", "seq")} == {
+        k: v for k, v in doc.items() if k not in ("heartbeat_at", "seq")
+    }
 
 
 def test_a_run_unknown_to_the_store_is_created_whole_from_run_started():
@@ -77,7 +97,11 @@ def test_a_run_unknown_to_the_store_is_created_whole_from_run_started():
 
 def test_epoch_writes_insert_at_start_and_replace_only_when_newer():
     [insert] = other_writes(EpochStarted(run_id="r1", seq=11, epoch=1, time=T0))
-    assert (insert.collection, insert.replace_if_newer, insert.key) == (names.EPOCHS, False, {"run_id": "r1", "epoch": 1})
+    assert (insert.collection, insert.replace_if_newer, insert.key) == (
+        names.EPOCHS,
+        False,
+        {"run_id": "r1", "epoch": 1},
+    )
     assert insert.doc["train_loss"] is None and insert.doc["started_at"] == T0
     [replace] = other_writes(finished_epoch(1, 12))
     assert replace.replace_if_newer and replace.seq == 12
@@ -99,19 +123,45 @@ def test_a_batch_writes_each_epoch_document_once_as_it_would_end_up():
 
 def test_completion_writes_the_trainings_document():
     summary = TrainingSummary(
-        run_id="r1", model_name="custom_cnn", version="v4", num_classes=2, dropout=None,
-        feature_extraction=False, batch_size=8, learning_rate=0.001, early_stopped=False, epochs_run=2,
-        train_accuracy=0.9, val_accuracy=0.8, test_accuracy=0.7, best_val_loss=0.3, duration_minutes=1.5,
-        start_time=T0, end_time=T0 + timedelta(minutes=1.5), test_loss=0.4, class_names=["a", "b"],
-        dataset="d", image_size=64, seed=1)
+        run_id="r1",
+        model_name="custom_cnn",
+        version="v4",
+        num_classes=2,
+        dropout=None,
+        feature_extraction=False,
+        batch_size=8,
+        learning_rate=0.001,
+        early_stopped=False,
+        epochs_run=2,
+        train_accuracy=0.9,
+        val_accuracy=0.8,
+        test_accuracy=0.7,
+        best_val_loss=0.3,
+        duration_minutes=1.5,
+        start_time=T0,
+        end_time=T0 + timedelta(minutes=1.5),
+        test_loss=0.4,
+        class_names=["a", "b"],
+        dataset="d",
+        image_size=64,
+        seed=1,
+    )
     event = RunCompleted(run_id="r1", seq=30, summary=summary)
     [replace] = other_writes(event)
     assert (replace.collection, replace.key, replace.replace_if_newer) == (names.TRAININGS, {"run_id": "r1"}, True)
     assert replace.doc["test_accuracy"] == 0.7 and replace.doc["seq"] == 30
     doc = apply_to_status(apply_to_status(queued(), started()), event)
     assert (doc["status"], doc["end_time"], doc["epochs_done"]) == ("completed", summary.end_time, 2)
-    assert doc["metrics"] == {"train_accuracy": 0.9, "val_accuracy": 0.8, "test_accuracy": 0.7, "test_loss": 0.4,
-                              "test_f1_macro": None, "best_val_loss": 0.3, "duration_minutes": 1.5, "epochs_run": 2}
+    assert doc["metrics"] == {
+        "train_accuracy": 0.9,
+        "val_accuracy": 0.8,
+        "test_accuracy": 0.7,
+        "test_loss": 0.4,
+        "test_f1_macro": None,
+        "best_val_loss": 0.3,
+        "duration_minutes": 1.5,
+        "epochs_run": 2,
+    }
 
 
 def test_status_changes_are_kept_in_the_history():
@@ -124,8 +174,12 @@ def test_status_changes_are_kept_in_the_history():
 
 def lost(doc: dict, when: datetime) -> dict:
     """The document as the reaper leaves it (recorder/reaper.py): status lost, seq unchanged."""
-    return {**doc, "status": "lost", "lost_at": when,
-            "status_history": [*doc["status_history"], {"status": "lost", "time": when}]}
+    return {
+        **doc,
+        "status": "lost",
+        "lost_at": when,
+        "status_history": [*doc["status_history"], {"status": "lost", "time": when}],
+    }
 
 
 def test_a_lost_run_whose_heartbeats_resume_is_in_progress_again():
@@ -133,8 +187,11 @@ def test_a_lost_run_whose_heartbeats_resume_is_in_progress_again():
     back = T0 + timedelta(minutes=4)
     doc = apply_to_status(doc, Heartbeat(run_id="r1", seq=11, time=back))
     assert (doc["status"], doc["lost_at"], doc["heartbeat_at"]) == ("in_progress", None, back)
-    assert [(h["status"], h["time"]) for h in doc["status_history"][1:]] == \
-        [("in_progress", T0), ("lost", T0 + timedelta(minutes=3)), ("in_progress", back)]
+    assert [(h["status"], h["time"]) for h in doc["status_history"][1:]] == [
+        ("in_progress", T0),
+        ("lost", T0 + timedelta(minutes=3)),
+        ("in_progress", back),
+    ]
 
 
 def test_a_lost_run_can_still_end_and_a_stale_event_does_not_revive_it():
@@ -153,26 +210,35 @@ def test_a_cancelled_run_ends_at_the_event_time():
 
 
 def test_a_run_cancelled_while_queued_stays_cancelled_when_a_worker_reports_it():
-    doc = {**queued(), "status": "cancelled", "seq": 1,
-           "status_history": [{"status": "queued", "time": T0}, {"status": "cancelled", "time": T0}]}
+    doc = {
+        **queued(),
+        "status": "cancelled",
+        "seq": 1,
+        "status_history": [{"status": "queued", "time": T0}, {"status": "cancelled", "time": T0}],
+    }
     doc = apply_to_status(doc, RunCancelled(run_id="r1", seq=10, time=T0 + timedelta(seconds=5)))
     assert doc["status"] == "cancelled" and len(doc["status_history"]) == 2
 
 
 def test_progress_checkpoints_and_evaluation_land_in_status():
     doc = apply_to_status(apply_to_status(queued(), started(10)), EpochStarted(run_id="r1", seq=11, epoch=1))
-    doc = apply_to_status(doc, EpochProgress(run_id="r1", seq=12, epoch=1, batch=3, batches=10,
-                                             running_loss=0.9, running_acc=0.4, images_per_sec=52.0))
+    doc = apply_to_status(
+        doc,
+        EpochProgress(
+            run_id="r1", seq=12, epoch=1, batch=3, batches=10, running_loss=0.9, running_acc=0.4, images_per_sec=52.0
+        ),
+    )
     assert doc["progress"] == {"epoch": 1, "batch": 3, "batches": 10, "running_loss": 0.9, "running_acc": 0.4}
     assert doc["images_per_sec"] == 52.0 and doc["epochs_done"] == 0
     doc = apply_to_status(doc, CheckpointSaved(run_id="r1", seq=13, epoch=1, kind="best", path="r1/best.pt"))
     doc = apply_to_status(doc, CheckpointSaved(run_id="r1", seq=14, epoch=1, kind="last", path="r1/last.pt"))
-    assert doc["checkpoints"] == {"best": {"epoch": 1, "path": "r1/best.pt"},
-                                  "last": {"epoch": 1, "path": "r1/last.pt"}}
+    assert doc["checkpoints"] == {
+        "best": {"epoch": 1, "path": "r1/best.pt"},
+        "last": {"epoch": 1, "path": "r1/last.pt"},
+    }
     doc = apply_to_status(doc, EpochStarted(run_id="r1", seq=15, epoch=2))
     assert doc["progress"] is None and doc["images_per_sec"] == 52.0  # the speed stays shown
-    doc = apply_to_status(doc, EvaluationFinished(run_id="r1", seq=16, accuracy=0.75, loss=0.6,
-                                                  f1_macro=0.7, images=8))
+    doc = apply_to_status(doc, EvaluationFinished(run_id="r1", seq=16, accuracy=0.75, loss=0.6, f1_macro=0.7, images=8))
     assert doc["evaluation"] == {"split": "test", "accuracy": 0.75, "loss": 0.6, "f1_macro": 0.7, "images": 8}
     assert doc["status"] == "in_progress"
 

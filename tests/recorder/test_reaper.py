@@ -16,9 +16,18 @@ SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v1"
 def store_running(db, run_id: str, heartbeat_age_s: float) -> dict:
     now = utc_now()
     queued = new_status_document(run_id, SPEC, "v1", created_at=now - timedelta(hours=1))
-    started = RunStarted(run_id=run_id, seq=1_000_000_001, time=now - timedelta(seconds=heartbeat_age_s),
-                         spec=SPEC, attempt=1, worker="w", device="cpu", epochs_planned=2,
-                         class_names=["a"], split_sizes={"train": 1, "val": 1, "test": 1})
+    started = RunStarted(
+        run_id=run_id,
+        seq=1_000_000_001,
+        time=now - timedelta(seconds=heartbeat_age_s),
+        spec=SPEC,
+        attempt=1,
+        worker="w",
+        device="cpu",
+        epochs_planned=2,
+        class_names=["a"],
+        split_sizes={"train": 1, "val": 1, "test": 1},
+    )
     doc = apply_to_status(queued, started)
     db[names.STATUS].insert_one(dict(doc))
     return doc
@@ -78,4 +87,3 @@ def test_the_reaper_thread_reaps_every_interval(db, monkeypatch):
     finally:
         reaper.stop()
     assert db[names.STATUS].find_one({"run_id": "r1"})["status"] == "lost"
-

@@ -27,8 +27,13 @@ def failing(times: int, error: Exception):
 
 def test_retries_with_doubling_delays_up_to_the_cap_then_returns_the_result(slept):
     seen = []
-    result = retry_with_backoff(failing(4, ConnectionError("down")), ConnectionError,
-                                lambda error, delay: seen.append((str(error), delay)), 0.5, 3.0)
+    result = retry_with_backoff(
+        failing(4, ConnectionError("down")),
+        ConnectionError,
+        lambda error, delay: seen.append((str(error), delay)),
+        0.5,
+        3.0,
+    )
     assert result == 5
     assert slept == [0.5, 1.0, 2.0, 3.0]
     assert seen == [("down", 0.5), ("down", 1.0), ("down", 2.0), ("down", 3.0)]
@@ -42,6 +47,8 @@ def test_other_errors_are_not_retried(slept):
 
 def test_should_stop_ends_the_wait_after_a_failed_call(slept):
     action = failing(10, ConnectionError("down"))
-    assert retry_with_backoff(action, ConnectionError, lambda *_: None, 1.0, 8.0,
-                              should_stop=lambda: len(slept) == 2) is None
+    assert (
+        retry_with_backoff(action, ConnectionError, lambda *_: None, 1.0, 8.0, should_stop=lambda: len(slept) == 2)
+        is None
+    )
     assert slept == [1.0, 2.0]

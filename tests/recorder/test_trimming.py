@@ -44,8 +44,7 @@ def test_entries_pending_for_a_dead_consumer_are_never_trimmed(redis_client):
     assert stream_ids(redis_client) == ids[2:]
     # What is still pending can still be claimed, contents included.
     claimed = redis_client.xclaim(STREAM, GROUP, "alive", min_idle_time=0, message_ids=dead[2:])
-    assert [(entry_id, fields) for entry_id, fields in claimed] == [
-        (dead[2], {b"n": b"2"}), (dead[3], {b"n": b"3"})]
+    assert [(entry_id, fields) for entry_id, fields in claimed] == [(dead[2], {b"n": b"2"}), (dead[3], {b"n": b"3"})]
 
 
 def test_undelivered_entries_are_never_trimmed(redis_client):
@@ -80,8 +79,9 @@ def test_no_stream_or_no_group_trims_nothing(redis_client):
 def test_the_recorder_trims_what_it_stored(settings, db, redis_client):
     events = run_events("r1") + run_events("r2")
     publish(redis_client, events)
-    recorder = Recorder(redis_client, db, RecorderSettings(consumer_name="rec", block_ms=50,
-                                                           trim_interval_s=0, batch_size=5))
+    recorder = Recorder(
+        redis_client, db, RecorderSettings(consumer_name="rec", block_ms=50, trim_interval_s=0, batch_size=5)
+    )
     stops = iter([False] * 5 + [True])
     recorder.run_forever(should_stop=lambda: next(stops))
     assert db[names.STATUS].count_documents({"status": "completed"}) == 2

@@ -49,7 +49,12 @@ def test_a_completed_run_is_announced_once_even_when_replayed(settings, db, redi
     drain(recorder)
     notifier.close()
     [post] = received
-    assert (post["run_id"], post["status"], post["model_name"], post["version"]) == ("r1", "completed", "custom_cnn", "v1")
+    assert (post["run_id"], post["status"], post["model_name"], post["version"]) == (
+        "r1",
+        "completed",
+        "custom_cnn",
+        "v1",
+    )
     assert post["text"] == post["content"] and "completed" in post["text"]
     assert post["metrics"]["test_accuracy"] == 0.7
 

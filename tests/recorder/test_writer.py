@@ -24,8 +24,11 @@ def test_a_status_changed_by_another_writer_is_read_again(db):
     writer = BatchWriter(db)
     writer.write(events[:2])  # cached now
     stored = db[names.STATUS].find_one({"run_id": "r1"})
-    lost = {**stored, "status": "lost",  # as the reaper writes it: same seq
-            "status_history": [*stored["status_history"], {"status": "lost", "time": stored["heartbeat_at"]}]}
+    lost = {
+        **stored,
+        "status": "lost",  # as the reaper writes it: same seq
+        "status_history": [*stored["status_history"], {"status": "lost", "time": stored["heartbeat_at"]}],
+    }
     db[names.STATUS].replace_one({"_id": stored["_id"]}, lost)
     writer.write(events[2:4])
     doc = db[names.STATUS].find_one({"run_id": "r1"})

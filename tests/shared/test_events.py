@@ -6,8 +6,9 @@ from shared.schemas.jobs import JobSpec
 
 
 def test_event_survives_the_stream_encoding():
-    event = EpochFinished(run_id="r1", seq=5, epoch=2, train_loss=0.5, train_acc=0.8,
-                          val_loss=0.6, val_acc=0.7, epoch_time_sec=1.5)
+    event = EpochFinished(
+        run_id="r1", seq=5, epoch=2, train_loss=0.5, train_acc=0.8, val_loss=0.6, val_acc=0.7, epoch_time_sec=1.5
+    )
     fields = {k.encode(): v.encode() for k, v in encode_event(event).items()}
     assert decode_event(fields) == event
 
@@ -20,8 +21,12 @@ def test_every_event_has_identity_and_utc_time():
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json", b'{"type": "nope", "run_id": "r", "seq": 1}',
-     b'{"type": "heartbeat", "run_id": "r"}', b'{"type": "heartbeat", "run_id": "r", "seq": 1, "schema_version": 9}'],
+    [
+        b"not json",
+        b'{"type": "nope", "run_id": "r", "seq": 1}',
+        b'{"type": "heartbeat", "run_id": "r"}',
+        b'{"type": "heartbeat", "run_id": "r", "seq": 1, "schema_version": 9}',
+    ],
 )
 def test_malformed_entries_raise(raw):
     with pytest.raises((ValidationError, ValueError)):

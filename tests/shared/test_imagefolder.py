@@ -64,9 +64,20 @@ def data_root(tmp_path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("dataset", [
-    "../outside", "good/../../outside", "/etc", "{outside}", "escape", "escape/secret", "\x00", "good\x00", "",
-])
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        "../outside",
+        "good/../../outside",
+        "/etc",
+        "{outside}",
+        "escape",
+        "escape/secret",
+        "\x00",
+        "good\x00",
+        "",
+    ],
+)
 def test_the_trainer_refuses_a_dataset_named_outside_the_root(data_root, outside, dataset):
     (data_root / "escape").symlink_to(outside, target_is_directory=True)
     given = dataset.format(outside=outside)

@@ -8,14 +8,26 @@ from shared.recorder_state import publish_recorder_state, read_recorder_states, 
 
 def test_states_round_trip_and_expire(redis_client):
     when = datetime(2026, 1, 1, tzinfo=UTC)
-    publish_recorder_state(redis_client, "rec-a", mongodb_ok=True, events_stored=7, dead_lettered=1,
-                           last_write_at=when)
-    publish_recorder_state(redis_client, "rec-b", mongodb_ok=False, events_stored=0, dead_lettered=0,
-                           last_write_at=None, error="ServerSelectionTimeoutError")
+    publish_recorder_state(redis_client, "rec-a", mongodb_ok=True, events_stored=7, dead_lettered=1, last_write_at=when)
+    publish_recorder_state(
+        redis_client,
+        "rec-b",
+        mongodb_ok=False,
+        events_stored=0,
+        dead_lettered=0,
+        last_write_at=None,
+        error="ServerSelectionTimeoutError",
+    )
     states = read_recorder_states(redis_client)
     assert [s["consumer"] for s in states] == ["rec-a", "rec-b"]
-    assert states[0] == {"consumer": "rec-a", "mongodb": "ok", "events_stored": 7, "dead_lettered": 1,
-                         "last_write_at": when.isoformat(), "error": None}
+    assert states[0] == {
+        "consumer": "rec-a",
+        "mongodb": "ok",
+        "events_stored": 7,
+        "dead_lettered": 1,
+        "last_write_at": when.isoformat(),
+        "error": None,
+    }
     assert states[1]["mongodb"] == "unreachable" and states[1]["error"] == "ServerSelectionTimeoutError"
     assert 0 < redis_client.ttl("paddy:recorder:rec-a") <= 30
 

@@ -5,9 +5,17 @@ from shared.worker_presence import publish_worker, read_workers, remove_worker
 
 
 def presence(hostname: str, **fields) -> dict:
-    return {"hostname": hostname, "pid": 4242, "started_at": "2026-05-01T10:00:00+00:00",
-            "seen_at": "2026-05-01T10:05:00+00:00", "queues": ["predict", "training"], "task": None,
-            "run_id": None, "stopping": False, **fields}
+    return {
+        "hostname": hostname,
+        "pid": 4242,
+        "started_at": "2026-05-01T10:00:00+00:00",
+        "seen_at": "2026-05-01T10:05:00+00:00",
+        "queues": ["predict", "training"],
+        "task": None,
+        "run_id": None,
+        "stopping": False,
+        **fields,
+    }
 
 
 def test_workers_round_trip_sorted_by_hostname_and_expire(redis_client):

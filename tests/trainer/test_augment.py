@@ -28,9 +28,14 @@ def seeded(seed: int, device: str = "cpu") -> torch.Generator:
 
 def matrices(flip_h, flip_v, angles, shifts, height, width) -> torch.Tensor:
     dx, dy = zip(*shifts)
-    return geometry_matrices(torch.tensor(flip_h), torch.tensor(flip_v), torch.tensor(angles),
-                             (torch.tensor(dx, dtype=torch.float32), torch.tensor(dy, dtype=torch.float32)),
-                             height, width)
+    return geometry_matrices(
+        torch.tensor(flip_h),
+        torch.tensor(flip_v),
+        torch.tensor(angles),
+        (torch.tensor(dx, dtype=torch.float32), torch.tensor(dy, dtype=torch.float32)),
+        height,
+        width,
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -51,8 +56,7 @@ def test_flips_give_one_of_the_four_mirror_images_per_image():
     out = make_augment("flips")(batch, seeded(3))
     seen = set()
     for original, flipped in zip(batch, out):
-        variants = {"same": original, "h": original.flip(-1), "v": original.flip(-2),
-                    "hv": original.flip(-1, -2)}
+        variants = {"same": original, "h": original.flip(-1), "v": original.flip(-2), "hv": original.flip(-1, -2)}
         matches = [name for name, variant in variants.items() if torch.equal(flipped, variant)]
         assert len(matches) == 1
         seen.add(matches[0])
@@ -111,8 +115,14 @@ def test_geometry_matches_torchvision_flip_then_affine(height, width):
             image = TF.horizontal_flip(image)
         if v:
             image = TF.vertical_flip(image)
-        expected = TF.affine(image, angle=angle, translate=list(shift), scale=1.0, shear=[0.0, 0.0],
-                             interpolation=InterpolationMode.BILINEAR)
+        expected = TF.affine(
+            image,
+            angle=angle,
+            translate=list(shift),
+            scale=1.0,
+            shear=[0.0, 0.0],
+            interpolation=InterpolationMode.BILINEAR,
+        )
         assert torch.allclose(result, expected, atol=1e-4)
 
 

@@ -18,8 +18,15 @@ def published_types(redis_client) -> list[str]:
 
 
 def spec(epochs: int) -> JobSpec:
-    return JobSpec(model_name="custom_cnn", dataset="tiny", epochs=epochs, patience=epochs,
-                   image_size=32, batch_size=4, version="v1")
+    return JobSpec(
+        model_name="custom_cnn",
+        dataset="tiny",
+        epochs=epochs,
+        patience=epochs,
+        image_size=32,
+        batch_size=4,
+        version="v1",
+    )
 
 
 def test_a_job_cancelled_before_it_starts_is_skipped(settings, redis_client):

@@ -44,7 +44,8 @@ def test_weights_outside_the_weights_root_fail_the_run_unread(settings, redis_cl
     weights_root.mkdir()
     (weights_root / "escape.pt").symlink_to("/etc/passwd")
     with pytest.raises(ValueError, match="outside the weights root"):
-        run_training("run-weights", job("tiny", weights=weights), TrainerSettings(weights_root=weights_root),
-                     worker="test")
+        run_training(
+            "run-weights", job("tiny", weights=weights), TrainerSettings(weights_root=weights_root), worker="test"
+        )
     failed = failure(redis_client)
     assert "outside the weights root" in failed.message and str(weights_root) not in failed.message

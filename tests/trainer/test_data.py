@@ -14,7 +14,8 @@ def write_images(folder: Path, count: int, mode: str = "RGB", size=(40, 30)) -> 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         Image.new(mode, size, color=(i * 20) % 255 if mode in ("L", "P") else (i * 20 % 255, 100, 50)).save(
-            folder / f"{i}.png")
+            folder / f"{i}.png"
+        )
 
 
 def test_images_of_any_mode_become_rgb_of_the_requested_size(tmp_path):
@@ -57,8 +58,10 @@ def test_on_the_cpu_the_images_stay_where_they_are():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize(("fraction", "pin", "on_gpu", "pinned"),
-                         [(0.5, True, True, False), (0.0, True, False, True), (0.0, False, False, False)])
+@pytest.mark.parametrize(
+    ("fraction", "pin", "on_gpu", "pinned"),
+    [(0.5, True, True, False), (0.0, True, False, True), (0.0, False, False, False)],
+)
 def test_on_cuda_the_images_move_to_the_gpu_or_wait_in_host_memory(fraction, pin, on_gpu, pinned):
     placed = place(tiny_images(), torch.device("cuda"), fraction, pin)
     assert placed.images.is_cuda == on_gpu and placed.labels.is_cuda == on_gpu

@@ -38,8 +38,9 @@ def data(tmp_path_factory):
 def new_state(spec: JobSpec) -> TrainingState:
     torch.manual_seed(spec.seed)
     model = build_model(spec, 3)
-    return TrainingState(model, make_optimizer(spec, model), EarlyStopping(spec.patience),
-                         RandomStreams.seeded(spec.seed, CPU))
+    return TrainingState(
+        model, make_optimizer(spec, model), EarlyStopping(spec.patience), RandomStreams.seeded(spec.seed, CPU)
+    )
 
 
 class Recorded:
@@ -56,8 +57,17 @@ class Recorded:
 
 
 def spec(**overrides) -> JobSpec:
-    return JobSpec(**{"model_name": "custom_cnn", "dataset": "x", "epochs": 3, "image_size": 32,
-                      "batch_size": 8, "augment": "original", **overrides})
+    return JobSpec(
+        **{
+            "model_name": "custom_cnn",
+            "dataset": "x",
+            "epochs": 3,
+            "image_size": 32,
+            "batch_size": 8,
+            "augment": "original",
+            **overrides,
+        }
+    )
 
 
 def test_early_stopping_counts_epochs_without_improvement():
@@ -111,8 +121,16 @@ def test_a_checkpoint_resumes_to_the_same_next_epoch(data, tmp_path: Path):
 def test_progress_comes_every_n_batches_with_the_running_figures(data, every, expected):
     job = spec(batch_size=4)  # 18 training images: 5 batches
     state, progress = new_state(job), []
-    loss, acc = train_one_epoch(state.model, data.train, state.optimizer, make_setup(job, CPU), 4, state.random,
-                                on_progress=progress.append, progress_every=every)
+    loss, acc = train_one_epoch(
+        state.model,
+        data.train,
+        state.optimizer,
+        make_setup(job, CPU),
+        4,
+        state.random,
+        on_progress=progress.append,
+        progress_every=every,
+    )
     assert [(p.batch, p.batches) for p in progress] == [(b, 5) for b in expected]
     assert all(p.images_per_sec > 0 and 0 <= p.running_acc <= 1 for p in progress)
     if every == 1:  # after the last batch the running figures are the epoch's

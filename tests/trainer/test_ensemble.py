@@ -27,10 +27,23 @@ from tests.conftest import wait_for
 
 # The original system's `trainings` fields and their types (DESIGN.md); dropout may be null.
 TRAININGS_FIELDS = {
-    "run_id": str, "model_name": str, "version": str, "num_classes": int, "dropout": (float, type(None)),
-    "feature_extraction": bool, "batch_size": int, "learning_rate": float, "early_stopped": bool,
-    "epochs_run": int, "train_accuracy": float, "val_accuracy": float, "test_accuracy": float,
-    "best_val_loss": float, "duration_minutes": float, "start_time": datetime, "end_time": datetime,
+    "run_id": str,
+    "model_name": str,
+    "version": str,
+    "num_classes": int,
+    "dropout": (float, type(None)),
+    "feature_extraction": bool,
+    "batch_size": int,
+    "learning_rate": float,
+    "early_stopped": bool,
+    "epochs_run": int,
+    "train_accuracy": float,
+    "val_accuracy": float,
+    "test_accuracy": float,
+    "best_val_loss": float,
+    "duration_minutes": float,
+    "start_time": datetime,
+    "end_time": datetime,
 }
 
 
@@ -43,8 +56,12 @@ def roots(tmp_path_factory) -> dict[str, Path]:
     (data_root / "other" / "Leafsmut").rename(data_root / "other" / "Blast")
     settings = TrainerSettings(data_root=data_root, artifacts_root=artifacts_root)
     common = {"model_name": "custom_cnn", "epochs": 2, "batch_size": 8, "image_size": 32}
-    for run_id, overrides in {"a": {}, "b": {"image_size": 48, "dropout": 0.2}, "c": {"seed": 7},
-                              "d": {"dataset": "other"}}.items():
+    for run_id, overrides in {
+        "a": {},
+        "b": {"image_size": 48, "dropout": 0.2},
+        "c": {"seed": 7},
+        "d": {"dataset": "other"},
+    }.items():
         train_locally(run_id, JobSpec(**{**common, "dataset": "tiny", **overrides}), settings)
     return {"data": data_root, "artifacts": artifacts_root}
 
@@ -56,8 +73,9 @@ def trainer_settings(settings, roots) -> TrainerSettings:
 
 
 def published(redis_client) -> list:
-    return [e for _id, fields in redis_client.xrange(names.EVENTS_STREAM)
-            if (e := decode_event(fields)).type != "heartbeat"]
+    return [
+        e for _id, fields in redis_client.xrange(names.EVENTS_STREAM) if (e := decode_event(fields)).type != "heartbeat"
+    ]
 
 
 def hand_logits(run_id: str, roots: dict[str, Path], split_name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,11 +91,14 @@ def hand_logits(run_id: str, roots: dict[str, Path], split_name: str) -> tuple[t
         return model.eval()(images), getattr(data, split_name).labels
 
 
-@pytest.mark.parametrize(("members", "message"), [
-    (["a", "c"], "runs a and c were trained on different splits"),
-    (["a", "d"], "runs a and d have different classes"),
-    (["a", "ghost"], "run ghost has no checkpoint: is it completed?"),
-])
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (["a", "c"], "runs a and c were trained on different splits"),
+        (["a", "d"], "runs a and d have different classes"),
+        (["a", "ghost"], "run ghost has no checkpoint: is it completed?"),
+    ],
+)
 def test_mismatched_members_are_refused_and_the_run_fails(trainer_settings, redis_client, members, message):
     with pytest.raises(EnsembleError, match=message):
         run_ensemble("ens-bad", EnsembleSpec(members=members), trainer_settings, worker="test")
@@ -90,8 +111,12 @@ def test_a_changed_dataset_is_refused(trainer_settings, redis_client, roots, tmp
     shutil.copytree(roots["data"], changed)
     next((changed / "tiny" / "Brownspot").iterdir()).unlink()
     with pytest.raises(EnsembleError, match="dataset 'tiny' changed since run a trained on it"):
-        run_ensemble("ens-changed", EnsembleSpec(members=["a", "b"]),
-                     trainer_settings.model_copy(update={"data_root": changed}), worker="test")
+        run_ensemble(
+            "ens-changed",
+            EnsembleSpec(members=["a", "b"]),
+            trainer_settings.model_copy(update={"data_root": changed}),
+            worker="test",
+        )
 
 
 def test_a_spec_needs_two_distinct_members():
@@ -103,10 +128,13 @@ def test_a_spec_needs_two_distinct_members():
 
 @pytest.mark.parametrize("voting", ["logits", "softmax"])
 def test_the_ensemble_scores_what_its_averaged_members_score(trainer_settings, redis_client, roots, voting):
-    summary = run_ensemble(f"ens-{voting}", EnsembleSpec(members=["a", "b"], voting=voting),
-                           trainer_settings, worker="test")
-    for split_name, accuracy, loss in [("test", summary.test_accuracy, summary.test_loss),
-                                       ("val", summary.val_accuracy, summary.best_val_loss)]:
+    summary = run_ensemble(
+        f"ens-{voting}", EnsembleSpec(members=["a", "b"], voting=voting), trainer_settings, worker="test"
+    )
+    for split_name, accuracy, loss in [
+        ("test", summary.test_accuracy, summary.test_loss),
+        ("val", summary.val_accuracy, summary.best_val_loss),
+    ]:
         (logits_a, labels), (logits_b, labels_b) = (hand_logits(r, roots, split_name) for r in ("a", "b"))
         assert torch.equal(labels, labels_b)
         if voting == "logits":
@@ -118,19 +146,25 @@ def test_the_ensemble_scores_what_its_averaged_members_score(trainer_settings, r
         assert accuracy == pytest.approx((combined.argmax(1) == labels).float().mean().item())
         assert loss == pytest.approx(expected_loss, rel=1e-4)
     manifest = json.loads((checkpoints.run_dir(roots["artifacts"], f"ens-{voting}") / ENSEMBLE_FILE).read_text())
-    assert manifest == {"members": ["a", "b"], "voting": voting, "class_names": summary.class_names,
-                        "split_hash": summary.split_hash}
+    assert manifest == {
+        "members": ["a", "b"],
+        "voting": voting,
+        "class_names": summary.class_names,
+        "split_hash": summary.split_hash,
+    }
 
 
 def test_the_ensemble_is_recorded_like_a_training_run(trainer_settings, redis_client, db):
-    summary = run_ensemble("ens-rec", EnsembleSpec(members=["a", "b"], version="v2"), trainer_settings,
-                           worker="test")
+    summary = run_ensemble("ens-rec", EnsembleSpec(members=["a", "b"], version="v2"), trainer_settings, worker="test")
     started, evaluated, completed = published(redis_client)
     assert started.type == "run_started" and started.spec["model_name"] == "ensemble"
     assert started.epochs_planned == 0 and started.class_names == ["Bacterialblight", "Brownspot", "Leafsmut"]
     assert evaluated.type == "evaluation_finished" and evaluated.images == 6
-    assert (evaluated.accuracy, evaluated.loss, evaluated.f1_macro) == \
-        (summary.test_accuracy, summary.test_loss, summary.test_f1_macro)
+    assert (evaluated.accuracy, evaluated.loss, evaluated.f1_macro) == (
+        summary.test_accuracy,
+        summary.test_loss,
+        summary.test_f1_macro,
+    )
     assert completed.type == "run_completed" and completed.summary == summary
     assert summary.model_name == "ensemble" and summary.members == ["a", "b"] and summary.image_size == 32
     assert sum(map(sum, summary.confusion_matrix)) == 6 and set(summary.per_class) == set(summary.class_names)
@@ -155,8 +189,7 @@ def test_an_ensemble_cancelled_before_it_starts_is_skipped(trainer_settings, red
     assert not (checkpoints.run_dir(roots["artifacts"], "ens-skip") / ENSEMBLE_FILE).exists()
 
 
-def test_an_ensemble_cancelled_while_voting_stops_after_the_batch(
-        trainer_settings, redis_client, roots, monkeypatch):
+def test_an_ensemble_cancelled_while_voting_stops_after_the_batch(trainer_settings, redis_client, roots, monkeypatch):
     """The flag is set during the first forward pass: the members stop after that one batch."""
     real_predict, batches_run = ensemble.predict_logits, []
 
@@ -169,8 +202,7 @@ def test_an_ensemble_cancelled_while_voting_stops_after_the_batch(
         return logits
 
     monkeypatch.setattr(ensemble, "predict_logits", predict_while_cancelled)
-    result = run_ensemble("ens-stop", EnsembleSpec(members=["a", "b"], batch_size=2), trainer_settings,
-                          worker="test")
+    result = run_ensemble("ens-stop", EnsembleSpec(members=["a", "b"], batch_size=2), trainer_settings, worker="test")
     assert result == CancelledRun("ens-stop", epochs_run=0)
     assert batches_run == [1]  # one batch of the first member's first split (18 images), nothing after
     assert [e.type for e in published(redis_client)] == ["run_started", "run_cancelled"]

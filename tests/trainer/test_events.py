@@ -54,8 +54,9 @@ def publish_epochs(publisher: EventPublisher, first: int, last: int) -> None:
 def test_a_long_outage_spills_to_the_file_and_replays_it_in_order(redis_stack, tmp_path):
     client = connect(redis_stack)
     path = spill_path(tmp_path / "runs" / "r1", attempt=1)
-    publisher = EventPublisher(client, "r1", attempt=1, spill_path=path, spill_threshold=5, buffer_size=50,
-                               retry_interval_s=0.05, batch_size=3)
+    publisher = EventPublisher(
+        client, "r1", attempt=1, spill_path=path, spill_threshold=5, buffer_size=50, retry_interval_s=0.05, batch_size=3
+    )
     publish_epochs(publisher, 1, 3)
     wait_for(lambda: len(stream_seqs(client)) == 3, 10, "the first events on the stream")
 
@@ -82,8 +83,16 @@ def test_a_long_outage_spills_to_the_file_and_replays_it_in_order(redis_stack, t
 def test_a_hung_redis_cannot_make_memory_grow_past_the_buffer(redis_stack, tmp_path):
     client = connect(redis_stack)
     path = spill_path(tmp_path, attempt=2)
-    publisher = EventPublisher(client, "r2", attempt=2, spill_path=path, spill_threshold=10, buffer_size=20,
-                               retry_interval_s=0.05, batch_size=5)
+    publisher = EventPublisher(
+        client,
+        "r2",
+        attempt=2,
+        spill_path=path,
+        spill_threshold=10,
+        buffer_size=20,
+        retry_interval_s=0.05,
+        batch_size=5,
+    )
     pid = redis_stack.process("redis").pid
     os.kill(pid, signal.SIGSTOP)  # accepts connections, never answers: the sender hangs in a call
     try:
@@ -101,8 +110,9 @@ def test_a_hung_redis_cannot_make_memory_grow_past_the_buffer(redis_stack, tmp_p
 def test_events_still_unsent_when_the_job_ends_stay_in_the_file(redis_stack, tmp_path):
     client = connect(redis_stack)
     path = spill_path(tmp_path, attempt=1)
-    publisher = EventPublisher(client, "r3", attempt=1, spill_path=path, spill_threshold=4,
-                               retry_interval_s=0.05, batch_size=2)
+    publisher = EventPublisher(
+        client, "r3", attempt=1, spill_path=path, spill_threshold=4, retry_interval_s=0.05, batch_size=2
+    )
     kill_redis(redis_stack)
     publish_epochs(publisher, 1, 10)
     wait_for(lambda: publisher.on_disk, 10, "a spill")
@@ -116,15 +126,31 @@ def test_events_an_earlier_attempt_left_on_disk_are_sent_first(redis_stack, tmp_
     before its own events and removes it."""
     client = connect(redis_stack)
     kill_redis(redis_stack)
-    first = EventPublisher(client, "r4", attempt=1, spill_path=spill_path(tmp_path, 1), spill_threshold=2,
-                           retry_interval_s=0.05, batch_size=2)
+    first = EventPublisher(
+        client,
+        "r4",
+        attempt=1,
+        spill_path=spill_path(tmp_path, 1),
+        spill_threshold=2,
+        retry_interval_s=0.05,
+        batch_size=2,
+    )
     publish_epochs(first, 1, 6)
     assert not first.close(timeout_s=1)  # as good as killed: its events are only in the file
     redis_stack.restart("redis")
 
-    second = EventPublisher(client, "r4", attempt=2, spill_path=spill_path(tmp_path, 2), batch_size=4,
-                            leftovers=earlier_spill_files(tmp_path, attempt=2))
+    second = EventPublisher(
+        client,
+        "r4",
+        attempt=2,
+        spill_path=spill_path(tmp_path, 2),
+        batch_size=4,
+        leftovers=earlier_spill_files(tmp_path, attempt=2),
+    )
     publish_epochs(second, 7, 8)
     assert second.close(timeout_s=30)
-    assert stream_seqs(client) == [SEQ_PER_ATTEMPT + n for n in range(1, 7)] + [2 * SEQ_PER_ATTEMPT + 1, 2 * SEQ_PER_ATTEMPT + 2]
+    assert stream_seqs(client) == [SEQ_PER_ATTEMPT + n for n in range(1, 7)] + [
+        2 * SEQ_PER_ATTEMPT + 1,
+        2 * SEQ_PER_ATTEMPT + 2,
+    ]
     assert not spill_path(tmp_path, 1).exists() and second.dropped == 0

@@ -76,6 +76,7 @@ def torch_home(tmp_path, monkeypatch):
 @pytest.fixture
 def offline(monkeypatch):
     """No name resolves, as in a GPU box without network (and hermetic where there is one)."""
+
     def no_network(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "no network in this test")
 
@@ -115,8 +116,11 @@ def test_feature_extraction_trains_the_head_only(model_name):
 
     train_one_step(model)
 
-    frozen_batchnorms = [m for name, m in model.named_modules()
-                         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not name.startswith(head)]
+    frozen_batchnorms = [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not name.startswith(head)
+    ]
     assert not any(m.training for m in frozen_batchnorms)
     assert head_of(model).training
     # Backbone parameters and BatchNorm running statistics alike are untouched.
@@ -220,8 +224,11 @@ def test_imported_weights_load_without_network(tmp_path, torch_home, offline):
     assert str(weights.cached_file("mobilenet_v2")) in result.output
 
     model = build_model(spec("mobilenet_v2", weights="imagenet", feature_extraction=True), 3)
-    assert all(torch.equal(tensor, original[name]) for name, tensor in model.state_dict().items()
-               if name.startswith("features."))
+    assert all(
+        torch.equal(tensor, original[name])
+        for name, tensor in model.state_dict().items()
+        if name.startswith("features.")
+    )
 
 
 def test_import_needs_the_model_when_the_name_is_not_torchvisions(tmp_path, torch_home):
@@ -230,8 +237,7 @@ def test_import_needs_the_model_when_the_name_is_not_torchvisions(tmp_path, torc
 
     unknown = CliRunner().invoke(app, ["weights", "import", str(renamed), "--no-check-hash"])
     assert unknown.exit_code == 1 and "--model" in unknown.output
-    named = CliRunner().invoke(app, ["weights", "import", str(renamed), "--model", "mobilenet_v2",
-                                     "--no-check-hash"])
+    named = CliRunner().invoke(app, ["weights", "import", str(renamed), "--model", "mobilenet_v2", "--no-check-hash"])
     assert named.exit_code == 0, named.output
     assert (torch_home / "hub" / "checkpoints" / "mobilenet_v2-7ebf99e0.pth").is_file()
 
@@ -263,18 +269,21 @@ def weights_root(tmp_path):
     return root
 
 
-@pytest.mark.parametrize(("choice", "words"), [
-    ("/etc/passwd", "outside the weights root"),
-    ("/no/such/file.pt", "outside the weights root"),  # not "not found": nothing outside is probed
-    ("{outside}/model.pt", "outside the weights root"),
-    ("../outside/model.pt", "must not contain '..'"),
-    ("link.pt", "outside the weights root"),
-    ("folder/model.pt", "outside the weights root"),
-    ("passwd", "outside the weights root"),
-    ("nowhere.pt", "not found in the weights root"),
-    (".", "not a file in the weights root"),
-    ("model\x00.pt", "control characters"),
-])
+@pytest.mark.parametrize(
+    ("choice", "words"),
+    [
+        ("/etc/passwd", "outside the weights root"),
+        ("/no/such/file.pt", "outside the weights root"),  # not "not found": nothing outside is probed
+        ("{outside}/model.pt", "outside the weights root"),
+        ("../outside/model.pt", "must not contain '..'"),
+        ("link.pt", "outside the weights root"),
+        ("folder/model.pt", "outside the weights root"),
+        ("passwd", "outside the weights root"),
+        ("nowhere.pt", "not found in the weights root"),
+        (".", "not a file in the weights root"),
+        ("model\x00.pt", "control characters"),
+    ],
+)
 def test_the_trainer_refuses_weights_outside_the_weights_root(weights_root, choice, words):
     given = choice.format(outside=weights_root.parent / "outside")
     job = spec("custom_cnn").model_copy(update={"weights": given})  # as if the API had let it through
@@ -308,8 +317,9 @@ def test_a_state_dict_of_another_class_count_loads_as_backbone(tmp_path):
     model = build_model(spec("resnet50", weights=str(path), feature_extraction=True), 3, weights_root=tmp_path)
 
     fc = head_name(model) + "."
-    assert all(torch.equal(t, trained.state_dict()[name]) for name, t in model.state_dict().items()
-               if not name.startswith(fc))
+    assert all(
+        torch.equal(t, trained.state_dict()[name]) for name, t in model.state_dict().items() if not name.startswith(fc)
+    )
     assert head_of(model)[-1].out_features == 3
 
 

@@ -29,8 +29,14 @@ threading.Event().wait()
 
 def test_a_worker_is_counted_while_it_runs_shows_its_run_and_leaves_when_stopped(settings, redis_client):
     running: list[tuple[str, str] | None] = [None]
-    presence = WorkerPresence(redis.Redis.from_url(settings.redis_url), "trainer-1@box", QUEUES,
-                              refresh_s=0.1, ttl_s=5, running=lambda: running[0])
+    presence = WorkerPresence(
+        redis.Redis.from_url(settings.redis_url),
+        "trainer-1@box",
+        QUEUES,
+        refresh_s=0.1,
+        ttl_s=5,
+        running=lambda: running[0],
+    )
     presence.start()
     try:
         [idle] = wait_for(lambda: read_workers(redis_client), 10, "the first refresh")
@@ -42,8 +48,11 @@ def test_a_worker_is_counted_while_it_runs_shows_its_run_and_leaves_when_stopped
         running[0] = ("paddy.train", "7f3a")  # a training task's id is its run id
         wait_for(lambda: read_workers(redis_client)[0]["run_id"] == "7f3a", 10, "the busy run to show")
         running[0] = ("paddy.predict", "0b9e")  # a prediction is not a run
-        [predicting] = wait_for(lambda: [w for w in read_workers(redis_client) if w["task"] == "paddy.predict"],
-                                10, "the prediction to show")
+        [predicting] = wait_for(
+            lambda: [w for w in read_workers(redis_client) if w["task"] == "paddy.predict"],
+            10,
+            "the prediction to show",
+        )
         assert predicting["run_id"] is None
 
         presence.stopping = True  # a warm shutdown: still finishing its task
@@ -55,8 +64,10 @@ def test_a_worker_is_counted_while_it_runs_shows_its_run_and_leaves_when_stopped
 
 
 def test_a_killed_worker_drops_out_when_its_key_expires(settings, redis_client):
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, settings.redis_url],
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER, settings.redis_url],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     try:
         wait_for(lambda: read_workers(redis_client), 60, "the worker to announce itself")
         assert 0 < redis_client.pttl(names.WORKER_PRESENCE_KEY.format(hostname="trainer-9@box")) <= 2_000

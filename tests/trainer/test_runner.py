@@ -33,10 +33,18 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
     best_again = finished[1].val_loss < finished[0].val_loss  # epoch 2 is saved as best too
     assert [e.type for e in events] == [
         "run_started",
-        "epoch_started", "epoch_progress", "checkpoint_saved", "checkpoint_saved", "epoch_finished",
-        "epoch_started", "epoch_progress", "checkpoint_saved", *["checkpoint_saved"] * best_again,
+        "epoch_started",
+        "epoch_progress",
+        "checkpoint_saved",
+        "checkpoint_saved",
         "epoch_finished",
-        "evaluation_finished", "run_completed",
+        "epoch_started",
+        "epoch_progress",
+        "checkpoint_saved",
+        *["checkpoint_saved"] * best_again,
+        "epoch_finished",
+        "evaluation_finished",
+        "run_completed",
     ]
     seqs = [e.seq for e in published(redis_client)]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] == SEQ_PER_ATTEMPT + 1
@@ -56,8 +64,12 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
         assert checkpoint.path == f"runs/run-a/{checkpoint.kind}.pt"  # relative to the artifacts root
         assert (Path(settings.artifacts_root) / checkpoint.path).is_file()
     [evaluation] = [e for e in events if e.type == "evaluation_finished"]
-    assert (evaluation.accuracy, evaluation.loss, evaluation.f1_macro, evaluation.images) == \
-        (summary.test_accuracy, summary.test_loss, summary.test_f1_macro, 6)
+    assert (evaluation.accuracy, evaluation.loss, evaluation.f1_macro, evaluation.images) == (
+        summary.test_accuracy,
+        summary.test_loss,
+        summary.test_f1_macro,
+        6,
+    )
 
 
 def test_a_second_attempt_numbers_its_events_after_the_first(settings, redis_client, dataset):
@@ -99,7 +111,9 @@ def test_a_resumed_attempt_restates_the_checkpoints_epochs_with_their_first_time
     restated = [e for e in events if e.type == "epoch_finished"]
     assert [e.epoch for e in restated] == [1, 2] and all(e.seq > 2 * SEQ_PER_ATTEMPT for e in restated)
     for again in restated:
-        assert again.model_dump(exclude={"event_id", "seq"}) == first[again.epoch].model_dump(exclude={"event_id", "seq"})
+        assert again.model_dump(exclude={"event_id", "seq"}) == first[again.epoch].model_dump(
+            exclude={"event_id", "seq"}
+        )
     assert "epoch_started" not in {e.type for e in events}  # nothing left to train
     checkpoint = torch.load(Path(settings.artifacts_root) / "runs" / "run-e" / "last.pt", weights_only=False)
     assert checkpoint["attempt"] == 1 and len(checkpoint["finished_at"]) == 2

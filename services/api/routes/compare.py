@@ -19,17 +19,29 @@ MAX_RUN_IDS_LENGTH = 2048
 @router.get("/compare", response_model=ComparePublic, responses={404: {"description": "unknown run ids"}})
 def compare(
     store: StoreDep,
-    run_ids: Annotated[str, Query(max_length=MAX_RUN_IDS_LENGTH,
-                                  description=f"{MIN_RUNS}–{MAX_RUNS} comma-separated run ids",
-                                  examples=["3f9a1c0b2d4e,7c21e5a09b13"])],
+    run_ids: Annotated[
+        str,
+        Query(
+            max_length=MAX_RUN_IDS_LENGTH,
+            description=f"{MIN_RUNS}–{MAX_RUNS} comma-separated run ids",
+            examples=["3f9a1c0b2d4e,7c21e5a09b13"],
+        ),
+    ],
 ) -> ComparePublic:
     """The runs, and one row per epoch number up to the longest run (null where a run has none)."""
     ids = list(dict.fromkeys(part.strip() for part in run_ids.split(",") if part.strip()))
     if not MIN_RUNS <= len(ids) <= MAX_RUNS or not all(re.fullmatch(RUN_ID_PATTERN, run_id) for run_id in ids):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
-            "loc": ["query", "run_ids"], "type": "value_error",
-            "msg": f"give {MIN_RUNS} to {MAX_RUNS} distinct run ids (letters, digits, '-' and '_'), "
-                   f"comma-separated; got {len(ids)}"}])
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["query", "run_ids"],
+                    "type": "value_error",
+                    "msg": f"give {MIN_RUNS} to {MAX_RUNS} distinct run ids (letters, digits, '-' and '_'), "
+                    f"comma-separated; got {len(ids)}",
+                }
+            ],
+        )
     # One query per run: nx-27017 scans for `$in` over run ids but uses the run_id index for one.
     runs = {run_id: store.get_run(run_id) for run_id in ids}
     unknown = [run_id for run_id, run in runs.items() if run is None]
@@ -37,7 +49,9 @@ def compare(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown run(s): {', '.join(unknown)}")
     epochs = {run_id: {e["epoch"]: EpochPublic.model_validate(e) for e in store.get_epochs(run_id)} for run_id in ids}
     longest = max((max(by_epoch, default=0) for by_epoch in epochs.values()), default=0)
-    rows = [CompareRow(epoch=epoch, runs={run_id: epochs[run_id].get(epoch) for run_id in ids})
-            for epoch in range(1, longest + 1)]
+    rows = [
+        CompareRow(epoch=epoch, runs={run_id: epochs[run_id].get(epoch) for run_id in ids})
+        for epoch in range(1, longest + 1)
+    ]
     now = utc_now()
     return ComparePublic(runs=[public(runs[run_id], now=now) for run_id in ids], epochs=rows)

@@ -9,8 +9,12 @@ from shared.schemas.jobs import EnsembleSpec, JobCreated
 router = APIRouter(prefix="/ensembles", tags=["ensembles"])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobCreated,
-             responses={422: {"description": "members unknown, not completed, or ensembles themselves"}})
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobCreated,
+    responses={422: {"description": "members unknown, not completed, or ensembles themselves"}},
+)
 def create_ensemble(spec: EnsembleSpec, store: StoreDep, queue: QueueDep, events: RedisDep) -> JobCreated:
     """Queue an ensemble of completed training runs (`model_name: "ensemble"`)."""
     runs = {run_id: store.get_run(run_id) for run_id in spec.members}

@@ -52,14 +52,27 @@ def health(redis_client: RedisDep, store: StoreDep) -> JSONResponse:
             log.warning("health: could not read the recorders or workers: %s", error)
     recorders_ok = all(state.get("mongodb") == "ok" for state in recorders)
     healthy = checks["redis"] == "ok" and checks["mongodb"] == "ok" and recorders_ok
-    body = HealthPublic(status="ok" if healthy else "degraded", **checks, workers=len(workers),
-                        worker_details=workers, recorder={"recorders": recorders, "lag": lag})
+    body = HealthPublic(
+        status="ok" if healthy else "degraded",
+        **checks,
+        workers=len(workers),
+        worker_details=workers,
+        recorder={"recorders": recorders, "lag": lag},
+    )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
 
 
-@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(check_api_key)], responses={
-    200: {"content": {PROMETHEUS_TEXT: {"example": 'paddy_runs{status="completed"} 12\npaddy_workers 2\n'}},
-          "description": "Prometheus text format"}})
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(check_api_key)],
+    responses={
+        200: {
+            "content": {PROMETHEUS_TEXT: {"example": 'paddy_runs{status="completed"} 12\npaddy_workers 2\n'}},
+            "description": "Prometheus text format",
+        }
+    },
+)
 def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
     """Runs per status, Celery queue lengths, recorder lag and live workers, for Prometheus."""
     counts = store.status_counts()
@@ -68,8 +81,14 @@ def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
     lines += ["# HELP paddy_queue_length Celery messages waiting in each queue.", "# TYPE paddy_queue_length gauge"]
     lines += [f'paddy_queue_length{{queue="{name}"}} {redis_client.llen(name)}' for name in QUEUES]
     lag = recorder_lag(redis_client)
-    lines += ["# HELP paddy_recorder_lag_events Events on the stream not stored yet.",
-              "# TYPE paddy_recorder_lag_events gauge", f"paddy_recorder_lag_events {lag if lag is not None else 0}"]
-    lines += ["# HELP paddy_workers Trainer workers alive, busy or idle (their presence keys in Redis).",
-              "# TYPE paddy_workers gauge", f"paddy_workers {len(read_workers(redis_client))}"]
+    lines += [
+        "# HELP paddy_recorder_lag_events Events on the stream not stored yet.",
+        "# TYPE paddy_recorder_lag_events gauge",
+        f"paddy_recorder_lag_events {lag if lag is not None else 0}",
+    ]
+    lines += [
+        "# HELP paddy_workers Trainer workers alive, busy or idle (their presence keys in Redis).",
+        "# TYPE paddy_workers gauge",
+        f"paddy_workers {len(read_workers(redis_client))}",
+    ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type=PROMETHEUS_TEXT)

@@ -16,16 +16,26 @@ router = APIRouter(tags=["predict"])
 log = logging.getLogger(__name__)
 
 
-@router.post("/predict", response_model=PredictionPublic, responses={
-    404: {"description": "no such run"}, 409: {"description": "the run has not completed"},
-    413: {"description": "the file or the image is too large"}, 415: {"description": "not a JPEG, PNG or WebP"},
-    422: {"description": "the trainer could not predict with this run or image"},
-    504: {"description": "no trainer answered in time"}})
+@router.post(
+    "/predict",
+    response_model=PredictionPublic,
+    responses={
+        404: {"description": "no such run"},
+        409: {"description": "the run has not completed"},
+        413: {"description": "the file or the image is too large"},
+        415: {"description": "not a JPEG, PNG or WebP"},
+        422: {"description": "the trainer could not predict with this run or image"},
+        504: {"description": "no trainer answered in time"},
+    },
+)
 def predict(
     file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image of a rice leaf")],
-    run_id: Annotated[str, Form(pattern=RUN_ID_PATTERN, description="a completed training or ensemble run",
-                                examples=["3f9a1c0b2d4e"])],
-    store: StoreDep, queue: QueueDep, settings: SettingsDep,
+    run_id: Annotated[
+        str, Form(pattern=RUN_ID_PATTERN, description="a completed training or ensemble run", examples=["3f9a1c0b2d4e"])
+    ],
+    store: StoreDep,
+    queue: QueueDep,
+    settings: SettingsDep,
 ) -> PredictionPublic:
     """Classify one image with a completed run; a trainer (Celery `predict` queue) computes it."""
     data = read_limited(file, settings.max_upload_bytes)
@@ -40,7 +50,9 @@ def predict(
     except PredictFailed as error:
         log.warning("prediction with run %s failed: %s", run_id, error)
         message = str(error).replace(str(settings.artifacts_root.resolve()), "<artifacts>")
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the trainer could not predict: {message}") from None
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the trainer could not predict: {message}"
+        ) from None
     except (OperationalError, OSError) as error:
         log.error("could not send the prediction of run %s: %s", run_id, error)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None

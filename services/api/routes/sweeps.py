@@ -34,14 +34,17 @@ def expand(sweep: SweepCreate, max_runs: int) -> list[dict[str, Any]]:
     """Every combination of the grid on top of base, each a valid JobSpec dump; else a 422."""
     unknown = sorted(set(sweep.grid) - GRID_FIELDS)
     if unknown:
-        raise field_error("grid", f"unknown grid field(s) {unknown}; choose from {sorted(GRID_FIELDS)}", "grid", unknown[0])
+        raise field_error(
+            "grid", f"unknown grid field(s) {unknown}; choose from {sorted(GRID_FIELDS)}", "grid", unknown[0]
+        )
     empty = sorted(name for name, values in sweep.grid.items() if not values)
     if empty:
         raise field_error("grid", f"grid field(s) {empty} have no values", "grid", empty[0])
     combinations = math.prod(len(values) for values in sweep.grid.values())
     if combinations > max_runs:
-        raise field_error("grid", f"the grid has {combinations} combinations; at most {max_runs} are allowed "
-                          "(PADDY_MAX_SWEEP_RUNS)")
+        raise field_error(
+            "grid", f"the grid has {combinations} combinations; at most {max_runs} are allowed (PADDY_MAX_SWEEP_RUNS)"
+        )
     fields = list(sweep.grid)
     specs = []
     for index, values in enumerate(itertools.product(*(sweep.grid[name] for name in fields))):
@@ -75,10 +78,15 @@ def _where(sweep: SweepCreate, field: str) -> tuple[str, str]:
     return ("grid", field) if field in sweep.grid else ("base", field)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SweepCreated,
-             responses={422: {"description": "an invalid combination, an unknown field or too many runs"}})
-def create_sweep(sweep: SweepCreate, store: StoreDep, queue: QueueDep, events: RedisDep,
-                 settings: SettingsDep) -> SweepCreated:
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SweepCreated,
+    responses={422: {"description": "an invalid combination, an unknown field or too many runs"}},
+)
+def create_sweep(
+    sweep: SweepCreate, store: StoreDep, queue: QueueDep, events: RedisDep, settings: SettingsDep
+) -> SweepCreated:
     """Queue one job per combination of the grid (a cartesian product) on top of `base`."""
     specs = expand(sweep, settings.max_sweep_runs)
     for dataset in sorted({spec["dataset"] for spec in specs}):
@@ -97,22 +105,32 @@ def create_sweep(sweep: SweepCreate, store: StoreDep, queue: QueueDep, events: R
     return SweepCreated(sweep_id=sweep_id, run_ids=run_ids, count=len(run_ids))
 
 
-@router.get("/{sweep_id}", response_model=SweepPublic,
-            responses={404: {"description": "no such sweep"}})
+@router.get("/{sweep_id}", response_model=SweepPublic, responses={404: {"description": "no such sweep"}})
 def get_sweep(
-    sweep_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, examples=["5b0c2e7d91aa"])], store: StoreDep,
-    metric: Annotated[Literal[SUMMARY_METRICS], Query(description="the summary metric that picks `best`")] = "val_accuracy",  # type: ignore[valid-type]
+    sweep_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, examples=["5b0c2e7d91aa"])],
+    store: StoreDep,
+    metric: Annotated[
+        Literal[SUMMARY_METRICS], Query(description="the summary metric that picks `best`")
+    ] = "val_accuracy",  # type: ignore[valid-type]
 ) -> SweepPublic:
     """The sweep's runs in the order they were queued, and its best completed run by metric."""
     if store.get_sweep(sweep_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"sweep {sweep_id} not found")
     runs = store.runs_of_sweep(sweep_id)
-    scored = [run for run in runs
-              if run["status"] == "completed" and isinstance((run.get("metrics") or {}).get(metric), int | float)]
+    scored = [
+        run
+        for run in runs
+        if run["status"] == "completed" and isinstance((run.get("metrics") or {}).get(metric), int | float)
+    ]
     best = None
     if scored:
         pick = min if metric in LOWER_IS_BETTER else max
         best = pick(scored, key=lambda run: run["metrics"][metric])
     now = utc_now()
-    return SweepPublic(sweep_id=sweep_id, metric=metric, count=len(runs), runs=[public(run, now=now) for run in runs],
-                       best=public(best, now=now) if best else None)
+    return SweepPublic(
+        sweep_id=sweep_id,
+        metric=metric,
+        count=len(runs),
+        runs=[public(run, now=now) for run in runs],
+        best=public(best, now=now) if best else None,
+    )

@@ -15,19 +15,26 @@ ANY_MODEL = "any model"
 # Completed runs the hyperparameter chart plots, at most.
 CHART_RUNS = 500
 
+
 def filters(model_names: list[str]) -> dict:
     status_column, model_column, accuracy_column, sort_column, order_column, size_column = st.columns(
-        [3, 2, 2, 2, 1.5, 1], vertical_alignment="bottom")
+        [3, 2, 2, 2, 1.5, 1], vertical_alignment="bottom"
+    )
     statuses = status_column.multiselect("Status", list(STATUS_ICONS), default=["completed"], key="compare.status")
     model = model_column.selectbox("Model", [ANY_MODEL, *model_names], key="compare.model")
     min_val = accuracy_column.slider("Min val accuracy", 0.0, 1.0, 0.0, 0.05, format="%.2f", key="compare.min_val")
-    sort = sort_column.selectbox("Sort by", list(comparison.SORT_KEYS), index=3, key="compare.sort",
-                                 format_func=comparison.SORT_KEYS.get)
+    sort = sort_column.selectbox(
+        "Sort by", list(comparison.SORT_KEYS), index=3, key="compare.sort", format_func=comparison.SORT_KEYS.get
+    )
     descending = order_column.toggle("Descending", value=True, key="compare.descending")
     page_size = size_column.selectbox("Rows", [25, 50, 100, 200], index=1, key="compare.page_size")
-    return {"status": tuple(statuses), "model_name": None if model == ANY_MODEL else model,
-            "min_val_accuracy": min_val or None, "sort": comparison.sort_param(sort, descending),
-            "page_size": page_size}
+    return {
+        "status": tuple(statuses),
+        "model_name": None if model == ANY_MODEL else model,
+        "min_val_accuracy": min_val or None,
+        "sort": comparison.sort_param(sort, descending),
+        "page_size": page_size,
+    }
 
 
 def runs_table(chosen: dict) -> list[dict]:
@@ -42,12 +49,20 @@ def runs_table(chosen: dict) -> list[dict]:
         st.info("No run matches these filters — widen them (status, model, minimum accuracy).")
         return []
     start = (page - 1) * size
-    st.dataframe(comparison.runs_table(listing["data"]), hide_index=True, width="stretch",
-                 column_config=ui.run_columns(), column_order=ui.RUN_COLUMN_ORDER, key="compare.table")
+    st.dataframe(
+        comparison.runs_table(listing["data"]),
+        hide_index=True,
+        width="stretch",
+        column_config=ui.run_columns(),
+        column_order=ui.RUN_COLUMN_ORDER,
+        key="compare.table",
+    )
     pages = max(math.ceil(listing["count"] / size), 1)
     caption, pager = st.columns([4, 1])
-    caption.caption(f"Runs {start + 1}–{start + len(listing['data'])} of {listing['count']} matching; "
-                    "click a column header to sort this page, or use Sort by for all runs.")
+    caption.caption(
+        f"Runs {start + 1}–{start + len(listing['data'])} of {listing['count']} matching; "
+        "click a column header to sort this page, or use Sort by for all runs."
+    )
     if pages > 1:
         pager.number_input(f"Page (of {pages})", 1, pages, key="compare.page")
     return listing["data"]
@@ -57,8 +72,14 @@ def overlay(page_runs: list[dict]) -> None:
     st.subheader("Curves of chosen runs")
     labels = {run["run_id"]: f"{run['run_id']} · {run['model_name']} {run['version']}" for run in page_runs}
     default = [run["run_id"] for run in page_runs if run["status"] == "completed"][:3]
-    chosen = st.multiselect("Runs to overlay (2–20)", list(labels), default=default, max_selections=20,
-                            format_func=labels.get, key="compare.overlay")
+    chosen = st.multiselect(
+        "Runs to overlay (2–20)",
+        list(labels),
+        default=default,
+        max_selections=20,
+        format_func=labels.get,
+        key="compare.overlay",
+    )
     if len(chosen) < 2:
         st.info("Choose at least two runs to overlay their curves.")
         return
@@ -74,27 +95,42 @@ def overlay(page_runs: list[dict]) -> None:
 def hyperparameters(chosen: dict) -> str:
     st.subheader("Hyperparameter vs accuracy")
     parameter_column, metric_column = st.columns(2)
-    parameter = parameter_column.selectbox("Hyperparameter", comparison.HYPERPARAMETERS, key="compare.parameter",
-                                           format_func=lambda name: name.replace("_", " "))
-    metric = metric_column.selectbox("Metric", list(comparison.METRICS), key="compare.metric",
-                                     format_func=lambda name: comparison.METRICS[name][0])
-    completed = api_client.completed_runs(settings.api_url, CHART_RUNS, model_name=chosen["model_name"],
-                                          min_val_accuracy=chosen["min_val_accuracy"], sort=f"-{metric}")
+    parameter = parameter_column.selectbox(
+        "Hyperparameter",
+        comparison.HYPERPARAMETERS,
+        key="compare.parameter",
+        format_func=lambda name: name.replace("_", " "),
+    )
+    metric = metric_column.selectbox(
+        "Metric", list(comparison.METRICS), key="compare.metric", format_func=lambda name: comparison.METRICS[name][0]
+    )
+    completed = api_client.completed_runs(
+        settings.api_url,
+        CHART_RUNS,
+        model_name=chosen["model_name"],
+        min_val_accuracy=chosen["min_val_accuracy"],
+        sort=f"-{metric}",
+    )
     frame = comparison.hyperparameter_frame(completed["data"], parameter, metric)
     if frame.empty:
         st.info("No completed run has this metric yet.")
         return metric
     label, percent = comparison.METRICS[metric]
-    st.plotly_chart(charts.hyperparameter_figure(frame, parameter, metric, label, percent),
-                    key="compare.hyperparameter")
+    st.plotly_chart(
+        charts.hyperparameter_figure(frame, parameter, metric, label, percent), key="compare.hyperparameter"
+    )
     return metric
 
 
 def sweeps(page_runs: list[dict], metric: str) -> None:
     st.subheader("Sweep")
     known = comparison.sweep_ids(page_runs)
-    typed = st.text_input("Sweep id", value=known[0] if known else "", key="compare.sweep",
-                          help="the sweep_id POST /sweeps answered; runs of a sweep show it in the table")
+    typed = st.text_input(
+        "Sweep id",
+        value=known[0] if known else "",
+        key="compare.sweep",
+        help="the sweep_id POST /sweeps answered; runs of a sweep show it in the table",
+    )
     if not typed.strip():
         st.info("No sweep among these runs — queue one on the New job page (a sweep), then pick it here.")
         return
@@ -111,8 +147,7 @@ def sweeps(page_runs: list[dict], metric: str) -> None:
         best = swept["best"]
         score = (best.get("metrics") or {}).get(metric)
         shown = "—" if score is None else (f"{score:.1%}" if comparison.METRICS[metric][1] else f"{score:.4f}")
-        st.success(f"Best run of the sweep: {best['run_id']} ({best['model_name']} {best['version']}), "
-                   f"{label} {shown}")
+        st.success(f"Best run of the sweep: {best['run_id']} ({best['model_name']} {best['version']}), {label} {shown}")
         ui.link_to_run(best["run_id"])
 
 
@@ -120,20 +155,28 @@ def best_per_model(model_names: list[str], metric: str) -> None:
     st.subheader("Best run per model")
     best = {}
     for model in model_names:  # one query per model, not per run
-        listing = api_client.completed_runs(settings.api_url, 1, model_name=model,
-                                            sort=comparison.sort_param(metric, metric not in LOWER_IS_BETTER))
+        listing = api_client.completed_runs(
+            settings.api_url, 1, model_name=model, sort=comparison.sort_param(metric, metric not in LOWER_IS_BETTER)
+        )
         best[model] = listing["data"][0] if listing["data"] else None
     frame = comparison.best_per_model(best, metric)
     if frame.empty:
         st.info("No model has a completed run yet.")
         return
-    st.dataframe(frame, hide_index=True, width="stretch", key="compare.best", column_config={
-        metric: st.column_config.NumberColumn(comparison.METRICS[metric][0],
-                                              format="percent" if comparison.METRICS[metric][1] else "%.4f"),
-        "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
-        "run_id": st.column_config.TextColumn("run id"),
-        "epochs_run": st.column_config.NumberColumn("epochs run"),
-    })
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        key="compare.best",
+        column_config={
+            metric: st.column_config.NumberColumn(
+                comparison.METRICS[metric][0], format="percent" if comparison.METRICS[metric][1] else "%.4f"
+            ),
+            "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
+            "run_id": st.column_config.TextColumn("run id"),
+            "epochs_run": st.column_config.NumberColumn("epochs run"),
+        },
+    )
 
 
 def body() -> None:

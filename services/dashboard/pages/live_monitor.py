@@ -29,9 +29,13 @@ COLUMNS = {
     "version": st.column_config.TextColumn("version", width="small"),
     "status": st.column_config.TextColumn("status"),
     "progress": st.column_config.ProgressColumn(
-        "progress", min_value=0.0, max_value=1.0, format="percent", width="small",
+        "progress",
+        min_value=0.0,
+        max_value=1.0,
+        format="percent",
+        width="small",
         help="epochs done (and the part of the running epoch done) / epochs planned; "
-             "early stopping may end a run sooner",
+        "early stopping may end a run sooner",
     ),
     "epoch": st.column_config.TextColumn("epoch", help="epoch k of at most N, batch within the running epoch"),
     "eta": st.column_config.TextColumn("ETA", help="time left for every planned epoch at the last epoch's speed"),
@@ -41,10 +45,13 @@ COLUMNS = {
     "train_acc": st.column_config.NumberColumn("train acc", format="percent"),
     "val_acc": st.column_config.NumberColumn("val acc", format="percent"),
     "started": st.column_config.DatetimeColumn(
-        "started", format="YYYY-MM-DD HH:mm:ss", timezone=st.context.timezone,
+        "started",
+        format="YYYY-MM-DD HH:mm:ss",
+        timezone=st.context.timezone,
     ),
     "heartbeat": st.column_config.TextColumn(
-        "heartbeat", help="time since the run's last event; a run silent too long becomes lost",
+        "heartbeat",
+        help="time since the run's last event; a run silent too long becomes lost",
     ),
     "error": st.column_config.TextColumn("error", width="large"),
 }
@@ -59,20 +66,27 @@ def highlight_alarms(frame: pd.DataFrame):
 def fetch_runs() -> tuple[list[dict], int]:
     """Queued, running and lost runs, then the most recently ended ones; and how many are active."""
     active = api_client.list_runs(settings.api_url, limit=ACTIVE_SHOWN, status=runs.ACTIVE_STATES)
-    ended = api_client.list_runs(settings.api_url, limit=RECENT_SHOWN, status=runs.ENDED_STATES,
-                                 sort="-end_time")
+    ended = api_client.list_runs(settings.api_url, limit=RECENT_SHOWN, status=runs.ENDED_STATES, sort="-end_time")
     return runs.merge_runs(active["data"], ended["data"]), active["count"]
 
 
 def show_runs_table(all_runs: list[dict], active_count: int) -> None:
     for run in runs.alarms(all_runs):
         if run["status"] == "lost":
-            st.warning(f"Run {run['run_id']} ({run['model_name']} {run['version']}) is lost: "
-                       f"no heartbeat for {runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC)))}.",
-                       icon="⚠️")
+            st.warning(
+                f"Run {run['run_id']} ({run['model_name']} {run['version']}) is lost: "
+                f"no heartbeat for {runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC)))}.",
+                icon="⚠️",
+            )
     frame = runs.runs_frame(all_runs, now=datetime.now(UTC))
-    st.dataframe(highlight_alarms(frame), hide_index=True, column_config=COLUMNS, width="stretch",
-                 placeholder="", key="live_monitor.runs")
+    st.dataframe(
+        highlight_alarms(frame),
+        hide_index=True,
+        column_config=COLUMNS,
+        width="stretch",
+        placeholder="",
+        key="live_monitor.runs",
+    )
     shown_active = sum(run["status"] in runs.ACTIVE_STATES for run in all_runs)
     if active_count > shown_active:
         st.caption(f"The newest {shown_active} of {active_count} queued, running or lost runs.")
@@ -83,7 +97,9 @@ def pick_run(all_runs: list[dict]) -> str:
     if not st.session_state.get(PINNED) or st.session_state.get(SELECTED_RUN) not in by_id:
         st.session_state[SELECTED_RUN] = runs.default_run(all_runs)
     return st.selectbox(
-        "Run", options=list(by_id), key=SELECTED_RUN,
+        "Run",
+        options=list(by_id),
+        key=SELECTED_RUN,
         format_func=lambda run_id: runs.run_option_label(by_id[run_id]),
         on_change=lambda: st.session_state.update({PINNED: True}),
     )
@@ -96,8 +112,10 @@ def show_selected(run: dict) -> None:
     epoch.metric("epoch", f"{runs.shown_epoch(run)} / {run.get('epochs_planned') or 0}")
     progress.metric("progress", f"{runs.progress(run):.0%}")
     eta.metric("ETA", runs.format_duration(runs.eta_s(run)) or "—")
-    speed.metric("images/s", f"{run['images_per_sec']:.0f}"
-                 if run.get("images_per_sec") and run["status"] == "in_progress" else "—")
+    speed.metric(
+        "images/s",
+        f"{run['images_per_sec']:.0f}" if run.get("images_per_sec") and run["status"] == "in_progress" else "—",
+    )
     heartbeat.metric("heartbeat", runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC))) or "—")
 
 
@@ -106,8 +124,11 @@ def show_run_curves(run: dict) -> None:
     finished = runs.finished_epochs(epochs)
     running = runs.running_epoch(epochs)
     if finished.empty:
-        st.info(f"Epoch {running} is running; its curves appear when it finishes."
-                if running else "No epoch has finished yet.")
+        st.info(
+            f"Epoch {running} is running; its curves appear when it finishes."
+            if running
+            else "No epoch has finished yet."
+        )
         return
     loss, accuracy = st.columns(2)
     loss.plotly_chart(charts.curves_figure(finished, "loss"), key="live_monitor.loss")

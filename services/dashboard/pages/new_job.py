@@ -29,11 +29,13 @@ def field_input(container, name: str, kind: str, default, model: str):
     if kind == "int":
         return int(container.number_input(label, value=int(default), min_value=0, step=1, key=key, help=help_text))
     if kind == "float":
-        return container.number_input(label, value=float(default), min_value=0.0, format="%.6g", key=key,
-                                      help=help_text)
+        return container.number_input(
+            label, value=float(default), min_value=0.0, format="%.6g", key=key, help=help_text
+        )
     if kind == "optional_float":
-        return container.number_input(label, value=default, min_value=0.0, max_value=0.99, step=0.05,
-                                      key=key, help=help_text)
+        return container.number_input(
+            label, value=default, min_value=0.0, max_value=0.99, step=0.05, key=key, help=help_text
+        )
     if kind == "choice":
         return container.selectbox(label, AUGMENTATIONS, index=AUGMENTATIONS.index(default), key=key)
     return container.text_input(label, value="" if default is None else str(default), key=key, help=help_text)
@@ -80,16 +82,25 @@ def body() -> None:
         st.warning("The API lists no models; check the API's model registry.")
         return
     kind = st.segmented_control("Queue", ["one job", "a sweep"], default="one job", key="new_job.kind") or "one job"
-    model = st.selectbox("Model", list(catalogue), key="new_job.model",
-                         format_func=lambda name: f"{name} — {catalogue[name]['description']}")
+    model = st.selectbox(
+        "Model",
+        list(catalogue),
+        key="new_job.model",
+        format_func=lambda name: f"{name} — {catalogue[name]['description']}",
+    )
     defaults = catalogue[model]["defaults"]
     fields = job_form.form_fields(defaults)
     with st.form("new_job.form"):
         dataset_column, version_column = st.columns([3, 1])
-        dataset = dataset_column.text_input("Dataset", key="new_job.dataset", placeholder="demo-synth",
-                                            help="an ImageFolder directory under the data root (one folder per class)")
-        version = version_column.text_input("Version (optional)", key="new_job.version",
-                                            help='e.g. "v3"; numbered per model when empty')
+        dataset = dataset_column.text_input(
+            "Dataset",
+            key="new_job.dataset",
+            placeholder="demo-synth",
+            help="an ImageFolder directory under the data root (one folder per class)",
+        )
+        version = version_column.text_input(
+            "Version (optional)", key="new_job.version", help='e.g. "v3"; numbered per model when empty'
+        )
         values = {}
         main = st.columns(4)
         main_fields = [field for field in fields if field[0] in job_form.MAIN_FIELDS]
@@ -105,8 +116,10 @@ def body() -> None:
             grid_columns = st.columns(3)
             for index, name in enumerate(job_form.SWEEP_FIELDS):
                 grid_texts[name] = grid_columns[index % 3].text_input(
-                    name.replace("_", " "), key=f"new_job.grid.{name}", placeholder="e.g. 0.001, 0.0003"
-                    if name == "learning_rate" else "")
+                    name.replace("_", " "),
+                    key=f"new_job.grid.{name}",
+                    placeholder="e.g. 0.001, 0.0003" if name == "learning_rate" else "",
+                )
         label = "Queue sweep" if kind == "a sweep" else "Queue job"
         if st.form_submit_button(label, type="primary", icon="🚀"):
             submit(model, dataset, version, values, defaults, kind == "a sweep", grid_texts)

@@ -14,20 +14,26 @@ settings = get_settings()
 
 def run_label(run: dict) -> str:
     accuracy = (run.get("metrics") or {}).get("val_accuracy")
-    return f"{run['run_id']} · {run['model_name']} {run['version']}" + ("" if accuracy is None else f" · val acc {accuracy:.1%}")
+    return f"{run['run_id']} · {run['model_name']} {run['version']}" + (
+        "" if accuracy is None else f" · val acc {accuracy:.1%}"
+    )
 
 
 def body() -> None:
     listing = api_client.completed_runs(settings.api_url, RUNS_LISTED, sort="-val_accuracy")
     by_id = {run["run_id"]: run for run in listing["data"]}
     if not by_id:
-        ui.no_runs_yet("No completed run yet — a prediction needs a trained run or ensemble; queue a job and "
-                       "let it finish")
+        ui.no_runs_yet(
+            "No completed run yet — a prediction needs a trained run or ensemble; queue a job and let it finish"
+        )
         return
-    run_id = st.selectbox("Run or ensemble (best val accuracy first)", list(by_id), key="predict.run",
-                          format_func=lambda run_id: run_label(by_id[run_id]))
-    upload = st.file_uploader("Leaf photo (JPEG, PNG or WebP)", type=["jpg", "jpeg", "png", "webp"],
-                              key="predict.file")
+    run_id = st.selectbox(
+        "Run or ensemble (best val accuracy first)",
+        list(by_id),
+        key="predict.run",
+        format_func=lambda run_id: run_label(by_id[run_id]),
+    )
+    upload = st.file_uploader("Leaf photo (JPEG, PNG or WebP)", type=["jpg", "jpeg", "png", "webp"], key="predict.file")
     if upload is None:
         st.info("Upload a photo of a rice leaf to classify it.")
         return
@@ -37,7 +43,8 @@ def body() -> None:
         try:
             with st.spinner("A trainer is classifying the photo…"):
                 st.session_state[RESULT] = api_client.predict(
-                    settings.api_url, run_id, upload.name, upload.getvalue(), upload.type or "application/octet-stream")
+                    settings.api_url, run_id, upload.name, upload.getvalue(), upload.type or "application/octet-stream"
+                )
         except (ApiUnavailable, ApiError) as error:
             st.session_state.pop(RESULT, None)
             ui.show_write_problem(error)
@@ -45,8 +52,9 @@ def body() -> None:
     if result and result.get("run_id") == run_id:
         probabilities = result["probabilities"]
         result_column.metric("most likely", result["class_name"])
-        result_column.caption(f"with probability {probabilities[result['class_name']]:.1%} "
-                              f"({run_label(by_id[run_id])})")
+        result_column.caption(
+            f"with probability {probabilities[result['class_name']]:.1%} ({run_label(by_id[run_id])})"
+        )
         result_column.plotly_chart(charts.probabilities_figure(probabilities), key="predict.chart")
 
 

@@ -30,7 +30,9 @@ def pick_run() -> str | None:
         return None
     options = list(by_id)
     run_id = st.selectbox(
-        "Run (type to search by id, model or version)", options, key=PICKED,
+        "Run (type to search by id, model or version)",
+        options,
+        key=PICKED,
         index=options.index(wanted) if wanted in by_id else 0,
         format_func=lambda run_id: runs.run_option_label(by_id[run_id]),
     )
@@ -56,8 +58,12 @@ def actions(run: dict) -> None:
             ui.show_write_problem(error)
     if detail.has_checkpoint(run):
         download.download_button(
-            "Best checkpoint", icon="💾", file_name=f"{run['run_id']}-best.pt",
-            mime="application/octet-stream", on_click="ignore", key="run_detail.checkpoint",
+            "Best checkpoint",
+            icon="💾",
+            file_name=f"{run['run_id']}-best.pt",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key="run_detail.checkpoint",
             data=lambda: api_client.checkpoint(settings.api_url, run["run_id"]),
         )
     retried = st.session_state.get("run_detail.retried")
@@ -80,8 +86,9 @@ def results(run: dict) -> None:
     settings_column, metrics_column = st.columns([1, 1])
     table = detail.settings_table(run)
     # Tall enough for every row: a settings table that scrolls hides the last ones.
-    settings_column.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3,
-                              key="run_detail.settings")
+    settings_column.dataframe(
+        table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="run_detail.settings"
+    )
     values = detail.result_metrics(run)
     for row in (("train accuracy", "val accuracy", "test accuracy"), ("test F1 (macro)", "best val loss", "duration")):
         for column, label in zip(metrics_column.columns(3), row, strict=True):
@@ -89,8 +96,10 @@ def results(run: dict) -> None:
     if values["start (UTC)"] == "—":
         metrics_column.caption("Not started yet.")
     else:
-        metrics_column.caption(f"Started {values['start (UTC)']} UTC"
-                               + ("." if values["end (UTC)"] == "—" else f", ended {values['end (UTC)']} UTC."))
+        metrics_column.caption(
+            f"Started {values['start (UTC)']} UTC"
+            + ("." if values["end (UTC)"] == "—" else f", ended {values['end (UTC)']} UTC.")
+        )
 
 
 def curves(run: dict) -> None:
@@ -107,27 +116,42 @@ def curves(run: dict) -> None:
     if not timed.empty:
         st.plotly_chart(charts.epoch_time_figure(timed), key="run_detail.epoch_time")
     with st.expander(f"Epochs ({len(frame)})"):
-        st.dataframe(frame, hide_index=True, width="stretch", key="run_detail.epochs", column_config={
-            "train_acc": st.column_config.NumberColumn("train acc", format="percent"),
-            "val_acc": st.column_config.NumberColumn("val acc", format="percent"),
-            "epoch_time_sec": st.column_config.NumberColumn("epoch time (s)", format="%.1f"),
-        })
+        st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            key="run_detail.epochs",
+            column_config={
+                "train_acc": st.column_config.NumberColumn("train acc", format="percent"),
+                "val_acc": st.column_config.NumberColumn("val acc", format="percent"),
+                "epoch_time_sec": st.column_config.NumberColumn("epoch time (s)", format="%.1f"),
+            },
+        )
 
 
 def evaluation(run: dict) -> None:
     summary = run.get("summary") or {}
     if not summary.get("confusion_matrix"):
-        st.info("The confusion matrix and per-class scores appear once the run has completed "
-                "and been evaluated on its test split.")
+        st.info(
+            "The confusion matrix and per-class scores appear once the run has completed "
+            "and been evaluated on its test split."
+        )
         return
     matrix, per_class = st.columns(2)
-    matrix.plotly_chart(charts.confusion_figure(summary["confusion_matrix"], summary["class_names"]),
-                        key="run_detail.confusion")
+    matrix.plotly_chart(
+        charts.confusion_figure(summary["confusion_matrix"], summary["class_names"]), key="run_detail.confusion"
+    )
     scores = detail.per_class_frame(summary)
     per_class.plotly_chart(charts.per_class_figure(scores), key="run_detail.per_class")
-    st.dataframe(scores, hide_index=True, width="stretch", key="run_detail.per_class_table", column_config={
-        name: st.column_config.NumberColumn(name, format="percent") for name in ("precision", "recall", "f1")
-    })
+    st.dataframe(
+        scores,
+        hide_index=True,
+        width="stretch",
+        key="run_detail.per_class_table",
+        column_config={
+            name: st.column_config.NumberColumn(name, format="percent") for name in ("precision", "recall", "f1")
+        },
+    )
 
 
 def show_run(run_id: str) -> None:
