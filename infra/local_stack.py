@@ -666,7 +666,7 @@ def _redis_answers(host: str, port: int) -> bool:
 
 
 def _mongo_answers(host: str, port: int) -> bool:
-    client = pymongo.MongoClient(host, port, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+    client: pymongo.MongoClient = pymongo.MongoClient(host, port, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
     try:
         client.admin.command("ping")
         return True

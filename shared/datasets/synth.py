@@ -116,7 +116,11 @@ def _jitter(rng: np.random.Generator, amount: float, shape) -> np.ndarray:
 
 def _downsample(image: np.ndarray) -> np.ndarray:
     n = SUPERSAMPLE  # a sum of strided views is several times faster than a reshaped mean
-    return sum(image[i::n, j::n] for i in range(n) for j in range(n)) / (n * n)
+    total = np.zeros_like(image[::n, ::n])
+    for i in range(n):
+        for j in range(n):
+            total += image[i::n, j::n]
+    return total / (n * n)
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -214,7 +218,8 @@ def _draw_ovals(rng: np.random.Generator, leaf: Leaf, rgb: np.ndarray, count, ra
     rows, cols = np.nonzero(leaf.mask)
     pick = rng.integers(0, len(rows), count)
     r0, c0 = rows[pick], cols[pick]
-    along = rng.uniform(*radius_range, count).astype(np.float32)[:, None, None]
+    low, high = radius_range
+    along = rng.uniform(low, high, count).astype(np.float32)[:, None, None]
     across = along * rng.uniform(0.45, 0.85, (count, 1, 1)).astype(np.float32)
     reach = math.ceil(radius_range[1] * max(r for r, _, _, _ in layers) * side) + 1
     offsets = np.arange(-reach, reach + 1)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 # seq = attempt * SEQ_PER_ATTEMPT + n: a retried attempt's events always sort after the last one's.
 SEQ_PER_ATTEMPT = 1_000_000_000
 
