@@ -1,11 +1,11 @@
-# Paddy: `make demo` starts everything locally, `make test` runs every test.
+# Paddy: `make demo` starts everything locally, `make test` lints and runs every test.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 STATE  ?= .paddy
 
-.PHONY: install chromium demo test down clean
+.PHONY: install chromium demo lint fmt test down clean
 
 # The virtualenv with every service's extra (torch comes from the trainer extra).
 $(STAMP): pyproject.toml
@@ -36,8 +36,18 @@ demo: install
 	@echo "Paddy is running: dashboard http://127.0.0.1:8501  API http://127.0.0.1:8000/docs  Flower http://127.0.0.1:5555"
 	@echo "Stop it with: make down"
 
-test: install chromium
+# What CI would check: lint rules, formatting, types (mypy's settings are in pyproject.toml).
+lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Rewrites files: import order and other safe fixes first, then the formatting `lint` checks.
+fmt: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install chromium lint
 	$(BIN)/python -m pytest
 
 down:

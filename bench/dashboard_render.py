@@ -1,9 +1,9 @@
 """How long each dashboard page takes to render with a big store behind the API.
 
-    python bench/dashboard_render.py                          # 10,000 runs, 1,000,000 epoch documents
-    python bench/dashboard_render.py --runs 1000 --epochs 20  # a quick run
+    python -m bench.dashboard_render                          # 10,000 runs, 1,000,000 epoch documents
+    python -m bench.dashboard_render --runs 1000 --epochs 20  # a quick run
 
-Fills a fresh store with bench/api_scale.py's filler (its `fill`: status, trainings and epoch
+Fills a fresh store as bench/api_scale.py does (bench/scale.py: status, trainings and epoch
 documents as the recorder writes them), starts the API on it (uvicorn, one worker), then runs
 each page through Streamlit's AppTest — the page script as the Streamlit server runs it, with
 every API request it makes; not the browser's drawing. A first render starts with empty caches
@@ -15,27 +15,17 @@ against the goals: first render < 2 s, live refresh < 0.5 s.
 import argparse
 import os
 import statistics
-import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-import pymongo
-
-from bench.api_scale import START, fill, machine
-from infra.local_stack import LocalStack, StackConfig
+from bench.scale import START, add_size_options, filled_store, machine
 from shared import names
 from shared.store import SWEEPS
-from tests.conftest import free_port
 
 GOAL_FIRST_RENDER_S = 2.0
 GOAL_LIVE_REFRESH_S = 0.5
-APP = REPO_ROOT / "services" / "dashboard" / "app.py"
+APP = Path(__file__).resolve().parents[1] / "services" / "dashboard" / "app.py"
 API_KEY = "bench-key"
 
 
@@ -98,34 +88,22 @@ def pick_custom_week(app) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--epochs", type=int, default=100, help="epoch documents per run")
+    add_size_options(parser)
     parser.add_argument("--repeat", type=int, default=5, help="renders timed per page")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="paddy-dashboard-render-") as tmp:
-        ports = {"redis_port": free_port(), "mongo_port": free_port(), "api_port": free_port()}
-        env = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "development"}
-        backing = StackConfig(state_dir=Path(tmp) / "backing", services=("redis", "mongo"), extra_env=env, **ports)
-        with LocalStack(backing) as stack:
-            db = pymongo.MongoClient(stack.env()["PADDY_MONGODB_URI"], tz_aware=True)[names.DATABASE]
-            print(f"filling {args.runs:,} runs and {args.runs * args.epochs:,} epoch documents …", flush=True)
-            for what, seconds in fill(db, args.runs, args.epochs).items():
-                print(f"  {what}: {seconds:.1f} s", flush=True)
-            # The filler tags runs with sweep ids; the sweeps themselves, as POST /sweeps stores them.
-            sweep_ids = db[names.STATUS].distinct("sweep_id")
-            db[SWEEPS].insert_many(
-                [
-                    {"sweep_id": sweep_id, "created_at": START, "base": {}, "grid": {}}
-                    for sweep_id in sweep_ids
-                    if sweep_id
-                ]
-            )
-            completed = db[names.STATUS].find_one({"status": "completed", "archived": False}, {"run_id": 1})["run_id"]
-            api = StackConfig(state_dir=Path(tmp) / "api", services=("api",), extra_env=env, **ports)
-            with LocalStack(api) as api_stack:
-                os.environ.update(PADDY_API_URL=api_stack.urls()["api"], PADDY_API_KEY=API_KEY)
-                measure(args, completed)
+    env = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "development"}
+    with filled_store(args.runs, args.epochs, env) as store:
+        db = store.db
+        # The filler tags runs with sweep ids; the sweeps themselves, as POST /sweeps stores them.
+        sweep_ids = db[names.STATUS].distinct("sweep_id")
+        db[SWEEPS].insert_many(
+            [{"sweep_id": sweep_id, "created_at": START, "base": {}, "grid": {}} for sweep_id in sweep_ids if sweep_id]
+        )
+        completed = db[names.STATUS].find_one({"status": "completed", "archived": False}, {"run_id": 1})["run_id"]
+        with store.api() as url:
+            os.environ.update(PADDY_API_URL=url, PADDY_API_KEY=API_KEY)
+            measure(args, completed)
 
 
 def measure(args, completed_run: str) -> None:

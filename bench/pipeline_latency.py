@@ -1,7 +1,7 @@
 """Latency from a trainer publishing an event to the event being visible through the API.
 
-    python bench/pipeline_latency.py                      # 20 trainers, 100 events/s, 60 s
-    python bench/pipeline_latency.py --trainers 40 --rate 400 --seconds 30
+    python -m bench.pipeline_latency                      # 20 trainers, 100 events/s, 60 s
+    python -m bench.pipeline_latency --trainers 40 --rate 400 --seconds 30
 
 Starts the local stack's redis-server, nx-27017, recorder and API (infra/local_stack.py) on
 free ports in a temp dir, all with their default settings.
@@ -33,17 +33,12 @@ import time
 import uuid
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
 import httpx
 import redis
 
-from infra.local_stack import LocalStack, StackConfig
 from services.trainer.events import EventPublisher
 from shared.schemas.events import EpochFinished, EpochProgress, EpochStarted, RunStarted
-from tests.conftest import free_port
+from tests.utils.stack import running_stack
 
 GOAL_P99_S = 1.0
 
@@ -158,14 +153,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="paddy-latency-") as tmp:
-        config = StackConfig(
-            state_dir=Path(tmp),
-            services=("redis", "mongo", "recorder", "api"),
-            redis_port=free_port(),
-            mongo_port=free_port(),
-            api_port=free_port(),
-        )
-        with LocalStack(config) as stack:
+        with running_stack(Path(tmp), ("redis", "mongo", "recorder", "api")) as stack:
             client = redis.Redis.from_url(stack.env()["PADDY_REDIS_URL"])
             stop_trainers, stop_observer = threading.Event(), threading.Event()
             interval_s = args.trainers / args.rate

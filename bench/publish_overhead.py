@@ -1,11 +1,11 @@
 """Training time spent on publishing events: the real publisher against one that discards.
 
-    python bench/publish_overhead.py                       # 3 rounds, 450 images at 64 px
-    python bench/publish_overhead.py --rounds 5 --progress-every 10
+    python -m bench.publish_overhead                       # 3 rounds, 450 images at 64 px
+    python -m bench.publish_overhead --rounds 5 --progress-every 10
 
 One process trains the same tiny-but-real job (custom_cnn on a synthetic data set, through
-services.trainer.runner.train_run: checkpoints, progress, heartbeats and all) several times:
-- "on": as a queued job publishes, through runner.published_run: EventPublisher and its sender
+services.trainer.training.train: checkpoints, progress, heartbeats and all) several times:
+- "on": as a queued job publishes, through lifecycle.published_run: EventPublisher and its sender
   thread, XADD to a real redis-server (started here, on a free port), heartbeats;
 - "off": the same calls into a publisher that drops every event.
 Each round runs both, the order alternating from round to round so that drift (other processes,
@@ -23,29 +23,24 @@ of the epochs' time. Last, the cost of one publish() call in a burst of events.
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
 import redis
 import torch
 
-from infra.local_stack import LocalStack, StackConfig
 from services.trainer.events import EventPublisher, Heartbeater
+from services.trainer.lifecycle import Attempt, published_run
 from services.trainer.memory import keep_freed_memory
-from services.trainer.runner import published_run, train_run
 from services.trainer.settings import TrainerSettings
+from services.trainer.training import train
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import EpochFinished, EpochProgress
 from shared.schemas.jobs import JobSpec
-from tests.conftest import free_port
+from tests.utils.stack import running_stack
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,15 +105,15 @@ def measured(publisher, job: Job) -> None:
 def train_once(publishing: bool, spec: JobSpec, settings: TrainerSettings) -> Job:
     run_id, job = f"bench-{uuid.uuid4().hex[:8]}", Job()
     cpu_started = time.process_time()
-    if publishing:  # exactly as a queued job publishes (runner.run_training)
+    if publishing:  # exactly as a queued job publishes (lifecycle.run_attempt)
         with published_run(run_id, settings) as (publisher, lease):
             measured(publisher, job)
-            train_run(run_id, spec, settings, "bench", lease.attempt, publisher, lease=lease)
+            train(spec, settings, Attempt(run_id, lease.attempt, "bench", publisher, lease))
     else:
         publisher = DiscardingPublisher(run_id)
         measured(publisher, job)
         with Heartbeater(publisher, settings.heartbeat_interval_s):
-            train_run(run_id, spec, settings, "bench", 1, publisher)
+            train(spec, settings, Attempt(run_id, 1, "bench", publisher))
     job.cpu_s = time.process_time() - cpu_started
     job.sender_cpu_s = publisher.sender_cpu_s  # read after close: the sender has sent everything
     return job
@@ -150,8 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="paddy-publish-bench-") as tmp:
         root = Path(tmp)
         synthesize_dataset(root / "data" / "synth", per_class=args.per_class, size=args.image_size, seed=0)
-        config = StackConfig(state_dir=root / "stack", services=("redis",), redis_port=free_port())
-        with LocalStack(config) as stack:
+        with running_stack(root / "stack", ("redis",)) as stack:
             settings = TrainerSettings(
                 redis_url=stack.env()["PADDY_REDIS_URL"],
                 data_root=root / "data",

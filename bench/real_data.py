@@ -1,7 +1,7 @@
 """Train custom_cnn from scratch on real rice-leaf photos through Paddy's own training code.
 
-    .venv/bin/python bench/real_data.py [--image-size 128] [--epochs 40] [--threads 2]
-    .venv/bin/python bench/real_data.py --compare-bf16 --seeds 42 43 44
+    python -m bench.real_data [--image-size 128] [--epochs 40] [--threads 2]
+    python -m bench.real_data --compare-bf16 --seeds 42 43 44
 
 Data: ../shared/datasets/rice-leaf-real (300 photo tiles, 3 classes). Reports test accuracy,
 per-class F1 and wall time. Several tiles come from one photo, so accuracy is optimistic.
@@ -134,7 +134,7 @@ def compare_bf16(args: argparse.Namespace) -> None:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    print("command: python bench/real_data.py " + " ".join(sys.argv[1:]), flush=True)
+    print("command: python -m bench.real_data " + " ".join(sys.argv[1:]), flush=True)
     if args.compare_bf16:
         compare_bf16(args)
         return

@@ -1,7 +1,7 @@
 """Recorder throughput against the raw batched write throughput of the same MongoDB server.
 
-    python bench/recorder_throughput.py                   # 50 runs × 100 events, the recorder's batch
-    python bench/recorder_throughput.py --runs 100 --batch-size 500 --repeat 3 --profile
+    python -m bench.recorder_throughput                   # 50 runs × 100 events, the recorder's batch
+    python -m bench.recorder_throughput --runs 100 --batch-size 500 --repeat 3 --profile
 
 Starts its own redis-server and nx-27017 (infra/local_stack.py) on free ports in a temp dir.
 
@@ -32,21 +32,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
 import pymongo
 import redis
 
-from infra.local_stack import LocalStack, StackConfig
+from infra.local_stack import LocalStack
 from services.recorder.consumer import Recorder
 from services.recorder.settings import RecorderSettings
 from shared import names
 from shared.schemas.events import encode_event
 from shared.store import ensure_indexes
-from tests.conftest import free_port
-from tests.recorder.test_crash_recovery import interleaved_events
+from tests.utils.events import interleaved_events
+from tests.utils.stack import running_stack
 
 
 def parse_args() -> argparse.Namespace:
@@ -141,10 +137,7 @@ def main() -> None:
     print(f"events: {len(events)} ({args.runs} runs × {2 * args.epochs + 2}), batch {args.batch_size}")
     recorder, raw = [], []
     with tempfile.TemporaryDirectory() as state_dir:
-        config = StackConfig(
-            state_dir=Path(state_dir), services=("redis", "mongo"), redis_port=free_port(), mongo_port=free_port()
-        )
-        with LocalStack(config) as stack:
+        with running_stack(Path(state_dir), ("redis", "mongo")) as stack:
             for attempt in range(args.repeat):
                 recorder.append(measure_recorder(stack, events, args.batch_size, args.profile and attempt == 0))
                 raw.append(measure_insert_many(stack, events, args.batch_size))

@@ -1,7 +1,7 @@
 """Training throughput: Paddy's loop against the original notebook's, same model, data and batch.
 
-    python bench/train_throughput.py                      # custom_cnn and mobilenet_v2, 224 px
-    python bench/train_throughput.py --models custom_cnn --images 50 --epochs 3 --threads 2
+    python -m bench.train_throughput                      # custom_cnn and mobilenet_v2, 224 px
+    python -m bench.train_throughput --models custom_cnn --images 50 --epochs 3 --threads 2
 
 The reference loop is written the way the original notebook trained: torchvision ImageFolder with
 per-image PIL transforms (decoded and augmented again every epoch) in a DataLoader, plain fp32
@@ -44,9 +44,6 @@ SEED = 0
 # The original ran on Colab, whose runtimes have 2 vCPUs; DataLoader workers to match.
 REFERENCE_WORKERS = 2
 MAX_IMAGE_PIXELS = 50_000_000
-
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -132,7 +129,7 @@ def _train_split(data_dir: Path):
 
 
 def run_paddy(args: argparse.Namespace, device) -> dict:
-    """Paddy's path, as services/trainer/runner.py sets it up (minus events and checkpoints)."""
+    """Paddy's path, as services/trainer/training.py sets it up (minus events and checkpoints)."""
     import torch
 
     from services.trainer.data import load_split_data, place
@@ -420,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="paddy-bench-") as workdir:
         data = subset_dir(args.data, args.images, Path(workdir))
-        print(f"command: python bench/train_throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+        print(f"command: python -m bench.train_throughput {' '.join(sys.argv[1:] if argv is None else argv)}")
         print(
             f"data: {args.data} ({args.images} images per class at most), {args.image_size} px, "
             f"batch {args.batch_size}, {args.epochs} epochs, reference DataLoader num_workers="

@@ -5,6 +5,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from shared.models import MODELS, TRANSFER_MODELS
+from shared.schemas.jobs import JobSpec
+
 app = typer.Typer(help="Paddy: train, track and compare rice-leaf disease classifiers.", no_args_is_help=True)
 data_app = typer.Typer(help="Dataset tools.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -196,22 +199,27 @@ def data_synth(
         typer.echo(f"{count:>6}  {out / class_name}")
 
 
+def _about(field: str) -> str | None:
+    """The help of a `train` option that sets a JobSpec field: the field's own description."""
+    return JobSpec.model_fields[field].description
+
+
 @app.command()
 def train(
-    model: Annotated[str, typer.Option(help="model name: custom_cnn, resnet50, vgg16, mobilenet_v2")],
+    model: Annotated[str, typer.Option(help=f"model name: {', '.join(MODELS)}")],
+    # Here the dataset, a weights file and the version are the caller's own: no data root, no
+    # weights root, no store to number versions.
     data: Annotated[Path, typer.Option(help="ImageFolder directory, one folder per class")],
-    epochs: Annotated[int | None, typer.Option(help="most epochs (early stopping may end sooner)")] = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    image_size: Annotated[int | None, typer.Option(help="images are resized to this square")] = None,
-    dropout: Annotated[float | None, typer.Option(help="head dropout; 0 for none")] = None,
-    patience: Annotated[int | None, typer.Option(help="epochs without a lower val loss before stopping")] = None,
-    seed: int | None = None,
+    epochs: Annotated[int | None, typer.Option(help=_about("epochs"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_about("batch_size"))] = None,
+    learning_rate: Annotated[float | None, typer.Option(help=_about("learning_rate"))] = None,
+    image_size: Annotated[int | None, typer.Option(help=_about("image_size"))] = None,
+    dropout: Annotated[float | None, typer.Option(help=_about("dropout"))] = None,
+    patience: Annotated[int | None, typer.Option(help=_about("patience"))] = None,
+    seed: Annotated[int | None, typer.Option(help=_about("seed"))] = None,
     feature_extraction: Annotated[
         bool | None,
-        typer.Option(
-            "--feature-extraction/--no-feature-extraction", help="freeze the pretrained backbone; default: the model's"
-        ),
+        typer.Option("--feature-extraction/--no-feature-extraction", help=_about("feature_extraction")),
     ] = None,
     weights: Annotated[str | None, typer.Option(help='"imagenet", "none" or a state-dict file')] = None,
     version: Annotated[str | None, typer.Option(help='run label such as "v3"')] = None,
@@ -221,8 +229,6 @@ def train(
     import uuid
 
     from pydantic import ValidationError
-
-    from shared.schemas.jobs import JobSpec
 
     weights_file = Path(weights).resolve() if weights not in (None, "imagenet", "none") else None
     options = {
@@ -304,8 +310,8 @@ def predict(
     except PredictionError as error:
         _fail(f"paddy predict: {error}")
     if as_json:
-        rows = [{"image": str(path), **p.as_dict()} for path, p in zip(images, predictions, strict=True)]
-        typer.echo(json.dumps(rows, indent=2))
+        answers = [{"image": str(path), **p.as_dict()} for path, p in zip(images, predictions, strict=True)]
+        typer.echo(json.dumps(answers, indent=2))
         return
     class_names = list(predictions[0].probabilities)
     header = ["image", "class", *class_names]
@@ -341,7 +347,6 @@ weights_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(weights_app, name="weights")
-TRANSFER_MODELS = ("resnet50", "vgg16", "mobilenet_v2")  # checked against the trainer's registry in tests
 
 
 @weights_app.command("download")

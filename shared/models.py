@@ -1,10 +1,11 @@
 """The model registry as the services see it: names and defaults, no torch.
 
-The trainer holds the builders (services/trainer/models.py) under the same names; a test
-checks that both registries list the same models.
+The trainer holds the builders (services/trainer/models.py) under the same names, and checks
+when it is imported that both registries list the same models.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,11 @@ MODELS: dict[str, ModelInfo] = {
         weights="imagenet",
     ),
 }
+
+# Models that start from ImageNet weights by default: those `paddy weights` fetches.
+TRANSFER_MODELS: tuple[str, ...] = tuple(name for name, info in MODELS.items() if info.weights == "imagenet")
+
+# The model_name of every ensemble run (POST /ensembles). It trains nothing, so it is no entry of
+# MODELS, yet its runs are listed, filtered and compared like theirs.
+EnsembleName = Literal["ensemble"]
+ENSEMBLE: EnsembleName = "ensemble"

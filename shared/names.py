@@ -26,7 +26,7 @@ ENSEMBLE_TASK = "paddy.ensemble"
 PREDICT_TASK = "paddy.predict"
 
 # Artifacts: each run's files live in RUNS_DIR/<run_id>/ under the artifacts root, shared by
-# trainers (which write them) and the API (which serves the best checkpoint).
+# trainers (which write them and record their paths in checkpoint_saved events) and the API.
 RUNS_DIR = "runs"
 BEST_CHECKPOINT = "best.pt"
 
@@ -42,3 +42,8 @@ COUNTERS = "counters"
 # (shared/worker_presence.py): a worker that stops deletes its key, one that dies drops out
 # when the key expires.
 WORKER_PRESENCE_KEY = "paddy:worker:{hostname}"
+
+# Refreshes of a running job's broker message that found no message to refresh
+# (services/trainer/visibility.py): each means a job delivered again while it runs. A counter
+# the API's /metrics exposes.
+VISIBILITY_MISSES_KEY = "paddy:visibility:refresh_misses"

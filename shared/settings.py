@@ -27,7 +27,7 @@ class PaddySettings(BaseSettings):
     weights_root: Path = Path(".paddy/weights")
     # The dead-letter stream keeps about this many entries (approximate MAXLEN). The events
     # stream has no cap: the recorder trims only what is acknowledged (recorder/trimming.py).
-    events_stream_maxlen: int = 100_000
+    dead_letter_maxlen: int = 100_000
 
 
 class LivenessSettings(PaddySettings):

@@ -3,6 +3,10 @@
 Collections and field names are the original system's (see DESIGN.md): `status` holds one
 document per run from the moment it is queued, `epochs` one per run and epoch, `trainings`
 one per completed run.
+
+Lists of runs are asked for with the queries of the server found at connect time: MongoDB's
+(run_queries.py), or nx-27017's, the embedded server of the local stack and the tests, which
+gives the same answers faster there (embedded_mongo.py).
 """
 
 from datetime import datetime
@@ -12,38 +16,17 @@ from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.database import Database
 
 from shared import names
-from shared.schemas.jobs import SUMMARY_METRICS
+from shared.embedded_mongo import START_TS, EmbeddedMongoQueries, serves_nx_27017, start_ts
+from shared.run_queries import HAS_VALUE, RunListing, RunQueries
 from shared.settings import PaddySettings
 
 # The API's own collection: one document per sweep (POST /sweeps), its runs carry `sweep_id`.
 SWEEPS = "sweeps"
-# The `status` fields GET /jobs filters or sorts on, each with a single-field index (nx-27017
-# uses single-field indexes only, see DESIGN.md). Each also costs the recorder's status writes.
-STATUS_INDEXED_FIELDS: tuple[str, ...] = (
-    "created_at",
-    "status",
-    "archived",
-    "model_name",
-    "version",
-    "sweep_id",
-    "start_ts",
-    "end_time",
-    *(f"metrics.{name}" for name in SUMMARY_METRICS),
-)
-# `start_time` as seconds since the epoch (a float), written with it by the recorder. Date
-# ranges filter on this copy: nx-27017 compares dates in Python after reading every document
-# (2–3 s for 10,000 runs) and counts them wrongly in SQL; numbers it compares in SQL, with the
-# index. Real MongoDB would not need it; it costs nothing there.
-START_TS = "start_ts"
 
 
 def start_fields(start_time: datetime | None) -> dict[str, Any]:
-    """`start_time` and its START_TS copy, as a status document holds them."""
-    return {"start_time": start_time, START_TS: start_time.timestamp() if start_time else None}
-
-
-# "Has a value": matches any value but null and missing.
-HAS_VALUE: dict[str, Any] = {"$exists": True, "$ne": None}
+    """`start_time` and the numeric copy nx-27017 filters date ranges on (embedded_mongo.py)."""
+    return {"start_time": start_time, START_TS: start_ts(start_time)}
 
 
 def connect(settings: PaddySettings, timeout_ms: int = 5000) -> Database:
@@ -56,6 +39,11 @@ def connect(settings: PaddySettings, timeout_ms: int = 5000) -> Database:
     return client[settings.mongodb_database]
 
 
+def run_queries_for(db: Database) -> RunQueries:
+    """The queries for the server behind db: MongoDB's, or nx-27017's (embedded_mongo.py)."""
+    return EmbeddedMongoQueries() if serves_nx_27017(db) else RunQueries()
+
+
 def ensure_indexes(db: Database) -> None:
     """Unique keys make at-least-once delivery safe; the single run_id index serves reads.
 
@@ -63,24 +51,13 @@ def ensure_indexes(db: Database) -> None:
     separate single-field index on epochs.run_id (DESIGN.md, "This machine").
     """
     db[names.STATUS].create_index([("run_id", ASCENDING)], unique=True)
-    for field in STATUS_INDEXED_FIELDS:
+    for field in run_queries_for(db).indexed_fields:
         db[names.STATUS].create_index([(field, DESCENDING if field == "created_at" else ASCENDING)])
     db[SWEEPS].create_index([("sweep_id", ASCENDING)], unique=True)
     db[names.EPOCHS].create_index([("run_id", ASCENDING), ("epoch", ASCENDING)], unique=True)
     db[names.EPOCHS].create_index([("run_id", ASCENDING)])
     db[names.TRAININGS].create_index([("run_id", ASCENDING)], unique=True)
     db[names.COUNTERS].create_index([("name", ASCENDING)], unique=True)
-
-
-def backfill_start_ts(db: Database) -> int:
-    """Give START_TS to status documents stored before it existed; how many were changed.
-
-    Run by the recorder at start, before it writes (its writes replace whole documents)."""
-    changed = 0
-    for doc in db[names.STATUS].find({START_TS: None, "start_time": {"$ne": None}}, {"start_time": 1}):
-        db[names.STATUS].update_one({"_id": doc["_id"]}, {"$set": start_fields(doc["start_time"])})
-        changed += 1
-    return changed
 
 
 def new_status_document(run_id: str, spec: dict[str, Any], version: str, created_at: datetime) -> dict[str, Any]:
@@ -134,8 +111,10 @@ def new_status_document(run_id: str, spec: dict[str, Any], version: str, created
 class Store:
     """Reads and the API's own writes. The recorder's event writes live in the recorder."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, queries: RunQueries | None = None):
         self.db = db
+        # How lists of runs are queried: chosen for the server unless given.
+        self.queries = queries or run_queries_for(db)
         self.status = db[names.STATUS]
         self.epochs = db[names.EPOCHS]
         self.trainings = db[names.TRAININGS]
@@ -152,71 +131,39 @@ class Store:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert counter is not None  # an upsert returning the document after it: never None
         return f"v{counter['value']}"
 
     def insert_queued_run(self, document: dict[str, Any]) -> None:
         self.status.insert_one(dict(document))
 
-    def list_runs(
-        self,
-        query: dict[str, Any] | None = None,
-        sort: str = "created_at",
-        descending: bool = True,
-        limit: int = 50,
-        skip: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of the runs matching query, sorted on `sort` (a field of `status`, dotted
-        for metrics), runs without a value for it last in either direction; and the count.
+    def list_runs(self, listing: RunListing) -> tuple[list[dict[str, Any]], int]:
+        """One page of the runs the listing asks for, sorted on `listing.sort`, runs without a
+        value for it last in either direction; and how many runs match.
 
         Two queries when some runs lack the value: MongoDB sorts null and missing first when
         ascending, and nx-27017 does not order them at all.
         """
-        query = dict(query or {})
-        direction = DESCENDING if descending else ASCENDING
-        total = self.count_runs(query)
-        finding = _for_find(query)
+        queries, status = self.queries, self.status
+        query = queries.filter(listing)
+        sort = queries.sort_field(listing.sort)
+        direction = DESCENDING if listing.descending else ASCENDING
+        skip, limit = listing.skip, listing.limit
+        total = queries.count(status, query)
         if sort == "created_at":  # every run has one: one query
-            cursor = self.status.find(finding, {"_id": 0}).sort(sort, direction).skip(skip).limit(limit)
-            return list(cursor), total
-        cursor = self.status.find(_and(finding, {sort: HAS_VALUE}), {"_id": 0})
-        runs = list(cursor.sort(sort, direction).skip(skip).limit(limit))
+            return list(queries.find(status, query).sort(sort, direction).skip(skip).limit(limit)), total
+        with_value = queries.both(query, {sort: HAS_VALUE})
+        runs = list(queries.find(status, with_value).sort(sort, direction).skip(skip).limit(limit))
         if len(runs) == limit:  # the page holds only runs with the value: nothing else to count
             return runs, total
         # The runs with the value end on this page (or before it): how many there are says
         # where the runs without it start.
-        valued = skip + len(runs) if runs else self.count_runs(_and(query, {sort: HAS_VALUE}))
+        valued = skip + len(runs) if runs else queries.count(status, with_value)
         if total > valued:
-            # {field: None} matches null and missing alike (on nx-27017 `$exists: False` also
-            # matches null, and an `$or` of the two does not).
-            cursor = self.status.find(_and(finding, {sort: None}), {"_id": 0}).sort("created_at", DESCENDING)
+            # {field: None} matches null and missing alike.
+            cursor = queries.find(status, queries.both(query, {sort: None})).sort("created_at", DESCENDING)
             runs += list(cursor.skip(max(0, skip - valued)).limit(limit - len(runs)))
         return runs, total
-
-    def count_runs(self, query: dict[str, Any]) -> int:
-        """How many runs match query.
-
-        Counted by aggregation: on nx-27017 count_documents scans every document (about 2 s
-        for 10,000 runs) where a $match + $group runs in SQL (a few ms), except for date
-        comparisons, which that path gets wrong: those are counted with count_documents. A
-        `$in` over statuses is counted one status at a time: each is an indexed equality,
-        together several times faster than the `$in`.
-        """
-        if _compares_dates(query):
-            return self.status.count_documents(query)
-        statuses = query.get("status")
-        if isinstance(statuses, dict) and set(statuses) == {"$in"}:
-            return sum(self.count_runs({**query, "status": state}) for state in statuses["$in"])
-        rest = {name: value for name, value in query.items() if name != "archived"}
-        if query.get("archived") is False and len(rest) <= 1:
-            # All minus the archived few: a count on one indexed condition takes about 2 ms, one
-            # that adds `archived: False` (true for nearly every run) 40–70 ms. With two or more
-            # conditions both ways cost the same (about 20 ms).
-            return self._aggregate_count(rest) - self._aggregate_count({**rest, "archived": True})
-        return self._aggregate_count(query)
-
-    def _aggregate_count(self, query: dict[str, Any]) -> int:
-        result = list(self.status.aggregate([{"$match": query}, {"$group": {"_id": None, "n": {"$sum": 1}}}]))
-        return int(result[0]["n"]) if result else 0
 
     def status_counts(self) -> dict[str, int]:
         """Runs per status, archived ones included."""
@@ -284,40 +231,3 @@ class Store:
             if self.status.replace_one({"run_id": run_id, "seq": read_seq}, run).matched_count:
                 return True
         return False
-
-
-def _and(query: dict[str, Any], condition: dict[str, Any]) -> dict[str, Any]:
-    """Both conditions, as one flat filter where possible: nx-27017 evaluates an `$and` in
-    Python after reading every document (550 ms for 10,000 runs, against 15 ms flat)."""
-    merged = dict(query)
-    for name, wanted in condition.items():
-        if name not in merged:
-            merged[name] = wanted
-        elif _operators(merged[name]) and _operators(wanted) and not set(merged[name]) & set(wanted):
-            merged[name] = {**merged[name], **wanted}  # {"$gte": x} and {"$ne": None}: one field, both
-        else:
-            return {"$and": [query, condition]}
-    return merged
-
-
-def _operators(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(key.startswith("$") for key in value)
-
-
-def _for_find(query: dict[str, Any]) -> dict[str, Any]:
-    """The query as find() is fastest with on nx-27017: `archived: False` becomes
-    `archived: {$ne: True}` (the same runs: every status document has the field). Equality
-    makes the server pick the archived index, which matches nearly every run, and sort them
-    all (150–250 ms for 10,000 runs) instead of walking the sort index (about 25 ms); counting
-    is the other way round."""
-    if query.get("archived") is False:
-        return {**query, "archived": {"$ne": True}}
-    return query
-
-
-def _compares_dates(query: Any) -> bool:
-    if isinstance(query, dict):
-        return any(isinstance(value, datetime) or _compares_dates(value) for value in query.values())
-    if isinstance(query, list):
-        return any(_compares_dates(value) for value in query)
-    return False

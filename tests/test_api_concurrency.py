@@ -12,10 +12,9 @@ import httpx
 import pytest
 import redis
 
-from infra.local_stack import LocalStack, StackConfig
 from shared import names
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port
+from tests.utils.stack import running_stack
 
 CONCURRENT_JOBS = 200
 
@@ -24,14 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(tmp_path):
-    config = StackConfig(
-        state_dir=tmp_path / "stack",
-        services=("redis", "mongo", "api"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-    )
-    with LocalStack(config) as running:
+    with running_stack(tmp_path / "stack", ("redis", "mongo", "api")) as running:
         synthesize_dataset(running.state_dir / "data" / "leaves", per_class=3, size=32, seed=0)
         yield running
 

@@ -9,12 +9,11 @@ import os
 import signal
 import time
 
-import httpx
 import pytest
 
-from infra.local_stack import LocalStack, StackConfig
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port, wait_for, wait_for_run
+from tests.utils.stack import TRAINING_STACK, api_client, queue_job, running_stack
+from tests.utils.waiting import wait_for, wait_for_run
 
 pytestmark = pytest.mark.integration
 # Far longer than the test waits for the count to drop: only the stopping worker deleting its
@@ -25,35 +24,15 @@ POLLS_WHILE_BUSY = 10
 
 @pytest.fixture
 def stack(tmp_path):
-    config = StackConfig(
-        state_dir=tmp_path,
-        trainers=2,
-        services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        extra_env={"PADDY_WORKER_PRESENCE_REFRESH_S": "1", "PADDY_WORKER_PRESENCE_TTL_S": str(PRESENCE_TTL_S)},
-    )
-    with LocalStack(config) as running:
+    env = {"PADDY_WORKER_PRESENCE_REFRESH_S": "1", "PADDY_WORKER_PRESENCE_TTL_S": str(PRESENCE_TTL_S)}
+    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=3)
         yield running
 
 
 def post_job(api) -> str:
     # Outlasts the test on any machine; cancelled below.
-    response = api.post(
-        "/jobs",
-        json={
-            "model_name": "custom_cnn",
-            "dataset": "leaves",
-            "epochs": 1000,
-            "patience": 1000,
-            "image_size": 128,
-            "batch_size": 16,
-        },
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["run_id"]
+    return queue_job(api, epochs=1000, patience=1000, image_size=128, batch_size=16)
 
 
 def runs_by_trainer(health: dict) -> dict[str, str | None]:
@@ -62,7 +41,7 @@ def runs_by_trainer(health: dict) -> dict[str, str | None]:
 
 
 def test_busy_trainers_are_counted_and_a_stopped_one_drops_out(stack):
-    api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
+    api = api_client(stack)
     run_ids = [post_job(api), post_job(api)]
     runs = [wait_for_run(api, run_id, "in_progress", timeout_s=180) for run_id in run_ids]
     assert {run["worker"].split("@")[0] for run in runs} == {"trainer-1", "trainer-2"}

@@ -7,68 +7,31 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from infra.local_stack import LocalStack, StackConfig
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.settings import PaddySettings
 from shared.store import connect
-from tests.conftest import free_port, wait_for_run
+from tests.utils.documents import EPOCH_FIELDS, TRAININGS_FIELDS
+from tests.utils.stack import TRAINING_STACK, api_client, queue_job, running_stack
+from tests.utils.waiting import wait_for_run
 
 pytestmark = pytest.mark.integration
-
-# The original system's `trainings` fields and their types (DESIGN.md).
-TRAININGS_FIELDS = {
-    "run_id": str,
-    "model_name": str,
-    "version": str,
-    "num_classes": int,
-    "dropout": float,
-    "feature_extraction": bool,
-    "batch_size": int,
-    "learning_rate": float,
-    "early_stopped": bool,
-    "epochs_run": int,
-    "train_accuracy": float,
-    "val_accuracy": float,
-    "test_accuracy": float,
-    "best_val_loss": float,
-    "duration_minutes": float,
-    "start_time": datetime,
-    "end_time": datetime,
-}
-EPOCH_FIELDS = {
-    "run_id": str,
-    "epoch": int,
-    "train_loss": float,
-    "train_acc": float,
-    "val_loss": float,
-    "val_acc": float,
-    "epoch_time_sec": float,
-}
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = StackConfig(
-        state_dir=tmp_path_factory.mktemp("paddy"),
-        services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        extra_env={"PADDY_HEARTBEAT_INTERVAL_S": "2"},
-    )
-    with LocalStack(config) as running:
+    state_dir = tmp_path_factory.mktemp("paddy")
+    with running_stack(state_dir, TRAINING_STACK, env={"PADDY_HEARTBEAT_INTERVAL_S": "2"}) as running:
         for name in ("tiny", "doomed"):
-            synthesize_dataset(config.state_dir / "data" / name, per_class=12, size=64, seed=1)
+            synthesize_dataset(state_dir / "data" / name, per_class=12, size=64, seed=1)
         yield running
 
 
 @pytest.fixture(scope="module")
 def api(stack):
-    with httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key}) as client:
+    with api_client(stack) as client:
         yield client
 
 
@@ -81,10 +44,7 @@ def db(stack):
 
 
 def post_job(api, **spec) -> str:
-    body = {"model_name": "custom_cnn", "dataset": "tiny", "epochs": 3, "image_size": 64, "batch_size": 16, **spec}
-    response = api.post("/jobs", json=body)
-    assert response.status_code == 202, response.text
-    return response.json()["run_id"]
+    return queue_job(api, **({"dataset": "tiny", "epochs": 3, "image_size": 64, "batch_size": 16} | spec))
 
 
 def wait_until_finished(api, run_id: str, timeout_s: float = 240) -> dict:

@@ -11,16 +11,15 @@ import os
 import re
 import signal
 
-import httpx
 import pytest
 import redis
 import torch
 
-from infra.local_stack import LocalStack, StackConfig
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import attempt_of, decode_event, utc_now
-from tests.conftest import free_port, wait_for, wait_for_run
+from tests.utils.stack import TRAINING_STACK, api_client, queue_job, running_stack
+from tests.utils.waiting import wait_for, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -39,17 +38,9 @@ TEST_GROUP = "fencing-test"  # reads nothing: the recorder's trimming keeps ever
 
 @pytest.fixture
 def stack(tmp_path):
-    config = StackConfig(
-        state_dir=tmp_path,
-        trainers=2,
-        services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        # A progress event after every batch: an old attempt that trained on would show it at once.
-        extra_env={**TIMINGS, "PADDY_PROGRESS_EVERY_BATCHES": "1"},
-    )
-    with LocalStack(config) as running:
+    # A progress event after every batch: an old attempt that trained on would show it at once.
+    env = {**TIMINGS, "PADDY_PROGRESS_EVERY_BATCHES": "1"}
+    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=60, size=96, seed=5)
         yield running
 
@@ -57,20 +48,8 @@ def stack(tmp_path):
 def test_a_paused_trainer_stands_down_when_it_wakes_after_its_job_moved_on(stack):
     events = redis.Redis.from_url(stack.env()["PADDY_REDIS_URL"])
     events.xgroup_create(names.EVENTS_STREAM, TEST_GROUP, id="0", mkstream=True)
-    api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
-    response = api.post(
-        "/jobs",
-        json={
-            "model_name": "custom_cnn",
-            "dataset": "leaves",
-            "epochs": EPOCHS,
-            "patience": EPOCHS,
-            "image_size": 96,
-            "batch_size": 16,
-        },
-    )
-    assert response.status_code == 202, response.text
-    run_id = response.json()["run_id"]
+    api = api_client(stack)
+    run_id = queue_job(api, epochs=EPOCHS, patience=EPOCHS, image_size=96, batch_size=16)
     first = wait_for(
         lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r,
         120,

@@ -8,12 +8,11 @@ and the worker goes on to the next job.
 import os
 import signal
 
-import httpx
 import pytest
 
-from infra.local_stack import LocalStack, StackConfig
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port, wait_for, wait_for_run
+from tests.utils.stack import TRAINING_STACK, api_client, queue_job, running_stack
+from tests.utils.waiting import wait_for, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -30,29 +29,21 @@ LONG_JOB = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    config = StackConfig(
-        state_dir=tmp_path_factory.mktemp("paddy"),
-        services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        extra_env={"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "1"},
-    )
-    with LocalStack(config) as running:
-        synthesize_dataset(config.state_dir / "data" / "leaves", per_class=30, size=64, seed=1)
+    state_dir = tmp_path_factory.mktemp("paddy")
+    env = {"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "1"}
+    with running_stack(state_dir, TRAINING_STACK, env=env) as running:
+        synthesize_dataset(state_dir / "data" / "leaves", per_class=30, size=64, seed=1)
         yield running
 
 
 @pytest.fixture(scope="module")
 def api(stack):
-    with httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key}) as client:
+    with api_client(stack) as client:
         yield client
 
 
 def post_job(api, **overrides) -> str:
-    response = api.post("/jobs", json={**LONG_JOB, **overrides})
-    assert response.status_code == 202, response.text
-    return response.json()["run_id"]
+    return queue_job(api, **(LONG_JOB | overrides))
 
 
 def wait_for_an_epoch(api, run_id: str, timeout_s: float = 120) -> dict:

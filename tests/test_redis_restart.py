@@ -7,22 +7,21 @@ training, its events wait in memory and in the run's spill file (a tiny spill th
 and reach the stream, in order, once Redis is back.
 """
 
-import os
-import signal
 import time
 import uuid
 
 import pytest
 import redis
 
-from infra.local_stack import LocalStack, StackConfig
+from infra.local_stack import LocalStack
 from services.api.job_queue import JobQueue
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import JobSpec
 from shared.settings import PaddySettings
 from shared.store import connect
-from tests.conftest import free_port, wait_for
+from tests.utils.stack import kill_service, running_stack
+from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +31,8 @@ OUTAGE_S = 4
 
 @pytest.fixture
 def stack(tmp_path):
-    config = StackConfig(
-        state_dir=tmp_path,
-        services=("redis", "mongo", "recorder", "trainer"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        extra_env={
-            "PADDY_EVENT_SPILL_THRESHOLD": "3",
-            "PADDY_PROGRESS_EVERY_BATCHES": "2",
-            "PADDY_HEARTBEAT_INTERVAL_S": "1",
-        },
-    )
-    with LocalStack(config) as running:
+    env = {"PADDY_EVENT_SPILL_THRESHOLD": "3", "PADDY_PROGRESS_EVERY_BATCHES": "2", "PADDY_HEARTBEAT_INTERVAL_S": "1"}
+    with running_stack(tmp_path, ("redis", "mongo", "recorder", "trainer"), env=env) as running:
         fsync_every_write(running)
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=60, size=64, seed=4)
         yield running
@@ -92,9 +81,7 @@ def test_a_job_survives_a_redis_restart_and_records_each_epoch_once(stack, db):
         "the first epoch to be recorded",
     )
     assert running["epochs_done"] < EPOCHS  # Redis goes away while the job trains
-    redis_proc = stack.process("redis")
-    os.killpg(redis_proc.pid, signal.SIGKILL)
-    redis_proc.wait()
+    kill_service(stack, "redis")
     time.sleep(OUTAGE_S)  # the trainer goes on training meanwhile
     spill_files = list((stack.state_dir / "artifacts" / "runs" / run_id).glob("unsent-events.*.jsonl"))
     stack.restart("redis")  # same port, same append-only file

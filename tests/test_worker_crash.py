@@ -7,12 +7,11 @@ import os
 import signal
 import time
 
-import httpx
 import pytest
 
-from infra.local_stack import LocalStack, StackConfig
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port, wait_for
+from tests.utils.stack import TRAINING_STACK, api_client, queue_job, running_stack
+from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 VISIBILITY_TIMEOUT_S = 10
@@ -20,46 +19,26 @@ VISIBILITY_TIMEOUT_S = 10
 
 @pytest.fixture
 def stack(tmp_path):
-    config = StackConfig(
-        state_dir=tmp_path,
-        trainers=2,
-        services=("redis", "mongo", "recorder", "api", "trainer"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        # A dead worker's job comes back after ~10 s instead of ~1 min.
-        # The lease and the lost timeout shrink with it (shared.settings.LivenessSettings).
-        extra_env={
-            "PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
-            "PADDY_HEARTBEAT_INTERVAL_S": "2",
-            "PADDY_LEASE_TTL_S": "4",
-            "PADDY_HEARTBEAT_TIMEOUT_S": "4",
-            "PADDY_REAP_INTERVAL_S": "1",
-        },
-    )
-    with LocalStack(config) as running:
+    # A dead worker's job comes back after ~10 s instead of ~1 min.
+    # The lease and the lost timeout shrink with it (shared.settings.LivenessSettings).
+    env = {
+        "PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+        "PADDY_HEARTBEAT_INTERVAL_S": "2",
+        "PADDY_LEASE_TTL_S": "4",
+        "PADDY_HEARTBEAT_TIMEOUT_S": "4",
+        "PADDY_REAP_INTERVAL_S": "1",
+    }
+    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)
         yield running
 
 
 def post_job(api, epochs: int) -> str:
-    response = api.post(
-        "/jobs",
-        json={
-            "model_name": "custom_cnn",
-            "dataset": "leaves",
-            "epochs": epochs,
-            "image_size": 128,
-            "batch_size": 16,
-            "patience": 50,
-        },
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["run_id"]
+    return queue_job(api, epochs=epochs, image_size=128, batch_size=16, patience=50)
 
 
 def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
-    api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
+    api = api_client(stack)
     run_id = post_job(api, epochs=1000)  # outlasts the test on any machine; cancelled below
     started = wait_for(
         lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] == "in_progress" and r, 120, "the run to start"
@@ -80,7 +59,7 @@ def test_a_live_job_longer_than_the_visibility_timeout_runs_once(stack):
 
 
 def test_a_killed_trainers_job_resumes_on_the_other_and_completes(stack):
-    api = httpx.Client(base_url=stack.urls()["api"], timeout=10, headers={"X-API-Key": stack.api_key})
+    api = api_client(stack)
     run_id = post_job(api, epochs=6)
     run = wait_for(
         lambda: (r := api.get(f"/jobs/{run_id}").json())["epochs_done"] >= 2 and r, 120, "two finished epochs"

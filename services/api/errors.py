@@ -4,11 +4,10 @@ store that is down, and a generic 500 with an error id (the traceback stays in t
 import logging
 import math
 import uuid
-from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, cast, get_args, get_origin
 
 import redis
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,8 +15,9 @@ from pydantic import BaseModel, StringConstraints
 from pydantic.fields import FieldInfo
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
-from services.api.runs import MAX_LIMIT, MAX_OFFSET
+from services.api.presenting import MAX_LIMIT, MAX_OFFSET
 from shared.models import MODELS
+from shared.schemas.fields import bounds, choices, value_type
 from shared.schemas.jobs import (
     MAX_ENSEMBLE_MEMBERS,
     NO_CONTROL_CHARACTERS,
@@ -69,31 +69,32 @@ def text_rule(field: FieldInfo) -> str | None:
     """The rule of a constrained text field (`Annotated[str, StringConstraints]`, or that | None)
     in words."""
     constraints = [item for item in field.metadata if isinstance(item, StringConstraints)]
-    if not constraints and get_origin(field.annotation) in (Union, UnionType):
-        for argument in get_args(field.annotation):
-            if get_origin(argument) is Annotated:
-                constraints += [item for item in get_args(argument)[1:] if isinstance(item, StringConstraints)]
+    annotation = value_type(field)
+    if not constraints and get_origin(annotation) is Annotated:
+        constraints = [item for item in get_args(annotation)[1:] if isinstance(item, StringConstraints)]
     if not constraints:
         return None
     rule = constraints[0]
-    words = [PATTERN_WORDS.get(rule.pattern or ""), rule.max_length and f"at most {rule.max_length} characters"]
+    pattern = rule.pattern if isinstance(rule.pattern, str) else None
+    words = [pattern and PATTERN_WORDS.get(pattern), rule.max_length and f"at most {rule.max_length} characters"]
     return "text " + ", ".join(word for word in words if word)
+
+
+# Bounds in a 422's words.
+BOUND_SYMBOLS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 
 
 def allowed_values(model: type[BaseModel]) -> dict[str, str]:
     """field → its allowed values in words, from the model's own constraints."""
     described: dict[str, str] = {}
     for name, field in model.model_fields.items():
-        bounds = []
-        for item in field.metadata:
-            for attribute, word in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
-                if getattr(item, attribute, None) is not None:
-                    bounds.append(f"{word} {getattr(item, attribute)}")
-        if bounds:
+        if field_bounds := bounds(field):
             kind = "a whole number" if field.annotation is int else "a number"
-            described[name] = f"{kind} {' and '.join(bounds)}"
-        elif get_args(field.annotation) and all(isinstance(a, str) for a in get_args(field.annotation)):
-            described[name] = "one of " + ", ".join(repr(a) for a in get_args(field.annotation))
+            described[name] = f"{kind} " + " and ".join(
+                f"{BOUND_SYMBOLS[bound]} {value}" for bound, value in field_bounds.items()
+            )
+        elif field_choices := choices(field):
+            described[name] = "one of " + ", ".join(repr(choice) for choice in field_choices)
         elif rule := text_rule(field):
             described[name] = rule
     return described
@@ -117,7 +118,7 @@ def _with_allowed(error: dict[str, Any]) -> dict[str, Any]:
     field = next((str(part) for part in reversed(error.get("loc", ())) if isinstance(part, str)), None)
     allowed = ALLOWED.get(field or "")
     if error.get("type") == "string_pattern_mismatch":
-        pattern = (error.get("ctx") or {}).get("pattern")
+        pattern = str((error.get("ctx") or {}).get("pattern"))
         error = {**error, "msg": f"String should be {PATTERN_WORDS.get(pattern, f'matching {pattern!r}')}"}
     if error.get("type") in BOUND_ERRORS and allowed and "allowed" not in error.get("msg", ""):
         error = {**error, "msg": f"{error['msg']} (allowed: {allowed})"}
@@ -156,8 +157,17 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return echoed(value) is value
 
 
-async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-    detail = [_with_allowed(dict(item)) for item in error.errors()]
+def field_error(field: str, message: str, *loc: str | int) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the field."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"loc": ["body", *(loc or (field,))], "msg": message, "type": "value_error"}],
+    )
+
+
+async def validation_error(_request: Request, error: Exception) -> JSONResponse:
+    # Installed for RequestValidationError alone; Starlette types every handler's error as Exception.
+    detail = [_with_allowed(dict(item)) for item in cast(RequestValidationError, error).errors()]
     return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": jsonable_encoder(detail)})
 
 

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
@@ -16,7 +17,6 @@ from services.api.routes import (
     jobs,
     models,
     predict,
-    runs,
     sweeps,
 )
 from services.api.settings import get_settings
@@ -33,7 +33,7 @@ class ErrorPublic(BaseModel):
 
 
 # Answers any operation may give, documented once for all of them.
-COMMON_RESPONSES = {
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorPublic, "description": "a body that cannot be parsed"},
     401: {"model": ErrorPublic, "description": "missing or wrong X-API-Key (writes; reads when closed)"},
     413: {
@@ -63,7 +63,6 @@ for router in (
     ensembles.router,
     predict.router,
     compare.router,
-    runs.router,
     models.router,
 ):
     app.include_router(router, dependencies=[Depends(check_api_key)])

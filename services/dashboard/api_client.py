@@ -5,7 +5,7 @@ any number of viewers costs the API about one request per query and interval. Wr
 cached and carry the X-API-Key header.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -183,8 +183,8 @@ def models(base_url: str) -> list[dict[str, Any]]:
 
 
 def checkpoint(base_url: str, run_id: str) -> bytes:
-    """`GET /runs/{run_id}/checkpoint`: the best checkpoint's bytes (fetched on click only)."""
-    return request(base_url, "GET", f"/runs/{run_id}/checkpoint").content
+    """`GET /jobs/{run_id}/checkpoint`: the best checkpoint's bytes (fetched on click only)."""
+    return request(base_url, "GET", f"/jobs/{run_id}/checkpoint").content
 
 
 def health(base_url: str) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def create_job(base_url: str, spec: dict[str, Any]) -> dict[str, Any]:
     return request(base_url, "POST", "/jobs", json=spec).json()
 
 
-def create_sweep(base_url: str, base: dict[str, Any], grid: dict[str, Sequence[Any]]) -> dict[str, Any]:
+def create_sweep(base_url: str, base: dict[str, Any], grid: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """`POST /sweeps` → {"sweep_id", "run_ids", "count"}."""
     return request(base_url, "POST", "/sweeps", json={"base": base, "grid": grid}).json()
 

@@ -119,25 +119,29 @@ def overlay_figure(overlay: pd.DataFrame, column: str) -> go.Figure:
     return figure
 
 
-def hyperparameter_figure(
-    frame: pd.DataFrame, parameter: str, metric: str, metric_label: str, percent: bool
-) -> go.Figure:
-    """A metric against one hyperparameter, a point per run, coloured by model."""
-    figure = go.Figure(
+def runs_by_model_figure(frame: pd.DataFrame, x: str, y: str, hover: str) -> go.Figure:
+    """A point per run (x against y), a trace per model; the hover names the run, then `hover`."""
+    return go.Figure(
         [
             go.Scatter(
-                x=group[parameter],
-                y=group[metric],
+                x=group[x],
+                y=group[y],
                 name=model,
                 mode="markers",
                 marker={"size": 10},
                 customdata=group[["run_id", "version"]],
-                hovertemplate="run %{customdata[0]} (%{customdata[1]})<br>"
-                f"{parameter} %{{x}}<br>{metric_label} %{{y}}<extra></extra>",
+                hovertemplate=f"run %{{customdata[0]}} (%{{customdata[1]}})<br>{hover}<extra></extra>",
             )
             for model, group in frame.groupby("model", sort=True)
         ]
     )
+
+
+def hyperparameter_figure(
+    frame: pd.DataFrame, parameter: str, metric: str, metric_label: str, percent: bool
+) -> go.Figure:
+    """A metric against one hyperparameter, a point per run, coloured by model."""
+    figure = runs_by_model_figure(frame, parameter, metric, f"{parameter} %{{x}}<br>{metric_label} %{{y}}")
     _layout(figure, f"{metric_label} by {parameter.replace('_', ' ')}")
     figure.update_xaxes(title_text=parameter.replace("_", " "))
     if parameter in ("learning_rate", "weight_decay"):
@@ -205,20 +209,8 @@ def probabilities_figure(probabilities: dict[str, float]) -> go.Figure:
 
 def runs_over_time_figure(frame: pd.DataFrame, metric: str, metric_label: str) -> go.Figure:
     """Completed runs by start time against a metric, coloured by model (`comparison.runs_table`)."""
-    figure = go.Figure(
-        [
-            go.Scatter(
-                x=group["start_time"],
-                y=group[metric],
-                name=model,
-                mode="markers",
-                marker={"size": 10},
-                customdata=group[["run_id", "version"]],
-                hovertemplate="run %{customdata[0]} (%{customdata[1]})<br>%{x}<br>"
-                f"{metric_label} %{{y}}<extra></extra>",
-            )
-            for model, group in frame.dropna(subset=[metric]).groupby("model", sort=True)
-        ]
+    figure = runs_by_model_figure(
+        frame.dropna(subset=[metric]), "start_time", metric, f"%{{x}}<br>{metric_label} %{{y}}"
     )
     _layout(figure, f"{metric_label} by start time")
     figure.update_xaxes(title_text="start time (UTC)")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from services.dashboard.runs import Run, parse_time, status_label
+from services.dashboard.run_views import Run, parse_time, status_label
 from shared.schemas.jobs import LOWER_IS_BETTER
 
 # GET /jobs `sort` keys (docs/api.md) and how the page names them.
@@ -46,6 +46,14 @@ HYPERPARAMETERS = (
     "feature_extraction",
     "model_name",
 )
+SUMMARY_COLUMNS = [
+    "train_accuracy",
+    "val_accuracy",
+    "test_accuracy",
+    "test_f1_macro",
+    "best_val_loss",
+    "duration_minutes",
+]
 TABLE_COLUMNS = [
     "run_id",
     "model",
@@ -57,34 +65,12 @@ TABLE_COLUMNS = [
     "learning_rate",
     "early_stopped",
     "epochs_run",
-    "train_accuracy",
-    "val_accuracy",
-    "test_accuracy",
-    "test_f1_macro",
-    "best_val_loss",
-    "duration_minutes",
+    *SUMMARY_COLUMNS,
     "start_time",
     "end_time",
     "sweep_id",
 ]
-SUMMARY_COLUMNS = [
-    "train_accuracy",
-    "val_accuracy",
-    "test_accuracy",
-    "test_f1_macro",
-    "best_val_loss",
-    "duration_minutes",
-]
-FLOAT_COLUMNS = [
-    "dropout",
-    "learning_rate",
-    "train_accuracy",
-    "val_accuracy",
-    "test_accuracy",
-    "test_f1_macro",
-    "best_val_loss",
-    "duration_minutes",
-]
+FLOAT_COLUMNS = ["dropout", "learning_rate", *SUMMARY_COLUMNS]
 
 
 def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -95,7 +81,9 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
         epochs_run = metrics.get("epochs_run")
         if epochs_run is None and run.get("status") != "queued":
             epochs_run = run.get("epochs_done")
-        finished = run.get("status") == "completed" and epochs_run is not None
+        early_stopped = None
+        if run.get("status") == "completed" and epochs_run is not None:
+            early_stopped = epochs_run < (run.get("epochs_planned") or 0)
         rows.append(
             {
                 "run_id": run["run_id"],
@@ -106,7 +94,7 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
                 "feature_extraction": spec.get("feature_extraction"),
                 "batch_size": spec.get("batch_size"),
                 "learning_rate": spec.get("learning_rate"),
-                "early_stopped": (epochs_run < (run.get("epochs_planned") or 0)) if finished else None,
+                "early_stopped": early_stopped,
                 "epochs_run": epochs_run,
                 **{name: metrics.get(name) for name in SUMMARY_COLUMNS},
                 "start_time": parse_time(run.get("start_time")),

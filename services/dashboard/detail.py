@@ -5,7 +5,7 @@ from typing import Any
 
 import pandas as pd
 
-from services.dashboard.runs import ACTIVE_STATES, Run, format_duration, parse_time
+from services.dashboard.run_views import ACTIVE_STATES, Run, format_duration, parse_time
 from shared.schemas.jobs import RETRYABLE_STATES
 
 # Runs that a cancel can still stop (docs/api.md); RETRYABLE_STATES: those a retry starts again.

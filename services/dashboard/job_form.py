@@ -1,38 +1,46 @@
 """The new job / sweep form: which inputs a model's defaults call for, and the body to post.
 
-Plain functions over GET /models' `defaults`; no Streamlit. The API validates again (422).
+Plain functions over GET /models' `defaults`; no Streamlit. What a field is, allows and means
+comes from JobSpec itself; the API validates again (422).
 """
 
 from collections.abc import Mapping
 from typing import Any
 
+from shared.schemas import fields
+from shared.schemas.jobs import JobSpec
+
+SPEC_FIELDS = JobSpec.model_fields
 # Set in the form's own inputs, not from a model's defaults.
 FIXED_FIELDS = ("model_name", "dataset", "version")
-# The fields a sweep can vary from the form, and how their values are typed.
-SWEEP_FIELDS = {
-    "learning_rate": float,
-    "batch_size": int,
-    "dropout": float,
-    "weight_decay": float,
-    "epochs": int,
-    "image_size": int,
-}
+# The fields a sweep can vary from the form.
+SWEEP_FIELDS = ("learning_rate", "batch_size", "dropout", "weight_decay", "epochs", "image_size")
 # Fields a person sets most; the rest sit under "more settings".
 MAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "dropout", "image_size", "patience", "feature_extraction")
+# JobSpec's bounds as the form says them: "must be at least 1 and at most 1000".
+BOUND_WORDS = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
 
 
-def field_kind(name: str, default: Any) -> str:
+def help_text(name: str) -> str | None:
+    return SPEC_FIELDS[name].description
+
+
+def choices(name: str) -> tuple[str, ...]:
+    return fields.choices(SPEC_FIELDS[name])
+
+
+def field_kind(name: str) -> str:
     """How to ask for a field: 'bool', 'int', 'float', 'optional_float', 'choice' or 'text'."""
-    if name == "augment":
+    field = SPEC_FIELDS[name]
+    kind = fields.value_type(field)
+    if fields.choices(field):
         return "choice"
-    if name == "dropout":
-        return "optional_float"
-    if isinstance(default, bool):
+    if kind is bool:
         return "bool"
-    if isinstance(default, int):
+    if kind is int:
         return "int"
-    if isinstance(default, float):
-        return "float"
+    if kind is float:
+        return "optional_float" if fields.allows_none(field) else "float"
     return "text"
 
 
@@ -40,7 +48,34 @@ def form_fields(defaults: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
     """(name, kind, default) for every field the form asks for, main fields first."""
     names = [name for name in MAIN_FIELDS if name in defaults]
     names += [name for name in defaults if name not in names and name not in FIXED_FIELDS]
-    return [(name, field_kind(name, defaults[name]), defaults[name]) for name in names]
+    return [(name, field_kind(name), defaults[name]) for name in names]
+
+
+def number_type(name: str) -> type[int] | type[float]:
+    return int if fields.value_type(SPEC_FIELDS[name]) is int else float
+
+
+def input_range(name: str) -> tuple[Any, Any]:
+    """The least and the most a number input offers, of the field's type (None: no limit).
+
+    An open bound (gt, lt) is offered too, and refused by `job_spec` as JobSpec refuses it.
+    """
+    number = number_type(name)
+    limits = fields.bounds(SPEC_FIELDS[name])
+    low, high = limits.get("ge", limits.get("gt")), limits.get("le", limits.get("lt"))
+    return (None if low is None else number(low)), (None if high is None else number(high))
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """Why JobSpec would refuse this value of a bounded field, in words; None when it would not."""
+    field = SPEC_FIELDS[name]
+    limits = fields.bounds(field)
+    if not limits or (value is None and fields.allows_none(field)):
+        return None
+    if value is not None and fields.within_bounds(field, value):
+        return None
+    rule = " and ".join(f"{BOUND_WORDS[kind]} {bound}" for kind, bound in limits.items())
+    return f"must be {rule}" + (" (leave empty for none)" if fields.allows_none(field) else "")
 
 
 def job_spec(
@@ -56,12 +91,8 @@ def job_spec(
         raise ValueError("dataset: name a dataset folder under the data root (e.g. demo-synth)")
     spec: dict[str, Any] = {"model_name": model_name, "dataset": dataset.strip()}
     for name, value in values.items():
-        if name in ("epochs", "batch_size", "image_size", "patience") and (value is None or value < 1):
-            raise ValueError(f"{name}: must be at least 1")
-        if name == "learning_rate" and not (value and 0 < value <= 1):
-            raise ValueError("learning_rate: must be above 0 and at most 1")
-        if name == "dropout" and value is not None and not 0 <= value < 1:
-            raise ValueError("dropout: must be at least 0 and below 1 (leave empty for none)")
+        if problem := value_problem(name, value):
+            raise ValueError(f"{name}: {problem}")
         if value != defaults.get(name):
             spec[name] = value
     if version.strip():
@@ -70,18 +101,21 @@ def job_spec(
 
 
 def parse_grid(texts: Mapping[str, str]) -> dict[str, list[Any]]:
-    """A sweep grid from comma-separated values per field ('0.001, 0.0003'); empty fields are left out."""
+    """A sweep grid from comma-separated values per field ('0.001, 0.0003'); empty fields are left out.
+
+    'none' stands for null where the field allows it (dropout).
+    """
     grid: dict[str, list[Any]] = {}
     for name, text in texts.items():
         parts = [part.strip() for part in text.split(",") if part.strip()]
         if not parts:
             continue
-        kind = SWEEP_FIELDS[name]
+        number, optional = number_type(name), fields.allows_none(SPEC_FIELDS[name])
         try:
-            values = [None if name == "dropout" and part.lower() == "none" else kind(part) for part in parts]
+            values = [None if optional and part.lower() == "none" else number(part) for part in parts]
         except ValueError:
             raise ValueError(
-                f"{name}: {text!r} is not a comma-separated list of {'whole numbers' if kind is int else 'numbers'}"
+                f"{name}: {text!r} is not a comma-separated list of {'whole numbers' if number is int else 'numbers'}"
             ) from None
         grid[name] = list(dict.fromkeys(values))
     return grid

@@ -13,7 +13,7 @@ from services.recorder.retry import MONGO_BACKOFF_MAX_S, retry_with_backoff
 from services.recorder.settings import RecorderSettings, get_settings
 from services.recorder.webhooks import WebhookNotifier
 from shared.settings import LivenessSettings
-from shared.store import backfill_start_ts, connect, ensure_indexes
+from shared.store import connect, ensure_indexes
 
 
 def main() -> None:
@@ -55,15 +55,10 @@ def _webhook_notifier(settings: RecorderSettings) -> WebhookNotifier:
 def _ensure_indexes_when_reachable(db: Database, backoff_s: float) -> None:
     """A recorder started while MongoDB is down waits for it instead of exiting."""
 
-    def prepare() -> None:
-        ensure_indexes(db)
-        if changed := backfill_start_ts(db):
-            logging.info("gave %d older status documents their start_ts", changed)
-
     def mongodb_down(error: Exception, delay: float) -> None:
         logging.warning("MongoDB unreachable at start (%s); retrying in %.1f s", error, delay)
 
-    retry_with_backoff(prepare, PyMongoError, mongodb_down, backoff_s, MONGO_BACKOFF_MAX_S)
+    retry_with_backoff(lambda: ensure_indexes(db), PyMongoError, mongodb_down, backoff_s, MONGO_BACKOFF_MAX_S)
 
 
 if __name__ == "__main__":

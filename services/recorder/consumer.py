@@ -31,7 +31,7 @@ from shared.schemas.events import decode_event, utc_now
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
+Entry = tuple[bytes, dict[bytes | str, bytes | str]]  # (stream entry id, fields)
 # Seconds between two publications of an unchanged recorder state (shared/recorder_state.py).
 STATE_INTERVAL_S = 5.0
 
@@ -56,7 +56,7 @@ class Recorder:
         self.db = db
         self.settings = settings
         self.notifier = notifier
-        self.writer = BatchWriter(db, settings.status_cache_runs, on_status_stored=self._status_stored)
+        self.writer = BatchWriter(db, settings.status_cache_runs, on_status_stored=self._notify_status_change)
         self.stats = RecorderStats(writes=self.writer.counts)
         self._last_claim = 0.0
         self._last_trim = 0.0
@@ -200,7 +200,7 @@ class Recorder:
         for event in events:
             self.stats.by_type[event.type] += 1
 
-    def _status_stored(self, change: StatusChange) -> None:
+    def _notify_status_change(self, change: StatusChange) -> None:
         if self.notifier is not None:
             self.notifier.notify_on_transition(change.before, change.doc)
 
@@ -211,5 +211,5 @@ class Recorder:
             b"reason": reason[:2000].encode(),
             **{b"field:" + (k if isinstance(k, bytes) else k.encode()): v for k, v in fields.items()},
         }
-        self.client.xadd(names.DEAD_LETTER_STREAM, payload, maxlen=self.settings.events_stream_maxlen, approximate=True)
+        self.client.xadd(names.DEAD_LETTER_STREAM, payload, maxlen=self.settings.dead_letter_maxlen, approximate=True)
         self.stats.dead_lettered += 1

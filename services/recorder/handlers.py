@@ -5,7 +5,7 @@ write is built to be harmless then:
 - a run's `status` document is changed in memory by `apply_to_status` (events older than
   the stored `seq` are skipped) and written back whole by the consumer, guarded by the seq
   it read (optimistic concurrency between recorders);
-- `epochs` and `trainings` documents are written whole (`other_writes`): inserted if absent
+- `epochs` and `trainings` documents are written whole (`document_writes`): inserted if absent
   (epoch started) or replaced only when the event is newer than the stored copy (epoch
   finished, run completed). A stale write changes nothing.
 
@@ -19,7 +19,7 @@ Whole-document writes also keep dates as BSON dates: nx-27017 stores a datetime 
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared import names
@@ -183,7 +183,6 @@ class DocumentWrite:
 
     collection: str
     doc: Document  # carries its deterministic _id and its seq
-    key: Document  # the fields of the collection's unique index
     replace_if_newer: bool
 
     @property
@@ -195,35 +194,36 @@ def epoch_document_id(run_id: str, epoch: int) -> str:
     return f"{run_id}:{epoch}"
 
 
-def other_writes(event: Event) -> list[DocumentWrite]:
+def document_writes(event: Event) -> list[DocumentWrite]:
     """The `epochs` and `trainings` writes of one event (most events have none)."""
     if isinstance(event, EpochStarted):
         # Inserted when the epoch starts so the dashboard shows it at once; a replay changes nothing.
-        doc = {
-            "_id": epoch_document_id(event.run_id, event.epoch),
-            "run_id": event.run_id,
-            "epoch": event.epoch,
-            "seq": event.seq,
-            "started_at": event.time,
-            "finished_at": None,
-            **dict.fromkeys(EPOCH_METRICS),
-        }
-        return [DocumentWrite(names.EPOCHS, doc, {"run_id": event.run_id, "epoch": event.epoch}, False)]
+        doc = epoch_document(event, started_at=event.time, finished_at=None, metrics=dict.fromkeys(EPOCH_METRICS))
+        return [DocumentWrite(names.EPOCHS, doc, replace_if_newer=False)]
     if isinstance(event, EpochFinished):
-        doc = {
-            "_id": epoch_document_id(event.run_id, event.epoch),
-            "run_id": event.run_id,
-            "epoch": event.epoch,
-            "seq": event.seq,
-            "started_at": event.time - timedelta(seconds=event.epoch_time_sec),
-            "finished_at": event.time,
-            **{name: getattr(event, name) for name in EPOCH_METRICS},
-        }
-        return [DocumentWrite(names.EPOCHS, doc, {"run_id": event.run_id, "epoch": event.epoch}, True)]
+        started_at = event.time - timedelta(seconds=event.epoch_time_sec)
+        metrics = {name: getattr(event, name) for name in EPOCH_METRICS}
+        doc = epoch_document(event, started_at=started_at, finished_at=event.time, metrics=metrics)
+        return [DocumentWrite(names.EPOCHS, doc, replace_if_newer=True)]
     if isinstance(event, RunCompleted):
         doc = {"_id": event.run_id, **event.summary.model_dump(), "seq": event.seq}
-        return [DocumentWrite(names.TRAININGS, doc, {"run_id": event.run_id}, True)]
+        return [DocumentWrite(names.TRAININGS, doc, replace_if_newer=True)]
     return []
+
+
+def epoch_document(
+    event: EpochStarted | EpochFinished, started_at: datetime, finished_at: datetime | None, metrics: Document
+) -> Document:
+    """An `epochs` document whole, the original's fields (metrics null until the epoch ends) and ours."""
+    return {
+        "_id": epoch_document_id(event.run_id, event.epoch),
+        "run_id": event.run_id,
+        "epoch": event.epoch,
+        "seq": event.seq,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        **metrics,
+    }
 
 
 def ended_runs(events: list[Event]) -> list[str]:

@@ -19,7 +19,6 @@ lost is not in_progress, so the next round skips it.
 """
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -27,6 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from shared import names
+from shared.periodic import Periodic
 from shared.schemas.events import utc_now
 from shared.settings import LivenessSettings
 
@@ -55,28 +55,18 @@ def reap_lost_runs(
     return lost
 
 
-class Reaper:
+class Reaper(Periodic):
     """Calls reap_lost_runs every reap_interval_s from a daemon thread until stopped."""
 
     def __init__(self, db: Database, settings: LivenessSettings, on_lost: Callable[[dict], None] | None = None):
+        super().__init__(self._reap, settings.reap_interval_s, name="reaper")
         self._db = db
-        self._settings = settings
+        self._timeout_s = settings.heartbeat_timeout_s
         self._on_lost = on_lost
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
 
-    def start(self) -> "Reaper":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._settings.reap_interval_s):
-            try:
-                reap_lost_runs(self._db, self._settings.heartbeat_timeout_s, on_lost=self._on_lost)
-            except PyMongoError as error:
-                # The consumer reports and retries MongoDB outages; the next round tries again.
-                log.warning("reaper could not read or write runs: %s", error)
+    def _reap(self) -> None:
+        try:
+            reap_lost_runs(self._db, self._timeout_s, on_lost=self._on_lost)
+        except PyMongoError as error:
+            # The consumer reports and retries MongoDB outages; the next round tries again.
+            log.warning("reaper could not read or write runs: %s", error)

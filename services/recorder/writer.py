@@ -39,9 +39,9 @@ from services.recorder.handlers import (
     Document,
     DocumentWrite,
     apply_to_status,
+    document_writes,
     ended_runs,
     fold_writes,
-    other_writes,
 )
 from shared import names
 from shared.schemas.events import EpochStarted, Event, RunQueued, attempt_of
@@ -90,9 +90,9 @@ class BatchWriter:
 
     def write(self, events: list[Event]) -> None:
         """Store one batch, given in stream order; safe to call again with the same batch after a failure."""
-        events = sorted(self._current(events), key=lambda e: (e.run_id, e.seq))
+        events = sorted(self._worth_writing(events), key=lambda e: (e.run_id, e.seq))
         by_collection: dict[str, list[DocumentWrite]] = defaultdict(list)
-        for write in fold_writes([w for event in events for w in other_writes(event)]):
+        for write in fold_writes([w for event in events for w in document_writes(event)]):
             by_collection[write.collection].append(write)
         for collection, writes in by_collection.items():
             self._write_documents(collection, writes)
@@ -105,7 +105,7 @@ class BatchWriter:
     def forget(self, run_id: str) -> None:
         self._status_cache.pop(run_id, None)
 
-    def _current(self, events: list[Event]) -> list[Event]:
+    def _worth_writing(self, events: list[Event]) -> list[Event]:
         """The events still worth writing, in stream order.
 
         Ignored: every event of an attempt older than the newest one seen for its run (in the
@@ -178,7 +178,7 @@ class BatchWriter:
     def _replace_if_newer(self, collection: str, writes: list[DocumentWrite]) -> None:
         if not writes:
             return
-        operations = [ReplaceOne({"_id": w.doc["_id"], "seq": {"$lt": w.seq}}, w.doc) for w in writes]
+        operations = [ReplaceOne(_older_copy(w), w.doc) for w in writes]
         matched = self.db[collection].bulk_write(operations, ordered=False).matched_count
         if matched < len(writes):
             self._settle_unmatched(collection, writes)
@@ -187,9 +187,8 @@ class BatchWriter:
     def _settle_unmatched(self, collection: str, writes: list[DocumentWrite]) -> None:
         """Some guarded replaces matched nothing: usually the stored copy is as new (a replay).
 
-        A document not stored under our `_id` is either stored under another one (written
-        before `_id`s were deterministic, or by other code), found by its unique key instead
-        (that query scans, but happens once), or not stored at all: then it is inserted.
+        A document no longer stored (a cancel or a failure removed the unfinished epoch it
+        replaces) is inserted; one that another recorder inserted meanwhile is replaced if older.
         """
         store = self.db[collection]
         for write in writes:
@@ -198,13 +197,11 @@ class BatchWriter:
                 if stored["seq"] != write.seq:  # equal: our replace was one that matched
                     self.counts.stale_writes += 1
                 continue
-            doc = {k: v for k, v in write.doc.items() if k != "_id"}
-            if store.replace_one({**write.key, "seq": {"$lt": write.seq}}, doc).matched_count:
-                continue
             try:
                 store.insert_one(dict(write.doc))
             except DuplicateKeyError:
-                self.counts.stale_writes += 1  # stored under another _id, as new or newer
+                if not store.replace_one(_older_copy(write), write.doc).matched_count:
+                    self.counts.stale_writes += 1
 
     # --- status ------------------------------------------------------------------------------
 
@@ -217,7 +214,7 @@ class BatchWriter:
                 doc = stored
                 for event in events:
                     doc = apply_to_status(doc, event) or doc
-                if doc is stored:
+                if doc is None or doc is stored:
                     self.counts.stale_writes += len(events)
                 else:
                     changes.append(StatusChange(stored, doc))
@@ -259,18 +256,21 @@ class BatchWriter:
         failed = self._insert_ignoring_duplicates(names.STATUS, [change.doc for change in new])
         for index, change in enumerate(new):
             if index not in failed:
-                self._stored(change)
+                self._status_written(change)
         return [new[index].doc["run_id"] for index in sorted(failed)]
 
     def _replace_statuses(self, changes: list[StatusChange]) -> list[str]:
         """Replace the runs whose stored copy is still the one read; returns the others."""
-        updates = [change for change in changes if change.stored is not None]
+        updates, operations = [], []
+        for change in changes:
+            if change.stored is not None:
+                updates.append(change)
+                operations.append(ReplaceOne(_status_guard(change.stored), change.doc))
         if not updates:
             return []
-        operations = [ReplaceOne(_status_guard(change.stored), change.doc) for change in updates]
         if self.db[names.STATUS].bulk_write(operations, ordered=False).matched_count == len(updates):
             for change in updates:
-                self._stored(change)
+                self._status_written(change)
             return []
         # The bulk result does not say which guards failed: look at what is stored now.
         conflicts = []
@@ -280,16 +280,21 @@ class BatchWriter:
                 conflicts.append(change.doc["run_id"])
                 continue
             if stored["seq"] == change.doc["seq"]:
-                self._stored(change)  # our replace matched (the reaper may have written after it)
+                self._status_written(change)  # our replace matched (the reaper may have written after it)
             else:
                 self.counts.stale_writes += 1  # another recorder stored newer events meanwhile
             self._remember(stored)
         return conflicts
 
-    def _stored(self, change: StatusChange) -> None:
+    def _status_written(self, change: StatusChange) -> None:
         self._remember(change.doc)
         if self._on_status_stored is not None:
             self._on_status_stored(change)
+
+
+def _older_copy(write: DocumentWrite) -> dict[str, Any]:
+    """Matches the write's document only while the stored copy is older than the write."""
+    return {"_id": write.doc["_id"], "seq": {"$lt": write.seq}}
 
 
 def _status_guard(stored: Document) -> dict[str, Any]:

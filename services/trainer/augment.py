@@ -153,10 +153,10 @@ def geometry_matrices(
 def _sampling_grid(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """affine_grid(matrices, align_corners=False) by broadcasting: its batched 3-wide matmul is
     about ten times slower on CPUs."""
-    options = {"device": matrices.device, "dtype": matrices.dtype}
-    xs = (torch.arange(width, **options) * 2 + 1) / width - 1  # pixel centres in [-1, 1]
-    ys = (torch.arange(height, **options) * 2 + 1) / height - 1
-    grid = torch.empty(len(matrices), height, width, 2, **options)
+    device, dtype = matrices.device, matrices.dtype
+    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1  # pixel centres in [-1, 1]
+    ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
+    grid = torch.empty(len(matrices), height, width, 2, device=device, dtype=dtype)
     for axis in range(2):
         along_x = matrices[:, axis, 0, None] * xs
         along_y = matrices[:, axis, 1, None] * ys + matrices[:, axis, 2, None]

@@ -18,7 +18,7 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 worker_concurrency = 1
 # A fresh process now and then bounds what fragmentation or a leak can hold on to; between
-# tasks the runner hands cached GPU memory back (torch.cuda.empty_cache). Not after every
+# tasks the lifecycle hands cached GPU memory back (torch.cuda.empty_cache). Not after every
 # task: predictions keep their loaded models in a per-process cache.
 worker_max_tasks_per_child = 50
 

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -40,9 +41,10 @@ class SplitData:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-def decode_image(path: Path, size: int, max_pixels: int) -> np.ndarray:
-    """One image as size×size×3 uint8 RGB; raises OSError (or ValueError) when unusable."""
-    with Image.open(path) as image:
+def decode_image(source: Path | IO[bytes], size: int, max_pixels: int) -> np.ndarray:
+    """One image (a file, or its bytes as a stream) as size×size×3 uint8 RGB; raises OSError (or
+    ValueError) when unusable."""
+    with Image.open(source) as image:
         if image.width * image.height > max_pixels:
             raise ValueError(f"{image.width}×{image.height} px is over the limit of {max_pixels}")
         image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when that is enough

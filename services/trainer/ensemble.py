@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +19,12 @@ from torch import nn
 
 from services.trainer import checkpoints
 from services.trainer.data import load_split_data, place
+from services.trainer.device import environment, pick_device
 from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, predict_logits
-from services.trainer.events import EventPublisher
-from services.trainer.lease import RunLease, Unleased
-from services.trainer.metrics import classification_report
+from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
 from services.trainer.models import build_model
-from services.trainer.runner import (
-    CancelFlag,
-    CancelledRun,
-    cancelled_run,
-    device_name,
-    environment,
-    pick_device,
-    published_run,
-    stop_check,
-)
 from services.trainer.settings import TrainerSettings
+from services.trainer.summary import RunSplit, evaluation_of, publish_evaluation, publish_run_started, training_summary
 from shared.datasets.imagefolder import (
     SPLIT_NAMES,
     ImageFolderIndex,
@@ -42,13 +33,7 @@ from shared.datasets.imagefolder import (
     split_fingerprint,
     stratified_split,
 )
-from shared.schemas.events import (
-    EvaluationFinished,
-    RunCompleted,
-    RunStarted,
-    TrainingSummary,
-    utc_now,
-)
+from shared.schemas.events import utc_now
 from shared.schemas.jobs import EnsembleSpec, JobSpec
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -188,112 +173,54 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_ensemble(
-    run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str
-) -> TrainingSummary | CancelledRun:
-    """Evaluate spec as run run_id, publishing to Redis; publishes run_failed (and re-raises) on errors.
-
-    A run cancelled before it starts or while its members vote publishes run_cancelled and
-    returns a CancelledRun.
-    """
-    with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
-        if cancel.is_set():
-            return cancelled_run(publisher, run_id, 0, "before it started")
-        return ensemble_run(
-            run_id, spec, settings, worker, lease.attempt, publisher, should_stop=stop_check(lease, cancel), lease=lease
-        )
+def run_ensemble(run_id: str, spec: EnsembleSpec, settings: TrainerSettings, worker: str) -> Outcome:
+    """One attempt at evaluating spec as run run_id, publishing to Redis: the lifecycle around
+    `evaluate_ensemble`."""
+    return run_attempt(run_id, settings, worker, partial(evaluate_ensemble, spec, settings))
 
 
-def ensemble_run(
-    run_id: str,
-    spec: EnsembleSpec,
-    settings: TrainerSettings,
-    worker: str,
-    attempt: int,
-    publisher: EventPublisher,
-    should_stop: Callable[[], bool] = lambda: False,
-    lease: RunLease | Unleased | None = None,
-) -> TrainingSummary | CancelledRun:
+def evaluate_ensemble(spec: EnsembleSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome:
     """The job itself: load and check the members, vote on every split, record the result.
 
-    should_stop is asked after every batch; when it says so nothing more is written and
-    run_cancelled is published. The manifest is written only while `lease` holds.
+    attempt.should_stop is asked after every batch; when it says so nothing more is written and
+    run_cancelled is published. The manifest is written only while the attempt's lease holds.
     """
-    lease = lease or Unleased()
     start_time = utc_now()
     device = pick_device(settings.device)
     members = [load_member(member, settings.artifacts_root, device) for member in spec.members]
     check_compatible(members)
     first = members[0]
-    index, split = shared_split(first, settings.data_root)
-    publisher.publish(
-        RunStarted,
-        spec=spec.model_dump(),
-        attempt=attempt,
-        worker=worker,
-        device=device_name(device),
-        epochs_planned=0,
-        class_names=first.class_names,
-        split_sizes={name: len(positions) for name, positions in split.items()},
-    )
-    votes = collect_votes(members, index, split, settings, spec.batch_size, should_stop)
+    index, positions = shared_split(first, settings.data_root)
+    split = RunSplit(first.spec, index, positions, first.split_hash, first.class_names)
+    publish_run_started(attempt, spec, split, device)
+    votes = collect_votes(members, index, positions, settings, spec.batch_size, attempt.should_stop)
     if votes is None:
-        return cancelled_run(publisher, run_id, 0, "while its members voted")
+        return cancelled_run(attempt.publisher, attempt.run_id, 0, "while its members voted")
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
-    scores = {name: loss_and_accuracy(combined[name], votes.labels[name]) for name in SPLIT_NAMES}
-    report = classification_report(votes.labels["test"], combined["test"].argmax(1), first.class_names)
-    publisher.publish(
-        EvaluationFinished,
-        accuracy=scores["test"][1],
-        loss=scores["test"][0],
-        f1_macro=report["macro_f1"],
-        images=len(votes.labels["test"]),
-    )
-    if not lease.confirm():
+    evaluation = evaluation_of(combined["test"], votes.labels["test"], first.class_names)
+    publish_evaluation(attempt, evaluation)
+    if not attempt.lease.confirm():
         raise RuntimeError(
-            f"run {run_id}: Redis was unreachable for longer than the run's lease lives; "
+            f"run {attempt.run_id}: Redis was unreachable for longer than the run's lease lives; "
             "another attempt may hold the run, so this one writes nothing"
         )
-    write_manifest(checkpoints.run_dir(settings.artifacts_root, run_id), spec, first.class_names, first.split_hash)
-    end_time = utc_now()
-    summary = TrainingSummary(
-        run_id=run_id,
-        model_name=spec.model_name,
-        version=spec.version or "v0",
-        num_classes=len(first.class_names),
-        dropout=None,
-        feature_extraction=False,
-        batch_size=spec.batch_size,
-        learning_rate=0.0,
-        early_stopped=False,
-        epochs_run=0,
-        train_accuracy=scores["train"][1],
-        val_accuracy=scores["val"][1],
-        test_accuracy=scores["test"][1],
-        best_val_loss=scores["val"][0],
-        duration_minutes=(end_time - start_time).total_seconds() / 60,
-        start_time=start_time,
-        end_time=end_time,
-        test_loss=scores["test"][0],
-        class_names=first.class_names,
-        dataset=first.spec.dataset,
-        image_size=first.spec.image_size,
-        seed=first.spec.seed,
-        test_f1_macro=report["macro_f1"],
-        confusion_matrix=report["confusion_matrix"],
-        per_class=report["per_class"],
-        split_hash=first.split_hash,
-        dataset_files=len(index.paths),
-        dataset_hash=index.fingerprint(),
-        skipped_files=votes.skipped_files,
-        attempts=attempt,
-        spec=spec.model_dump(),
-        reproducibility={
+    run_dir = checkpoints.run_dir(settings.artifacts_root, attempt.run_id)
+    write_manifest(run_dir, spec, first.class_names, first.split_hash)
+    _train_loss, train_accuracy = loss_and_accuracy(combined["train"], votes.labels["train"])
+    val_loss, val_accuracy = loss_and_accuracy(combined["val"], votes.labels["val"])
+    summary = training_summary(
+        attempt,
+        spec,
+        split,
+        evaluation,
+        votes.skipped_files,
+        start_time,
+        {
             **environment(first.spec.seed, device),
             "member_image_sizes": {m.run_id: m.spec.image_size for m in members},
         },
-        members=spec.members,
+        train_accuracy=train_accuracy,
+        val_accuracy=val_accuracy,
+        best_val_loss=val_loss,
     )
-    lease.confirm()  # a newer attempt completes the run, not this one
-    publisher.publish(RunCompleted, summary=summary)
-    return summary
+    return completed_run(attempt, summary)

@@ -20,16 +20,29 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import redis
 
 from services.trainer.lease import RunLease, StoodDown
 from services.trainer.spill import SpillFile
 from shared import names
+from shared.periodic import Periodic
 from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat, encoded_entry
 
 log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """What a job needs to report a run: EventPublisher, or local_run.LocalPublisher without Redis."""
+
+    run_id: str
+
+    def publish(self, event_type: type, **fields) -> None: ...
+
+    def close(self) -> bool: ...
 
 
 class EventPublisher:
@@ -50,7 +63,7 @@ class EventPublisher:
         spill_path: Path | None = None,
         spill_threshold: int = 1_000,
         batch_size: int = 100,
-        leftovers: list[Path] = (),
+        leftovers: Sequence[Path] = (),
     ):
         self._client = client
         self.run_id = run_id
@@ -186,7 +199,7 @@ class EventPublisher:
                             self._leftovers.remove(unreadable)
                         else:
                             unreadable, self._spill = self._spill, None
-                        self.dropped += len(unreadable)
+                        self.dropped += len(unreadable) if unreadable is not None else 0
                     continue
                 if not self._head:
                     continue
@@ -257,31 +270,21 @@ class EventPublisher:
         return False
 
 
-class Heartbeater:
+class Heartbeater(Periodic):
     """Renews the run's lease and publishes a heartbeat every interval_s from its own thread,
     until stopped, or until a newer attempt holds the lease: then the publisher stands down."""
 
     def __init__(self, publisher: EventPublisher, interval_s: float, lease: RunLease | None = None):
+        super().__init__(self._beat, interval_s, name="heartbeat")
         self._publisher = publisher
-        self._interval_s = interval_s
         self._lease = lease
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
-    def __enter__(self) -> "Heartbeater":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            if self._lease is not None:
-                try:
-                    self._lease.renew()
-                except StoodDown:
-                    self._publisher.stand_down()
-                    return
-            self._publisher.publish(Heartbeat)
+    def _beat(self) -> None:
+        if self._lease is not None:
+            try:
+                self._lease.renew()
+            except StoodDown:
+                self._publisher.stand_down()
+                self.stop()
+                return
+        self._publisher.publish(Heartbeat)

@@ -4,7 +4,7 @@ The lease is a Redis key (names.LEASE_KEY) holding the attempt number, the fenci
 a time to live of lease_ttl_s; the attempt renews it with every heartbeat. A newer attempt
 always wins: taking or renewing the lease succeeds while the key is absent or holds an attempt
 no newer than ours. An attempt that finds a newer one raises StoodDown wherever it looks, and
-from then on writes no checkpoint and publishes nothing (runner.published_run).
+from then on writes no checkpoint and publishes nothing (lifecycle.published_run).
 
 How an old attempt learns it lost the lease, when its trainer was paused (SIGSTOP, a frozen
 VM) or cut off from Redis past the lease's life while a newer attempt took over:
@@ -44,6 +44,8 @@ if held > 0 and held < mine then left = math.max(redis.call('PTTL', KEYS[1]), 0)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return left
 """
+# Waited beyond what an older attempt's lease had left: Redis counts it in whole milliseconds.
+TAKEOVER_MARGIN_S = 0.05
 # Gives the lease up, only if it still holds ARGV[1].
 RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -78,8 +80,11 @@ class RunLease:
         self._tried_at = float("-inf")
         self._superseded = False
 
-    def acquire(self) -> None:
-        """Take the lease; raises StoodDown if a newer attempt holds it, RedisError if Redis is away."""
+    def acquire(self) -> float:
+        """Take the lease; raises StoodDown if a newer attempt holds it, RedisError if Redis is away.
+
+        Returns the seconds waited for an older attempt's lease to run out (0: it had).
+        """
         left_ms = self._take_now()
         if left_ms > 0:
             log.warning(
@@ -89,8 +94,11 @@ class RunLease:
                 self.attempt,
                 left_ms / 1000,
             )
-            time.sleep(left_ms / 1000)
+            waited_s = left_ms / 1000 + TAKEOVER_MARGIN_S
+            time.sleep(waited_s)
             self._take_now()
+            return waited_s
+        return 0.0
 
     def renew(self) -> None:
         """Extend the lease (the heartbeat); StoodDown if superseded. Redis away: logged, the lease

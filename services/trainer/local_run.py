@@ -1,6 +1,6 @@
 """One training job in the foreground, without Redis or MongoDB (`paddy train`).
 
-It runs exactly as a queued job does (runner.train_run), writing its checkpoints to the run
+It runs exactly as a queued job does (training.train), writing its checkpoints to the run
 directory as usual, its events to `<run dir>/events.jsonl` instead of the Redis Stream, and its
 summary to `<run dir>/summary.json`.
 """
@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.trainer import checkpoints
+from services.trainer.lifecycle import Attempt, reporting_failure
 from services.trainer.memory import keep_freed_memory
-from services.trainer.runner import reporting_failure, train_run
 from services.trainer.settings import TrainerSettings
+from services.trainer.training import train
 from shared.schemas.events import SEQ_PER_ATTEMPT, TrainingSummary
 from shared.schemas.jobs import JobSpec
 
@@ -22,7 +23,7 @@ SUMMARY_FILE = "summary.json"
 
 
 class LocalPublisher:
-    """EventPublisher's interface (publish, close), appending each event as a line of JSON."""
+    """A Publisher (events.py) without Redis, appending each event as a line of JSON."""
 
     def __init__(self, path: Path, run_id: str, attempt: int = 1, on_event: Callable | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,8 +59,9 @@ def train_locally(
     publisher = LocalPublisher(run_dir / EVENTS_FILE, run_id, on_event=on_event)
     try:
         with reporting_failure(publisher):
-            summary = train_run(run_id, spec, settings, f"local@{socket.gethostname()}", 1, publisher)
+            summary = train(spec, settings, Attempt(run_id, 1, f"local@{socket.gethostname()}", publisher))
     finally:
         publisher.close()
+    assert isinstance(summary, TrainingSummary)  # nothing asks a local run to stop
     (run_dir / SUMMARY_FILE).write_text(summary.model_dump_json(indent=2))
     return summary

@@ -1,4 +1,4 @@
-"""Model builders, one registry. Every model ends in the same head (classifier_head).
+"""Model builders, one registry keyed by shared.models.MODELS. Every model ends in the same head (classifier_head).
 
 The transfer models keep torchvision's parameter names for their backbone (resnet50: torchvision's
 ResNet with `fc` replaced by the head; vgg16 and mobilenet_v2: `features.*`), so torchvision's
@@ -25,6 +25,7 @@ from torch import nn
 from torchvision.models import vgg as torchvision_vgg
 
 from services.trainer import weights
+from shared.models import MODELS
 from shared.paths import resolve_weights_file, shown
 from shared.schemas.jobs import JobSpec
 
@@ -95,7 +96,8 @@ def vgg16(spec: JobSpec, num_classes: int) -> nn.Module:
     for module in features.modules():
         if isinstance(module, nn.Conv2d):  # initialized as torchvision's VGG.__init__ does
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     pools = [i for i, module in enumerate(features) if isinstance(module, nn.MaxPool2d)]
     block_starts = (0, *(i + 1 for i in pools[:-1]))
     return PooledFeatures(features, classifier_head(512, 64, num_classes, spec.dropout), block_starts)
@@ -108,12 +110,19 @@ def mobilenet_v2(spec: JobSpec, num_classes: int) -> nn.Module:
     return PooledFeatures(features, head, tuple(range(len(features))))
 
 
-MODEL_BUILDERS: dict[str, Callable[[JobSpec, int], nn.Module]] = {
-    "custom_cnn": custom_cnn,
-    "resnet50": resnet50,
-    "vgg16": vgg16,
-    "mobilenet_v2": mobilenet_v2,
-}
+ModelBuilder = Callable[[JobSpec, int], nn.Module]
+
+
+def registry(*builders: ModelBuilder) -> dict[str, ModelBuilder]:
+    """The builders by model name, each named after its model, in the order of shared.models.MODELS,
+    where the model names are listed: every model there has a builder and every builder a model."""
+    by_name = {builder.__name__: builder for builder in builders}
+    if by_name.keys() != MODELS.keys():
+        raise RuntimeError(f"model builders {sorted(by_name)} do not match shared.models.MODELS {sorted(MODELS)}")
+    return {name: by_name[name] for name in MODELS}
+
+
+MODEL_BUILDERS = registry(custom_cnn, resnet50, vgg16, mobilenet_v2)
 
 
 def build_model(spec: JobSpec, num_classes: int, weights_root: Path | None = None) -> nn.Module:
@@ -124,7 +133,7 @@ def build_model(spec: JobSpec, num_classes: int, weights_root: Path | None = Non
     try:
         builder = MODEL_BUILDERS[spec.model_name]
     except KeyError:
-        raise ValueError(f"unknown model {spec.model_name!r}; choose one of {sorted(MODEL_BUILDERS)}") from None
+        raise ValueError(f"unknown model {spec.model_name!r}; choose one of {sorted(MODELS)}") from None
     model = builder(spec, num_classes)
     load_pretrained(model, spec.model_name, spec.weights or "none", weights_root)
     if spec.feature_extraction:

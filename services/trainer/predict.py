@@ -12,9 +12,9 @@ from PIL import Image
 
 from services.trainer import checkpoints
 from services.trainer.data import ImageTensors, decode_image
+from services.trainer.device import pick_device
 from services.trainer.engine import predict_logits
 from services.trainer.ensemble import ENSEMBLE_FILE, Member, combine_logits, load_member, read_manifest
-from services.trainer.runner import pick_device
 from services.trainer.settings import TrainerSettings
 
 # Loaded runs kept per process: a worker answering many predictions loads each run once.

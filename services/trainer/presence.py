@@ -15,7 +15,6 @@ training, which a check that must be answered within a deadline (a Celery contro
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from celery.worker import state as worker_state
 
 from services.trainer.settings import get_settings
 from shared import names
+from shared.periodic import Periodic
 from shared.worker_presence import publish_worker, remove_worker
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,9 @@ def running_task() -> tuple[str, str] | None:
     return (requests[0].name, requests[0].id) if requests else None
 
 
-class WorkerPresence:
-    """Refreshes one worker's presence key from a thread; stop() deletes it."""
+class WorkerPresence(Periodic):
+    """Refreshes one worker's presence key from a thread, at once and then every refresh_s
+    seconds; stop() deletes it."""
 
     def __init__(
         self,
@@ -56,20 +57,15 @@ class WorkerPresence:
         ttl_s: float,
         running: Callable[[], tuple[str, str] | None] = running_task,
     ):
+        super().__init__(self._refresh, refresh_s, name="worker-presence", at_once=True)
         self._client = client
+        self.hostname = hostname
         self._fixed = {"hostname": hostname, "pid": os.getpid(), "queues": queues, "started_at": _now()}
-        self._refresh_s = refresh_s
         self._ttl_s = ttl_s
         self._running = running
         # Set from a signal handler during a warm shutdown: the worker finishes its task, takes no other.
         self.stopping = False
         self._failing = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="worker-presence", daemon=True)
-
-    @property
-    def hostname(self) -> str:
-        return self._fixed["hostname"]
 
     def state(self) -> dict[str, Any]:
         task = self._running()
@@ -82,13 +78,9 @@ class WorkerPresence:
             "stopping": self.stopping,
         }
 
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self) -> None:
         """Stop refreshing and delete the key: the worker is leaving."""
-        self._stop.set()
-        self._thread.join()
+        super().stop()
         try:
             remove_worker(self._client, self.hostname)
         except redis.RedisError as error:
@@ -97,19 +89,16 @@ class WorkerPresence:
             )
         self._client.close()
 
-    def _run(self) -> None:
-        while True:
-            try:
-                publish_worker(self._client, self.state(), self._ttl_s)
-                if self._failing:
-                    log.info("presence of %s refreshed again", self.hostname)
-                self._failing = False
-            except redis.RedisError as error:
-                if not self._failing:  # once per outage: the worker keeps working meanwhile
-                    log.warning("could not refresh %s's presence: %s", self.hostname, error)
-                self._failing = True
-            if self._stop.wait(self._refresh_s):
-                return
+    def _refresh(self) -> None:
+        try:
+            publish_worker(self._client, self.state(), self._ttl_s)
+            if self._failing:
+                log.info("presence of %s refreshed again", self.hostname)
+            self._failing = False
+        except redis.RedisError as error:
+            if not self._failing:  # once per outage: the worker keeps working meanwhile
+                log.warning("could not refresh %s's presence: %s", self.hostname, error)
+            self._failing = True
 
 
 def track_workers(app: Celery) -> None:
@@ -141,7 +130,7 @@ def track_workers(app: Celery) -> None:
             presence.stopping = True
 
     def on_shutdown(sender, **_kwargs) -> None:  # sender: the worker, its pool stopped
-        if presence := presences.pop(getattr(sender, "hostname", None), None):
+        if presence := presences.pop(getattr(sender, "hostname", ""), None):
             presence.stop()
 
     worker_ready.connect(on_ready, weak=False)

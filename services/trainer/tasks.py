@@ -2,6 +2,7 @@
 
 import base64
 from collections.abc import Callable
+from typing import TypeVar
 
 from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
@@ -9,10 +10,11 @@ from celery.utils.log import get_task_logger
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
 from services.trainer.lease import StoodDown
+from services.trainer.lifecycle import CancelledRun, Outcome
 from services.trainer.memory import keep_freed_memory
 from services.trainer.predict import predict_images
-from services.trainer.runner import run_training
-from services.trainer.settings import get_settings
+from services.trainer.settings import TrainerSettings, get_settings
+from services.trainer.training import run_training
 from services.trainer.visibility import VisibilityKeeper
 from shared import names
 from shared.schemas.jobs import EnsembleSpec, JobSpec
@@ -29,17 +31,21 @@ def tune_memory(**_kwargs) -> None:
 @app.task(name=names.TRAIN_TASK, bind=True)
 def train(self, run_id: str, spec: dict) -> dict:
     """Train one run; its progress and result travel as events, the return value is for Flower."""
-    return run_attempt(self, run_id, run_training, JobSpec.model_validate(spec))
+    return run_delivery(self, run_id, run_training, JobSpec.model_validate(spec))
 
 
 @app.task(name=names.ENSEMBLE_TASK, bind=True)
 def ensemble(self, run_id: str, spec: dict) -> dict:
     """Evaluate an ensemble as run run_id; recorded through events like a training run."""
-    return run_attempt(self, run_id, run_ensemble, EnsembleSpec.model_validate(spec))
+    return run_delivery(self, run_id, run_ensemble, EnsembleSpec.model_validate(spec))
 
 
-def run_attempt(task, run_id: str, job: Callable, spec: JobSpec | EnsembleSpec) -> dict:
-    """One delivery of a run's job, its broker message kept fresh while it runs.
+Spec = TypeVar("Spec", JobSpec, EnsembleSpec)
+
+
+def run_delivery(task, run_id: str, run: Callable[[str, Spec, TrainerSettings, str], Outcome], spec: Spec) -> dict:
+    """One delivery of a run's job (run_training or run_ensemble), its broker message kept fresh
+    while it runs; the result is for Flower.
 
     An attempt that stood down (a newer one holds the run) ends quietly: the newer attempt
     owns the run and its result.
@@ -47,11 +53,13 @@ def run_attempt(task, run_id: str, job: Callable, spec: JobSpec | EnsembleSpec) 
     settings = get_settings()
     try:
         with VisibilityKeeper(settings.redis_url, task.request.id, settings.heartbeat_interval_s):
-            summary = job(run_id, spec, settings, worker=task.request.hostname or "local")
+            outcome = run(run_id, spec, settings, task.request.hostname or "local")
     except StoodDown as stood_down:
         log.warning("%s", stood_down)
         return {"run_id": run_id, "stood_down": True}
-    return {"run_id": run_id, "test_accuracy": summary.test_accuracy}
+    if isinstance(outcome, CancelledRun):
+        return {"run_id": run_id, "cancelled": True, "epochs_run": outcome.epochs_run}
+    return {"run_id": run_id, "test_accuracy": outcome.test_accuracy}
 
 
 # The caller waits for this result: the one task whose result is stored (see celeryconfig).

@@ -18,13 +18,16 @@ are chosen together: shared.settings.LivenessSettings.
 
 import json
 import logging
-import threading
 import time
 
 import redis
 
+from shared import names
+from shared.periodic import Periodic
+
 log = logging.getLogger(__name__)
-# kombu's Redis transport defaults (transport options unacked_key / unacked_index_key).
+# kombu's Redis transport defaults (transport options unacked_key / unacked_index_key); a test
+# pins this layout against the real transport (tests/trainer/test_visibility.py).
 UNACKED = "unacked"
 UNACKED_INDEX = "unacked_index"
 
@@ -40,28 +43,29 @@ def find_delivery_tag(client: redis.Redis, task_id: str) -> str | None:
     return None
 
 
-class VisibilityKeeper:
-    """Refreshes the job's `unacked_index` entry from a thread while the `with` block runs."""
+class VisibilityKeeper(Periodic):
+    """Refreshes the job's `unacked_index` entry from a thread while the `with` block runs: at
+    once, then every refresh_s seconds.
+
+    A refresh that finds no message to refresh means the job will be delivered again while it
+    runs: kombu's layout changed, or the message was restored to its queue already. That is
+    logged as an error and counted (names.VISIBILITY_MISSES_KEY, the API's /metrics), from the
+    second refresh on, so that the job's first instants can never raise a false alarm.
+    """
 
     def __init__(self, redis_url: str, task_id: str, refresh_s: float):
+        super().__init__(self._keep_visible, refresh_s, name="visibility", at_once=True)
         self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._task_id = task_id
-        self._refresh_s = refresh_s
         self._tag: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="visibility", daemon=True)
+        self._refreshes = 0
 
-    def __enter__(self) -> "VisibilityKeeper":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
         self._client.close()
 
     def refresh(self) -> bool:
-        """Mark the message as delivered just now; False when it cannot be found (yet)."""
+        """Mark the message as delivered just now; False when it cannot be found."""
         if self._tag is None:
             self._tag = find_delivery_tag(self._client, self._task_id)
             if self._tag is None:
@@ -69,11 +73,18 @@ class VisibilityKeeper:
         # XX: only update; never re-add an entry kombu has removed on ack.
         return bool(self._client.zadd(UNACKED_INDEX, {self._tag: time.time()}, xx=True, ch=True))
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self.refresh()
-            except redis.RedisError as error:
-                log.warning("could not refresh job %s's visibility: %s", self._task_id, error)
-            if self._stop.wait(self._refresh_s):
+    def _keep_visible(self) -> None:
+        self._refreshes += 1
+        try:
+            if self.refresh() or self._refreshes == 1:
                 return
+            log.error(
+                "job %s: no unacknowledged message to refresh in %r / %r; the broker will deliver it "
+                "again while it runs (has kombu's Redis layout changed?)",
+                self._task_id,
+                UNACKED,
+                UNACKED_INDEX,
+            )
+            self._client.incr(names.VISIBILITY_MISSES_KEY)
+        except redis.RedisError as error:
+            log.warning("could not refresh job %s's visibility: %s", self._task_id, error)

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import cast
 
 import torch
 import torchvision
@@ -210,7 +211,7 @@ def read_state_dict(path: Path, shown_as: str | None = None) -> dict[str, torch.
         and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())
     ):
         raise ValueError(f"{label} does not hold a state dict (names → tensors)")
-    return loaded
+    return cast(dict[str, torch.Tensor], loaded)  # checked above; not copied, which would drop its _metadata
 
 
 def check_fits_torchvision(model_name: str, state: StateDict, source: str) -> None:

@@ -1,11 +1,11 @@
 """What a job is: the spec a client posts, and what the API answers about a run."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from shared.models import MODELS
+from shared.models import ENSEMBLE, MODELS, EnsembleName
 from shared.paths import MAX_PATH_LENGTH
 
 RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "lost"]
@@ -14,7 +14,7 @@ FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"}
 RETRYABLE_STATES: frozenset[str] = FINISHED_STATES | {"lost"}
 # The `trainings` metrics copied into a completed run's `status` document (`metrics`), where
 # GET /jobs filters and sorts on them.
-SUMMARY_METRICS: tuple[str, ...] = (
+SummaryMetric = Literal[
     "train_accuracy",
     "val_accuracy",
     "test_accuracy",
@@ -23,7 +23,8 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "best_val_loss",
     "duration_minutes",
     "epochs_run",
-)
+]
+SUMMARY_METRICS: tuple[str, ...] = get_args(SummaryMetric)
 # Of those, the ones where lower is better (the best run has the lowest); higher wins for the rest.
 LOWER_IS_BETTER = frozenset({"best_val_loss", "test_loss"})
 
@@ -64,20 +65,18 @@ class JobSpec(BaseModel):
     )
     epochs: int = Field(100, ge=1, le=1000, description="most epochs to train (early stopping may end sooner)")
     patience: int = Field(10, ge=1, le=1000, description="epochs without a lower validation loss before stopping")
-    batch_size: int = Field(32, ge=1, le=4096)
-    learning_rate: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(32, ge=1, le=4096, description="images per training step")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate")
     weight_decay: float = Field(1e-4, ge=0, lt=1, description="Adam weight decay")
-    dropout: float | None = Field(0.5, ge=0, lt=1, description="head dropout, null for none")
-    feature_extraction: bool | None = Field(
-        None, description="freeze the pretrained backbone; null: the model's default"
-    )
+    dropout: float | None = Field(0.5, ge=0, lt=1, description="head dropout; 0 or null for none")
+    feature_extraction: bool | None = Field(None, description="freeze the pretrained backbone; default: the model's")
     trainable_layers: int = Field(
         0, ge=0, le=20, description="with feature_extraction, unfreeze this many last backbone blocks"
     )
     weights: PathText | None = Field(
         None,
         description='"imagenet", "none", or a state-dict file inside the weights root '
-        "(PADDY_WEIGHTS_ROOT); null: the model's default",
+        "(PADDY_WEIGHTS_ROOT); default: the model's",
     )
     image_size: int = Field(224, ge=32, le=1024, description="images are resized to this square")
     augment: Literal["original", "flips", "none"] = Field(
@@ -110,7 +109,7 @@ class EnsembleSpec(BaseModel):
 
     model_config = STRICT_INPUT
 
-    model_name: Literal["ensemble"] = "ensemble"
+    model_name: EnsembleName = ENSEMBLE
     members: list[RunId] = Field(
         min_length=2,
         max_length=MAX_ENSEMBLE_MEMBERS,

@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 
 from services.api.main import app
 from services.api.settings import SettingsError
-from tests.api.conftest import API_KEY, clear_caches, job
-from tests.conftest import free_port, wait_for
+from tests.utils.api import API_KEY, clear_caches, job
+from tests.utils.stack import free_port
+from tests.utils.waiting import wait_for
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": API_KEY + "x"}, {"X-API-Key": ""}])
@@ -48,7 +49,7 @@ def test_closed_reads_need_the_key_but_health_stays_open(client, monkeypatch):
             "/metrics",
             "/compare?run_ids=a,b",
             "/sweeps/x",
-            "/runs/x/checkpoint",
+            "/jobs/x/checkpoint",
         ):
             assert anonymous.get(path).status_code == 401, path
         assert anonymous.get("/health").status_code == 200

@@ -3,8 +3,6 @@ checks, and a round trip through a tiny in-test Celery worker that stands in for
 
 import base64
 import io
-import struct
-import zlib
 
 import pytest
 from celery import Celery
@@ -14,7 +12,8 @@ from PIL import Image
 from shared import names
 from shared.schemas.jobs import EnsembleSpec
 from shared.settings import PaddySettings
-from tests.api.conftest import clear_caches, detail, queued_tasks, stored_run
+from tests.utils.api import clear_caches, detail, png_header, queued_tasks
+from tests.utils.documents import stored_run
 
 
 def test_an_ensemble_of_completed_runs_is_queued_by_task_name(client, db, redis_client):
@@ -56,16 +55,6 @@ def image_bytes(fmt: str, size=(8, 8)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (10, 120, 30)).save(out, format=fmt)
     return out.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that claims width × height pixels: a header, an empty data chunk, no pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def post_image(client, data: bytes, run_id: str = "done", name: str = "leaf.png"):

@@ -16,7 +16,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.api.main import app
-from tests.api.conftest import API_KEY, clear_caches, stored_run
+from tests.utils.api import API_KEY, clear_caches
+from tests.utils.documents import stored_run
 
 EXAMPLES_PER_OPERATION = 25
 

@@ -23,9 +23,9 @@ import torch
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import MAX_SEED
-from tests.api.conftest import API_KEY
-from tests.api.test_ensembles_predict import png_header
-from tests.conftest import free_port, wait_for
+from tests.utils.api import API_KEY, png_header
+from tests.utils.stack import free_port
+from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -368,8 +368,8 @@ CASES = [
     Case("cancel-run-id-nul", "POST", "/jobs/%00/cancel", 422, "run_id"),
     Case("retry-run-id-operator", "POST", "/jobs/%7B%22$gt%22:%22%22%7D/retry", 422, "run_id"),
     Case("archive-run-id-nul", "DELETE", "/jobs/a%00", 422, "run_id"),
-    get("checkpoint-run-id-dot-dot", "/runs/..%2F..%2Fetc/checkpoint", "Not Found", status=404),
-    get("checkpoint-run-id-nul", "/runs/%00/checkpoint", "run_id"),
+    get("checkpoint-run-id-dot-dot", "/jobs/..%2F..%2Fetc/checkpoint", "Not Found", status=404),
+    get("checkpoint-run-id-nul", "/jobs/%00/checkpoint", "run_id"),
     get("sweep-id-nul", "/sweeps/%00", "sweep_id"),
     get("unknown-run", "/jobs/nope", "run nope", status=404),
     get("limit-10-to-the-30", "/jobs", "limit", limit=str(10**30)),
@@ -475,7 +475,7 @@ def test_the_server_logged_no_unexpected_error(server, http):
     ],
 )
 def test_retrying_a_run_whose_stored_spec_breaks_todays_limits_is_422(client, db, stored, field):
-    from tests.api.conftest import stored_run
+    from tests.utils.documents import stored_run
 
     run = stored_run(db, "old", status="failed")
     db[names.STATUS].update_one({"run_id": "old"}, {"$set": {f"spec.{name}": value for name, value in stored.items()}})

@@ -8,7 +8,8 @@ import pytest
 from services.api import deps
 from shared import names
 from shared.schemas.events import decode_event, utc_now
-from tests.api.conftest import clear_caches, detail, job, stored_run
+from tests.utils.api import clear_caches, detail, job
+from tests.utils.documents import stored_run
 
 
 def test_a_posted_job_is_queued_and_visible_at_once(client, redis_client):

@@ -3,7 +3,7 @@
 import pytest
 
 from shared.schemas.jobs import SUMMARY_METRICS
-from tests.api.conftest import T0, stored_run
+from tests.utils.documents import T0, stored_run
 
 
 @pytest.fixture

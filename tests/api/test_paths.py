@@ -5,7 +5,8 @@ import pytest
 
 from shared import names
 from shared.datasets.synth import synthesize_dataset
-from tests.api.conftest import detail, job, stored_run
+from tests.utils.api import detail, job
+from tests.utils.documents import stored_run
 
 
 @pytest.fixture
@@ -55,20 +56,18 @@ def write_checkpoint(settings, relative: str, content: bytes = b"weights") -> No
 def test_the_best_checkpoint_is_served_from_the_recorded_path(client, db, settings):
     write_checkpoint(settings, "runs/r1/best-epoch-3.pt", b"recorded")
     stored_run(db, "r1", checkpoints={"best": {"epoch": 3, "path": "runs/r1/best-epoch-3.pt"}})
-    response = client.get("/runs/r1/checkpoint")
+    response = client.get("/jobs/r1/checkpoint")
     assert response.status_code == 200 and response.content == b"recorded"
     assert response.headers["content-type"] == "application/octet-stream"
     assert 'filename="r1-best.pt"' in response.headers["content-disposition"]
 
 
-def test_without_a_recorded_path_the_trainer_layout_is_used(client, db, settings):
-    write_checkpoint(settings, "runs/r2/best.pt", b"layout")
+def test_without_a_recorded_path_there_is_no_checkpoint(client, db, settings):
+    write_checkpoint(settings, "runs/r2/best.pt", b"unrecorded")
     stored_run(db, "r2")
-    assert client.get("/runs/r2/checkpoint").content == b"layout"
-    stored_run(db, "r3")
-    response = client.get("/runs/r3/checkpoint")
-    assert response.status_code == 404 and detail(response) == "run r3 has no checkpoint"
-    assert client.get("/runs/nope/checkpoint").status_code == 404
+    response = client.get("/jobs/r2/checkpoint")
+    assert response.status_code == 404 and detail(response) == "run r2 has no checkpoint"
+    assert client.get("/jobs/nope/checkpoint").status_code == 404
 
 
 @pytest.mark.parametrize("recorded", ["../outside.pt", "runs/../../outside.pt", "/etc/hostname", "runs/link/best.pt"])
@@ -78,6 +77,6 @@ def test_a_checkpoint_path_leading_out_of_the_artifacts_root_is_never_served(cli
     (settings.artifacts_root / "runs" / "link").symlink_to(tmp_path, target_is_directory=True)
     (tmp_path / "best.pt").write_bytes(b"secret")
     stored_run(db, "evil", checkpoints={"best": {"epoch": 1, "path": recorded}})
-    response = client.get("/runs/evil/checkpoint")
+    response = client.get("/jobs/evil/checkpoint")
     assert response.status_code == 404 and b"secret" not in response.content
     assert db[names.STATUS].count_documents({"run_id": "evil"}) == 1

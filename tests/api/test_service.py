@@ -10,7 +10,8 @@ from services.api.main import app
 from shared import names
 from shared.recorder_state import publish_recorder_state
 from shared.store import Store
-from tests.api.conftest import API_KEY, detail, job, stored_run
+from tests.utils.api import API_KEY, detail, job, metric_values
+from tests.utils.documents import stored_run
 
 
 def test_compare_lines_epochs_up_by_number(client, db):
@@ -65,15 +66,6 @@ def test_health_shows_the_recorders_and_a_recorder_without_mongodb_degrades_it(c
     response = client.get("/health")
     assert response.status_code == 503 and response.json()["status"] == "degraded"
     assert [r["mongodb"] for r in response.json()["recorder"]["recorders"]] == ["ok", "unreachable"]
-
-
-def metric_values(text: str) -> dict[str, float]:
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
 
 
 def test_metrics_in_prometheus_text(client, db, redis_client):

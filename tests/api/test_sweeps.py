@@ -1,7 +1,8 @@
 """POST /sweeps and GET /sweeps/{sweep_id}: grid expansion, validation before queueing, best run."""
 
 from shared import names
-from tests.api.conftest import detail, queued_tasks, stored_run
+from tests.utils.api import detail, queued_tasks
+from tests.utils.documents import stored_run
 
 
 def sweep(**grid) -> dict:

@@ -1,32 +1,18 @@
 """/health and /metrics count the trainers by the presence keys they keep in a real Redis."""
 
 from shared.worker_presence import publish_worker, remove_worker
-from tests.api.conftest import clear_caches
-from tests.api.test_service import metric_values
-
-
-def presence(hostname: str, **fields) -> dict:
-    return {
-        "hostname": hostname,
-        "pid": 4242,
-        "started_at": "2026-05-01T10:00:00+00:00",
-        "seen_at": "2026-05-01T10:05:00+00:00",
-        "queues": ["predict", "training"],
-        "task": None,
-        "run_id": None,
-        "stopping": False,
-        **fields,
-    }
+from tests.utils.api import clear_caches, metric_values
+from tests.utils.documents import worker_presence
 
 
 def test_health_counts_the_workers_and_shows_what_each_runs(client, redis_client):
-    publish_worker(redis_client, presence("trainer-2@box", task="paddy.train", run_id="7f3a"), ttl_s=60)
-    publish_worker(redis_client, presence("trainer-1@box"), ttl_s=60)
+    publish_worker(redis_client, worker_presence("trainer-2@box", task="paddy.train", run_id="7f3a"), ttl_s=60)
+    publish_worker(redis_client, worker_presence("trainer-1@box"), ttl_s=60)
     body = client.get("/health").json()
     assert body["workers"] == 2
     assert body["worker_details"] == [
-        presence("trainer-1@box"),
-        presence("trainer-2@box", task="paddy.train", run_id="7f3a"),
+        worker_presence("trainer-1@box"),
+        worker_presence("trainer-2@box", task="paddy.train", run_id="7f3a"),
     ]
 
     remove_worker(redis_client, "trainer-2@box")  # a clean shutdown
@@ -36,13 +22,13 @@ def test_health_counts_the_workers_and_shows_what_each_runs(client, redis_client
 
 def test_metrics_count_the_same_workers(client, redis_client):
     for i in range(1, 4):
-        publish_worker(redis_client, presence(f"trainer-{i}@box"), ttl_s=60)
+        publish_worker(redis_client, worker_presence(f"trainer-{i}@box"), ttl_s=60)
     assert metric_values(client.get("/metrics").text)["paddy_workers"] == 3
     assert client.get("/health").json()["workers"] == 3
 
 
 def test_no_workers_while_redis_is_down_is_degraded_not_an_error(client, redis_client, monkeypatch):
-    publish_worker(redis_client, presence("trainer-1@box"), ttl_s=60)
+    publish_worker(redis_client, worker_presence("trainer-1@box"), ttl_s=60)
     monkeypatch.setenv("PADDY_REDIS_URL", "redis://127.0.0.1:1/0")
     clear_caches()
     response = client.get("/health")

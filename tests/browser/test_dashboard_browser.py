@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.local_stack import LocalStack, StackConfig
+from infra.local_stack import LocalStack
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port, wait_for_run
+from tests.utils.stack import TRAINING_STACK, api_client, running_stack
+from tests.utils.waiting import wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -39,27 +40,19 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     # Small images: an epoch of the custom CNN takes about a second on 2 free CPU cores (ten
     # times that while other processes load them), long enough to watch epochs go by.
     synthesize_dataset(state_dir / "data" / DATASET, per_class=100, size=64, seed=3)
-    config = StackConfig(
-        state_dir=state_dir,
-        services=("redis", "mongo", "recorder", "api", "trainer", "dashboard"),
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        dashboard_port=free_port(),
-        extra_env={
-            "PADDY_API_KEY": API_KEY,
-            "PADDY_ENVIRONMENT": "development",
-            "PADDY_REFRESH_S": "1",
-            "PADDY_HEARTBEAT_INTERVAL_S": "2",
-        },
-    )
-    with LocalStack(config) as running:
+    env = {
+        "PADDY_API_KEY": API_KEY,
+        "PADDY_ENVIRONMENT": "development",
+        "PADDY_REFRESH_S": "1",
+        "PADDY_HEARTBEAT_INTERVAL_S": "2",
+    }
+    with running_stack(state_dir, (*TRAINING_STACK, "dashboard"), env=env) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def api(stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.urls()["api"], timeout=30, headers={"X-API-Key": API_KEY}) as client:
+    with api_client(stack, timeout_s=30, api_key=API_KEY) as client:
         yield client
 
 

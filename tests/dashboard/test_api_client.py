@@ -6,8 +6,8 @@ import pytest
 
 from services.dashboard import api_client
 from services.dashboard.api_client import ApiError, ApiUnavailable
-from tests.conftest import free_port
-from tests.dashboard.conftest import RunPublisher, wait_for
+from tests.utils.dashboard import RunPublisher, wait_until_shown
+from tests.utils.stack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,9 @@ def test_completed_runs_lists_only_completed_ones_and_is_cached_longer_than_live
 
     first = api_client.completed_runs(api_url, 500)
     RunPublisher(events, epochs=1).start().epoch(1).complete(epochs_run=1)
-    wait_for(api, lambda client: client.get("/jobs", params={"status": "completed"}).json()["count"] > first["count"])
+    wait_until_shown(
+        api, lambda client: client.get("/jobs", params={"status": "completed"}).json()["count"] > first["count"]
+    )
 
     assert {run["status"] for run in first["data"]} == {"completed"}
     assert recorded_runs.completed in [run["run_id"] for run in first["data"]]

@@ -3,11 +3,11 @@
 import pandas as pd
 import pytest
 
-from services.dashboard import charts, runs
+from services.dashboard import charts, run_views
 
 
 def finished(count: int) -> pd.DataFrame:
-    return runs.finished_epochs(
+    return run_views.finished_epochs(
         [
             {"epoch": n, "train_loss": 1 / n, "val_loss": 1.2 / n, "train_acc": 1 - 0.5 / n, "val_acc": 1 - 0.6 / n}
             for n in range(1, count + 1)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.dashboard.conftest import (
+from tests.utils.dashboard import (
     RunPublisher,
     axis_titles,
     page,
@@ -12,7 +12,7 @@ from tests.dashboard.conftest import (
     statuses,
     table_with,
     trace_values,
-    wait_for,
+    wait_until_shown,
 )
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def mobilenets(recorded_runs, api, events) -> list[str]:
             run.epoch(epoch)
         run.complete(epochs_run=epochs, test_accuracy=test_accuracy)
         runs.append(run.run_id)
-    wait_for(api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in runs))
+    wait_until_shown(api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in runs))
     return runs
 
 
@@ -49,7 +49,9 @@ def sweep(recorded_runs, api, events) -> dict:
     for run_id, learning_rate, test_accuracy in zip(created["run_ids"], (0.01, 0.0001), (0.6, 0.7), strict=True):
         run = RunPublisher(events, run_id=run_id, epochs=2, spec={"learning_rate": learning_rate})
         run.start().epoch(1).epoch(2).complete(epochs_run=2, test_accuracy=test_accuracy)
-    wait_for(api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in created["run_ids"]))
+    wait_until_shown(
+        api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in created["run_ids"])
+    )
     return created
 
 

@@ -58,3 +58,17 @@ def test_grids_parse_typed_values_and_skip_empty_fields():
 def test_a_grid_value_of_the_wrong_type_is_named():
     with pytest.raises(ValueError, match="batch_size: '16, 3.5' is not a comma-separated list of whole numbers"):
         job_form.parse_grid({"batch_size": "16, 3.5"})
+
+
+def test_every_bounded_field_is_checked_as_jobspec_checks_it():
+    with pytest.raises(ValueError, match=r"^image_size: must be at least 32 and at most 1024$"):
+        job_form.job_spec("resnet50", "rice", {**DEFAULTS, "image_size": 16}, DEFAULTS)
+    with pytest.raises(ValueError, match=r"^dropout: must be at least 0 and below 1 \(leave empty for none\)$"):
+        job_form.job_spec("resnet50", "rice", {**DEFAULTS, "dropout": 1.0}, DEFAULTS)
+
+
+def test_inputs_take_their_range_help_and_choices_from_jobspec():
+    assert job_form.input_range("epochs") == (1, 1000)
+    assert job_form.input_range("learning_rate") == (0.0, 1.0)
+    assert job_form.help_text("patience") == JobSpec.model_fields["patience"].description
+    assert job_form.choices("augment") == ("original", "flips", "none")

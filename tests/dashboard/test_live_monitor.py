@@ -1,18 +1,15 @@
 """The live monitor page (through app.py's navigation) against a running API with recorded runs."""
 
-import base64
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from services.dashboard import api_client
-from tests.conftest import free_port
-from tests.dashboard.conftest import APP, RunPublisher, wait_for
+from tests.utils.dashboard import APP, RunPublisher, plotly_figures, trace_values, wait_until_shown
+from tests.utils.stack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +24,8 @@ def table(app: AppTest) -> pd.DataFrame:
     return app.dataframe[0].value.set_index("run_id")
 
 
-def charts(app: AppTest) -> dict[str, dict]:
-    """The page's Plotly figures by title, as the browser receives them."""
-    figures = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
-    return {figure["layout"]["title"]["text"]: figure for figure in figures}
-
-
-def values(array) -> list:
-    """A trace's x or y: plotly sends numeric arrays as base64 {"dtype", "bdata"}."""
-    if isinstance(array, dict):
-        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-    return list(array)
-
-
 def curves(figure: dict) -> dict[str, tuple[list, list]]:
-    return {trace["name"]: (values(trace["x"]), values(trace["y"])) for trace in figure["data"]}
+    return {trace["name"]: (trace_values(trace["x"]), trace_values(trace["y"])) for trace in figure["data"]}
 
 
 def test_table_shows_every_run_with_status_progress_and_error(recorded_runs, api_url, dashboard_env):
@@ -100,7 +84,7 @@ def test_newest_running_run_is_selected_with_its_loss_and_accuracy_curves(record
     app = run_app()
 
     assert app.selectbox[0].value == recorded_runs.running
-    figures = charts(app)
+    figures = plotly_figures(app)
     assert set(figures) == {"Loss", "Accuracy"}
     loss, accuracy = figures["Loss"], figures["Accuracy"]
     assert curves(loss)["train"] == ([1, 2], pytest.approx([1.2, 0.6]))
@@ -117,22 +101,22 @@ def test_curves_grow_as_epochs_finish(recorded_runs, api, events, api_url, dashb
     # Started before the other running run, so it is not the default: the viewer picks it.
     run = RunPublisher(events, model_name="vgg16", epochs=4).start(at=datetime.now(UTC) - timedelta(hours=1))
     run.epoch(1).epoch(2, finish=False)
-    wait_for(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("current_epoch") == 2)
+    wait_until_shown(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("current_epoch") == 2)
     app = run_app()
 
     app.selectbox[0].select(run.run_id).run()
 
-    assert curves(charts(app)["Loss"])["val"][0] == [1]
+    assert curves(plotly_figures(app)["Loss"])["val"][0] == [1]
     run.epoch(2, finish=True).epoch(3, finish=False)
-    wait_for(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("epochs_done") == 2)
+    wait_until_shown(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("epochs_done") == 2)
     time.sleep(api_client.LIVE_TTL_S)  # what the page fetched last has expired
     # AppTest cannot trigger a fragment's timer; a rerun runs the same fragment code.
     app.run()
 
     assert not app.exception
     assert app.selectbox[0].value == run.run_id  # the viewer's pick survives refreshes
-    assert curves(charts(app)["Loss"])["val"][0] == [1, 2]
-    assert curves(charts(app)["Accuracy"])["train"][1] == pytest.approx([0.6, 0.8])
+    assert curves(plotly_figures(app)["Loss"])["val"][0] == [1, 2]
+    assert curves(plotly_figures(app)["Accuracy"])["train"][1] == pytest.approx([0.6, 0.8])
     assert table(app).loc[run.run_id, "epoch"] == "epoch 3 / 4"
 
 

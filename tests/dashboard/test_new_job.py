@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.dashboard.conftest import links, page
+from tests.utils.dashboard import links, page
 
 pytestmark = pytest.mark.integration
 PAGE = "pages/new_job.py"

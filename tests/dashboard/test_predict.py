@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from tests.dashboard.conftest import page
+from tests.utils.dashboard import page
 
 pytestmark = pytest.mark.integration
 PAGE = "pages/predict.py"

@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.conftest import free_port
-from tests.dashboard.conftest import (
+from tests.utils.dashboard import (
     CLASSES,
     CONFUSION,
     axis_titles,
@@ -14,6 +13,7 @@ from tests.dashboard.conftest import (
     table_with,
     trace_values,
 )
+from tests.utils.stack import free_port
 
 pytestmark = pytest.mark.integration
 PAGE = "pages/run_detail.py"

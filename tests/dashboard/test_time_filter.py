@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.dashboard.conftest import RunPublisher, page, plotly_figures, statuses, table_with, wait_for
+from tests.utils.dashboard import RunPublisher, page, plotly_figures, statuses, table_with, wait_until_shown
 
 pytestmark = pytest.mark.integration
 PAGE = "pages/time_filter.py"
@@ -15,7 +15,7 @@ def old_run(recorded_runs, api, events) -> RunPublisher:
     """A run completed 20 days ago: outside the last 7 days."""
     run = RunPublisher(events, model_name="vgg16", epochs=2)
     run.start(at=datetime.now(UTC) - timedelta(days=20)).epoch(1).epoch(2).complete(epochs_run=2)
-    wait_for(api, lambda client: statuses(client).get(run.run_id) == "completed")
+    wait_until_shown(api, lambda client: statuses(client).get(run.run_id) == "completed")
     return run
 
 

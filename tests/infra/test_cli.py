@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 from infra.cli import app
 from services.trainer import checkpoints
 from shared.datasets.synth import synthesize_dataset
+from shared.models import MODELS
 from shared.schemas.events import TrainingSummary, decode_event
+from shared.schemas.jobs import JobSpec
 
 runner = CliRunner()
 
@@ -68,6 +70,14 @@ def test_train_reports_each_epoch_and_where_the_results_went(trained):
 def test_train_refuses_an_invalid_job(tmp_path):
     result = runner.invoke(app, ["train", "--model", "alexnet", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "unknown model 'alexnet'" in result.output
+
+
+def test_train_options_say_what_jobspec_says(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # one line per option
+    result = runner.invoke(app, ["train", "--help"])
+    assert f"model name: {', '.join(MODELS)}" in result.output
+    for field in ("epochs", "patience", "image_size", "feature_extraction"):
+        assert JobSpec.model_fields[field].description in result.output, field
 
 
 def test_predict_prints_a_table_or_json(trained):

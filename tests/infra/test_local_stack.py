@@ -15,8 +15,9 @@ import pytest
 import redis
 
 from infra import local_stack, processes
-from infra.local_stack import LocalStack, StackConfig, StackError, stop_recorded_stack
-from tests.conftest import free_port
+from infra.local_stack import LocalStack, StackError, stop_recorded_stack
+from tests.utils.processes import live_group_members
+from tests.utils.stack import stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -30,35 +31,13 @@ def group_gone(pid: int) -> bool:
     return False
 
 
-def live_group_members(pgid: int) -> list[int]:
-    """The processes of one process group, zombies aside: a service and its children.
-
-    A killed service's orphaned child is reparented to init, which may never reap it (a
-    container's init often does not): as a zombie it has ended all the same.
-    """
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = processes.proc_stat(int(stat.parent.name))
-        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
-
-
 @pytest.fixture
 def make_stack(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
     """Builds stacks on free ports in tmp_path; stops every one of them, even after a failure."""
     stacks: list[LocalStack] = []
 
     def make(*services: str, **overrides) -> LocalStack:
-        config = StackConfig(
-            state_dir=overrides.pop("state_dir", tmp_path / "state"),
-            services=services,
-            redis_port=free_port(),
-            mongo_port=free_port(),
-            api_port=free_port(),
-            dashboard_port=free_port(),
-            flower_port=free_port(),
-        )
+        config = stack_config(overrides.pop("state_dir", tmp_path / "state"), services)
         for name, value in overrides.items():
             setattr(config, name, value)
         stack = LocalStack(config)

@@ -21,11 +21,12 @@ import pymongo
 import pytest
 
 from infra import local_stack, processes
-from infra.local_stack import DEV_API_KEY, LocalStack, StackConfig
+from infra.local_stack import DEV_API_KEY, LocalStack
 from infra.supervisor import Supervisor
 from shared.datasets.synth import synthesize_dataset
-from tests.conftest import free_port, wait_for
-from tests.infra.test_local_stack import live_group_members
+from tests.utils.processes import live_group_members
+from tests.utils.stack import free_port, queue_job, stack_config
+from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,23 +52,16 @@ def paddy(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def up_options(state_dir: Path, services: str, **ports: int) -> list[str]:
+    """`paddy up`'s options for these services in state_dir: each port a free one unless given."""
+    ports = {"redis": free_port(), "mongo": free_port(), "api": free_port()} | ports
+    port_options = [option for name, port in ports.items() for option in (f"--{name}-port", str(port))]
+    return ["--state-dir", str(state_dir), "--services", services, *port_options]
+
+
 def paddy_up(state_dir: Path, services: str, *options: str) -> dict:
     """`paddy up --detach` on free ports; stack.json once it returned."""
-    result = paddy(
-        "up",
-        "--detach",
-        "--state-dir",
-        str(state_dir),
-        "--services",
-        services,
-        "--redis-port",
-        str(free_port()),
-        "--mongo-port",
-        str(free_port()),
-        "--api-port",
-        str(free_port()),
-        *options,
-    )
+    result = paddy("up", "--detach", *up_options(state_dir, services), *options)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "`paddy down` stops it" in result.stdout
     return recorded(state_dir)
@@ -131,19 +125,7 @@ def test_killed_recorder_and_trainer_come_back_and_the_job_completes(state_dir):
     seen = stack_pids(state_dir)
     synthesize_dataset(state_dir / "data" / "leaves", per_class=40, size=64, seed=1)
     api = httpx.Client(base_url=state["urls"]["api"], timeout=10, headers={"X-API-Key": DEV_API_KEY})
-    response = api.post(
-        "/jobs",
-        json={
-            "model_name": "custom_cnn",
-            "dataset": "leaves",
-            "epochs": EPOCHS,
-            "image_size": 64,
-            "batch_size": 8,
-            "patience": EPOCHS,
-        },
-    )
-    assert response.status_code == 202, response.text
-    run_id = response.json()["run_id"]
+    run_id = queue_job(api, epochs=EPOCHS, image_size=64, batch_size=8, patience=EPOCHS)
     wait_for(lambda: api.get(f"/jobs/{run_id}").json()["status"] == "in_progress", 180, "the run to start")
     trainer_group = set(live_group_members(recorded(state_dir)["services"]["trainer-1"]["pid"]))
     assert len(trainer_group) >= 2  # the Celery worker and its pool process, which runs the job
@@ -270,9 +252,7 @@ def test_a_stale_pid_file_and_stack_json_do_not_block_up(state_dir):
 
 def test_a_second_up_is_refused_while_a_stack_runs(state_dir):
     paddy_up(state_dir, "redis")
-    again = paddy(
-        "up", "--detach", "--state-dir", str(state_dir), "--services", "redis", "--redis-port", str(free_port())
-    )
+    again = paddy("up", "--detach", *up_options(state_dir, "redis"))
     assert again.returncode == 1 and "already running (supervisor, redis); paddy down first" in again.stderr
 
 
@@ -281,18 +261,7 @@ def test_up_names_what_kept_the_stack_from_starting(state_dir):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        result = paddy(
-            "up",
-            "--detach",
-            "--state-dir",
-            str(state_dir),
-            "--services",
-            "redis,mongo",
-            "--redis-port",
-            str(free_port()),
-            "--mongo-port",
-            str(port),
-        )
+        result = paddy("up", "--detach", *up_options(state_dir, "redis,mongo", mongo=port))
 
     assert result.returncode == 1
     assert f"port {port} for the mongo is already in use; pass --mongo-port" in result.stderr
@@ -316,20 +285,7 @@ def test_down_stops_the_services_of_a_killed_supervisor(state_dir):
 
 def test_up_in_the_foreground_restarts_a_crashed_service_and_ctrl_c_stops_everything(state_dir):
     up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infra.cli",
-            "up",
-            "--state-dir",
-            str(state_dir),
-            "--services",
-            "redis,mongo",
-            "--redis-port",
-            str(free_port()),
-            "--mongo-port",
-            str(free_port()),
-        ],
+        [sys.executable, "-m", "infra.cli", "up", *up_options(state_dir, "redis,mongo")],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -364,7 +320,7 @@ def test_a_crash_looping_service_waits_longer_before_each_restart(tmp_path, monk
     )
     crashing = local_stack._Service("flower", [sys.executable, "-c", script], 30)
     monkeypatch.setattr(LocalStack, "_build_services", lambda self: [crashing])
-    stack = LocalStack(StackConfig(state_dir=tmp_path / "state", services=("flower",), flower_port=free_port()))
+    stack = LocalStack(stack_config(tmp_path / "state", ("flower",)))
     supervisor = Supervisor(stack)
     thread = threading.Thread(target=supervisor.run)
     thread.start()

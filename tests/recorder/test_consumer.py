@@ -1,7 +1,7 @@
 """The recorder against a real redis-server and nx-27017: at-least-once delivery made exact."""
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 import redis
@@ -9,82 +9,8 @@ import redis
 from services.recorder.consumer import Recorder
 from services.recorder.settings import RecorderSettings
 from shared import names
-from shared.schemas.events import (
-    EpochFinished,
-    EpochStarted,
-    RunCompleted,
-    RunStarted,
-    TrainingSummary,
-    encode_event,
-)
 from shared.store import new_status_document
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 3, "version": "v1"}
-
-
-def run_events(run_id: str, epochs: int = 3) -> list:
-    seq = iter(range(1_000_000_001, 1_000_001_000))
-    events = [
-        RunStarted(
-            run_id=run_id,
-            seq=next(seq),
-            time=T0,
-            spec=SPEC,
-            attempt=1,
-            worker="w",
-            device="cpu",
-            epochs_planned=epochs,
-            class_names=["a", "b"],
-            split_sizes={"train": 6, "val": 2, "test": 2},
-        )
-    ]
-    for epoch in range(1, epochs + 1):
-        events.append(EpochStarted(run_id=run_id, seq=next(seq), epoch=epoch, time=T0 + timedelta(seconds=epoch)))
-        events.append(
-            EpochFinished(
-                run_id=run_id,
-                seq=next(seq),
-                epoch=epoch,
-                time=T0 + timedelta(seconds=epoch + 0.5),
-                train_loss=1 / epoch,
-                train_acc=0.5,
-                val_loss=1 / epoch,
-                val_acc=0.6,
-                epoch_time_sec=0.5,
-            )
-        )
-    summary = TrainingSummary(
-        run_id=run_id,
-        model_name="custom_cnn",
-        version="v1",
-        num_classes=2,
-        dropout=0.5,
-        feature_extraction=False,
-        batch_size=8,
-        learning_rate=0.001,
-        early_stopped=False,
-        epochs_run=epochs,
-        train_accuracy=0.9,
-        val_accuracy=0.8,
-        test_accuracy=0.7,
-        best_val_loss=0.3,
-        duration_minutes=0.1,
-        start_time=T0,
-        end_time=T0 + timedelta(seconds=10),
-        test_loss=0.4,
-        class_names=["a", "b"],
-        dataset="d",
-        image_size=64,
-        seed=1,
-    )
-    events.append(RunCompleted(run_id=run_id, seq=next(seq), summary=summary, time=T0 + timedelta(seconds=10)))
-    return events
-
-
-def publish(redis_client, events) -> None:
-    for event in events:
-        redis_client.xadd(names.EVENTS_STREAM, encode_event(event))
+from tests.utils.events import SPEC, T0, drain, publish, run_events
 
 
 @pytest.fixture
@@ -92,11 +18,6 @@ def recorder(settings, db, redis_client) -> Recorder:
     recorder = Recorder(redis_client, db, RecorderSettings(consumer_name="test", block_ms=100))
     recorder.ensure_group()
     return recorder
-
-
-def drain(recorder: Recorder) -> None:
-    while entries := recorder._read(">"):
-        recorder.process(entries)
 
 
 def snapshot(db) -> dict:

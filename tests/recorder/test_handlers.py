@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.recorder.handlers import apply_to_status, fold_writes, other_writes
+from services.recorder.handlers import apply_to_status, document_writes, fold_writes
 from shared import names
 from shared.schemas.events import (
     CheckpointSaved,
@@ -16,9 +16,9 @@ from shared.schemas.events import (
     RunFailed,
     RunQueued,
     RunStarted,
-    TrainingSummary,
 )
 from shared.store import new_status_document
+from tests.utils.events import training_summary
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v4"}
@@ -96,59 +96,39 @@ def test_a_run_unknown_to_the_store_is_created_whole_from_run_started():
 
 
 def test_epoch_writes_insert_at_start_and_replace_only_when_newer():
-    [insert] = other_writes(EpochStarted(run_id="r1", seq=11, epoch=1, time=T0))
-    assert (insert.collection, insert.replace_if_newer, insert.key) == (
+    [insert] = document_writes(EpochStarted(run_id="r1", seq=11, epoch=1, time=T0))
+    assert (insert.collection, insert.replace_if_newer, insert.doc["run_id"], insert.doc["epoch"]) == (
         names.EPOCHS,
         False,
-        {"run_id": "r1", "epoch": 1},
+        "r1",
+        1,
     )
     assert insert.doc["train_loss"] is None and insert.doc["started_at"] == T0
-    [replace] = other_writes(finished_epoch(1, 12))
+    [replace] = document_writes(finished_epoch(1, 12))
     assert replace.replace_if_newer and replace.seq == 12
     assert replace.doc["_id"] == insert.doc["_id"]  # one document per run and epoch, found by _id
     assert replace.doc["started_at"] == T0 and replace.doc["val_loss"] == 1.0
 
 
 def test_a_batch_writes_each_epoch_document_once_as_it_would_end_up():
-    started = other_writes(EpochStarted(run_id="r1", seq=11, epoch=1, time=T0))
-    finished = other_writes(finished_epoch(1, 12))
-    replayed_start = other_writes(EpochStarted(run_id="r1", seq=13, epoch=1, time=T0))
-    next_start = other_writes(EpochStarted(run_id="r1", seq=14, epoch=2, time=T0))
+    started = document_writes(EpochStarted(run_id="r1", seq=11, epoch=1, time=T0))
+    finished = document_writes(finished_epoch(1, 12))
+    replayed_start = document_writes(EpochStarted(run_id="r1", seq=13, epoch=1, time=T0))
+    next_start = document_writes(EpochStarted(run_id="r1", seq=14, epoch=2, time=T0))
     folded = fold_writes(replayed_start + finished + started + next_start)
     assert [(w.doc["epoch"], w.seq) for w in folded] == [(1, 12), (2, 14)]
-    older_finish = other_writes(finished_epoch(1, 10))
+    older_finish = document_writes(finished_epoch(1, 10))
     assert [w.seq for w in fold_writes(finished + older_finish)] == [12]  # the newest replace wins
     assert [w.seq for w in fold_writes(replayed_start + started)] == [11]  # the first insert wins
 
 
 def test_completion_writes_the_trainings_document():
-    summary = TrainingSummary(
-        run_id="r1",
-        model_name="custom_cnn",
-        version="v4",
-        num_classes=2,
-        dropout=None,
-        feature_extraction=False,
-        batch_size=8,
-        learning_rate=0.001,
-        early_stopped=False,
-        epochs_run=2,
-        train_accuracy=0.9,
-        val_accuracy=0.8,
-        test_accuracy=0.7,
-        best_val_loss=0.3,
-        duration_minutes=1.5,
-        start_time=T0,
-        end_time=T0 + timedelta(minutes=1.5),
-        test_loss=0.4,
-        class_names=["a", "b"],
-        dataset="d",
-        image_size=64,
-        seed=1,
+    summary = training_summary(
+        "r1", version="v4", dropout=None, epochs_run=2, duration_minutes=1.5, end_time=T0 + timedelta(minutes=1.5)
     )
     event = RunCompleted(run_id="r1", seq=30, summary=summary)
-    [replace] = other_writes(event)
-    assert (replace.collection, replace.key, replace.replace_if_newer) == (names.TRAININGS, {"run_id": "r1"}, True)
+    [replace] = document_writes(event)
+    assert (replace.collection, replace.doc["_id"], replace.replace_if_newer) == (names.TRAININGS, "r1", True)
     assert replace.doc["test_accuracy"] == 0.7 and replace.doc["seq"] == 30
     doc = apply_to_status(apply_to_status(queued(), started()), event)
     assert (doc["status"], doc["end_time"], doc["epochs_done"]) == ("completed", summary.end_time, 2)
@@ -247,4 +227,4 @@ def test_run_queued_never_changes_a_status():
     event = RunQueued(run_id="r1", seq=0, model_name="custom_cnn", version="v4")
     assert apply_to_status(queued(), event) is None
     assert apply_to_status(None, event) is None
-    assert other_writes(event) == []
+    assert document_writes(event) == []

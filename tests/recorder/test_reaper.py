@@ -6,31 +6,12 @@ from datetime import timedelta
 from services.recorder.handlers import apply_to_status
 from services.recorder.reaper import Reaper, reap_lost_runs
 from shared import names
-from shared.schemas.events import Heartbeat, RunStarted, utc_now
+from shared.schemas.events import Heartbeat, utc_now
 from shared.settings import LivenessSettings
 from shared.store import new_status_document
+from tests.utils.documents import store_running
 
 SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v1"}
-
-
-def store_running(db, run_id: str, heartbeat_age_s: float) -> dict:
-    now = utc_now()
-    queued = new_status_document(run_id, SPEC, "v1", created_at=now - timedelta(hours=1))
-    started = RunStarted(
-        run_id=run_id,
-        seq=1_000_000_001,
-        time=now - timedelta(seconds=heartbeat_age_s),
-        spec=SPEC,
-        attempt=1,
-        worker="w",
-        device="cpu",
-        epochs_planned=2,
-        class_names=["a"],
-        split_sizes={"train": 1, "val": 1, "test": 1},
-    )
-    doc = apply_to_status(queued, started)
-    db[names.STATUS].insert_one(dict(doc))
-    return doc
 
 
 def test_only_runs_silent_past_the_timeout_are_marked_lost(db):

@@ -6,7 +6,7 @@ from services.recorder.trimming import oldest_needed_id, trim_acknowledged
 from services.trainer.events import EventPublisher
 from shared import names
 from shared.schemas.events import Heartbeat
-from tests.recorder.test_consumer import T0, publish, run_events
+from tests.utils.events import T0, publish, run_events
 
 STREAM, GROUP = names.EVENTS_STREAM, names.RECORDER_GROUP
 

@@ -10,8 +10,8 @@ from services.recorder.consumer import Recorder
 from services.recorder.reaper import reap_lost_runs
 from services.recorder.settings import RecorderSettings
 from services.recorder.webhooks import WebhookNotifier
-from tests.recorder.test_consumer import drain, publish, run_events
-from tests.recorder.test_reaper import store_running
+from tests.utils.documents import store_running
+from tests.utils.events import drain, publish, run_events
 
 
 class Received(list):

@@ -3,7 +3,7 @@
 from services.recorder.writer import BatchWriter
 from shared import names
 from shared.schemas.events import SEQ_PER_ATTEMPT, RunCancelled, RunFailed
-from tests.recorder.test_consumer import run_events
+from tests.utils.events import run_events
 
 
 def test_an_epoch_finished_in_a_later_batch_replaces_the_inserted_start(db):
@@ -89,3 +89,14 @@ def test_a_failed_run_keeps_no_unfinished_epoch_even_within_one_batch(db):
     failed = RunFailed(run_id="r1", seq=events[-1].seq + 1, error_type="OSError", message="disk full")
     BatchWriter(db).write([*events, failed])
     assert [e["epoch"] for e in db[names.EPOCHS].find({"run_id": "r1"})] == [1]
+
+
+def test_a_finished_epoch_whose_start_was_removed_meanwhile_is_inserted(db):
+    events = run_events("r1", epochs=1)
+    writer = BatchWriter(db)
+    writer.write(events[:2])  # the epoch's start, inserted by this writer: its finish goes straight to a replace
+    db[names.EPOCHS].delete_many({"run_id": "r1"})  # as another recorder storing a cancel would
+    writer.write(events[2:3])
+    [epoch] = db[names.EPOCHS].find({"run_id": "r1"})
+    assert epoch["train_loss"] == 1.0 and epoch["seq"] == events[2].seq
+    assert writer.counts.stale_writes == 0

@@ -2,28 +2,15 @@
 
 from shared import names
 from shared.worker_presence import publish_worker, read_workers, remove_worker
-
-
-def presence(hostname: str, **fields) -> dict:
-    return {
-        "hostname": hostname,
-        "pid": 4242,
-        "started_at": "2026-05-01T10:00:00+00:00",
-        "seen_at": "2026-05-01T10:05:00+00:00",
-        "queues": ["predict", "training"],
-        "task": None,
-        "run_id": None,
-        "stopping": False,
-        **fields,
-    }
+from tests.utils.documents import worker_presence
 
 
 def test_workers_round_trip_sorted_by_hostname_and_expire(redis_client):
-    publish_worker(redis_client, presence("trainer-2@box", task="paddy.train", run_id="7f3a"), ttl_s=15)
-    publish_worker(redis_client, presence("trainer-1@box"), ttl_s=15)
+    publish_worker(redis_client, worker_presence("trainer-2@box", task="paddy.train", run_id="7f3a"), ttl_s=15)
+    publish_worker(redis_client, worker_presence("trainer-1@box"), ttl_s=15)
     workers = read_workers(redis_client)
     assert [w["hostname"] for w in workers] == ["trainer-1@box", "trainer-2@box"]
-    assert workers[1] == presence("trainer-2@box", task="paddy.train", run_id="7f3a")
+    assert workers[1] == worker_presence("trainer-2@box", task="paddy.train", run_id="7f3a")
     assert 0 < redis_client.pttl(names.WORKER_PRESENCE_KEY.format(hostname="trainer-1@box")) <= 15_000
     remove_worker(redis_client, "trainer-1@box")
     assert [w["hostname"] for w in read_workers(redis_client)] == ["trainer-2@box"]
@@ -36,7 +23,7 @@ def test_every_worker_is_found_among_many_other_keys(redis_client):
             pipe.set(names.ATTEMPT_KEY.format(run_id=f"run{i:05d}"), 1)
         pipe.execute()
     for i in range(1, 4):
-        publish_worker(redis_client, presence(f"trainer-{i}@box"), ttl_s=15)
+        publish_worker(redis_client, worker_presence(f"trainer-{i}@box"), ttl_s=15)
     assert [w["hostname"] for w in read_workers(redis_client)] == ["trainer-1@box", "trainer-2@box", "trainer-3@box"]
 
 

@@ -4,8 +4,9 @@ import threading
 import time
 from pathlib import Path
 
-from services.trainer.runner import CancelledRun, run_training
+from services.trainer.lifecycle import CancelledRun
 from services.trainer.settings import TrainerSettings
+from services.trainer.training import run_training
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import decode_event

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from services.trainer import checkpoints, engine
+from services.trainer.checkpoints import RunRecord, checkpoint_of, restore
 from services.trainer.data import load_split_data
 from services.trainer.engine import (
     EarlyStopping,
@@ -19,7 +20,6 @@ from services.trainer.engine import (
 )
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
-from services.trainer.runner import RunContext, checkpoint_of, restore
 from shared.datasets.imagefolder import scan_image_folder, stratified_split
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import JobSpec
@@ -96,12 +96,12 @@ def test_a_checkpoint_resumes_to_the_same_next_epoch(data, tmp_path: Path):
     straight = new_state(job)
     fit(job, straight, data, make_setup(job, CPU), Recorded())
 
-    context = RunContext("r", job, None, tmp_path, "hash", data.class_names, start_time=None)
+    record = RunRecord("r", job, "hash", data.class_names, start_time=None)
 
-    class CheckpointAtEpoch2(Recorded):  # as the runner does: after each epoch, before anything else
+    class CheckpointAtEpoch2(Recorded):  # as training.EpochReporter does: after each epoch, before anything else
         def epoch_finished(self, metrics, state, is_best):
             if metrics.epoch == 2:
-                checkpoints.save_checkpoint(tmp_path / "last.pt", checkpoint_of(context, state))
+                checkpoints.save_checkpoint(tmp_path / "last.pt", checkpoint_of(record, state))
 
     fit(spec(epochs=2), new_state(job), data, make_setup(job, CPU), CheckpointAtEpoch2())
 

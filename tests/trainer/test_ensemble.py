@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,37 +13,20 @@ from services.recorder.settings import RecorderSettings
 from services.trainer import checkpoints, ensemble
 from services.trainer.data import load_split_data
 from services.trainer.ensemble import ENSEMBLE_FILE, EnsembleError, run_ensemble
+from services.trainer.lifecycle import CancelledRun
 from services.trainer.local_run import train_locally
 from services.trainer.models import build_model
-from services.trainer.runner import CancelledRun
 from services.trainer.settings import TrainerSettings
 from shared import names
 from shared.datasets.imagefolder import scan_image_folder, stratified_split
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import decode_event
 from shared.schemas.jobs import EnsembleSpec, JobSpec
-from tests.conftest import wait_for
+from tests.utils.documents import TRAININGS_FIELDS as ORIGINAL_TRAININGS_FIELDS
+from tests.utils.waiting import wait_for
 
 # The original system's `trainings` fields and their types (DESIGN.md); dropout may be null.
-TRAININGS_FIELDS = {
-    "run_id": str,
-    "model_name": str,
-    "version": str,
-    "num_classes": int,
-    "dropout": (float, type(None)),
-    "feature_extraction": bool,
-    "batch_size": int,
-    "learning_rate": float,
-    "early_stopped": bool,
-    "epochs_run": int,
-    "train_accuracy": float,
-    "val_accuracy": float,
-    "test_accuracy": float,
-    "best_val_loss": float,
-    "duration_minutes": float,
-    "start_time": datetime,
-    "end_time": datetime,
-}
+TRAININGS_FIELDS = ORIGINAL_TRAININGS_FIELDS | {"dropout": (float, type(None))}
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,16 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from infra.local_stack import LocalStack, StackConfig
-from services.trainer.ensemble import ensemble_run
+from infra.local_stack import LocalStack
+from services.trainer.ensemble import evaluate_ensemble
+from services.trainer.lifecycle import Attempt
 from services.trainer.local_run import LocalPublisher, train_locally
 from services.trainer.predict import PredictionError, _cached_predictor, predict_images
 from services.trainer.settings import TrainerSettings
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import EnsembleSpec, JobSpec
-from tests.conftest import free_port
+from tests.utils.stack import stack_config
 
 CLASSES = ["Bacterialblight", "Brownspot", "Leafsmut"]
 
@@ -27,7 +28,7 @@ def train_runs(data_root: Path, artifacts_root: Path) -> TrainerSettings:
         spec = JobSpec(model_name="custom_cnn", dataset="tiny", epochs=1, batch_size=8, image_size=image_size)
         train_locally(run_id, spec, settings)
     publisher = LocalPublisher(artifacts_root / "ab.jsonl", "ab")
-    ensemble_run("ab", EnsembleSpec(members=["a", "b"], voting="softmax"), settings, "test", 1, publisher)
+    evaluate_ensemble(EnsembleSpec(members=["a", "b"], voting="softmax"), settings, Attempt("ab", 1, "test", publisher))
     return settings
 
 
@@ -89,7 +90,7 @@ def test_a_run_is_loaded_once_per_process(trained, images):
 @pytest.mark.integration
 def test_a_trainer_worker_answers_the_predict_task_on_its_own_queue(tmp_path, images):
     """A real Celery trainer started as `paddy up` starts it; the task is sent by name, as the API does."""
-    config = StackConfig(state_dir=tmp_path, services=("redis", "trainer"), redis_port=free_port())
+    config = stack_config(tmp_path, ("redis", "trainer"))
     settings = train_runs(tmp_path / "data", tmp_path / "artifacts")  # where the stack's trainer looks
     encoded = [base64.b64encode(path.read_bytes()).decode() for path in images[:2]]
     with LocalStack(config) as stack:

@@ -12,7 +12,7 @@ from services.trainer.presence import WorkerPresence
 from services.trainer.settings import TrainerSettings
 from shared import names
 from shared.worker_presence import read_workers
-from tests.conftest import wait_for
+from tests.utils.waiting import wait_for
 
 QUEUES = ["predict", "training"]
 

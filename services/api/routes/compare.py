@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from services.api.deps import StoreDep
-from services.api.runs import public
+from services.api.presenting import find_runs, job_public
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import RUN_ID_PATTERN, ComparePublic, CompareRow, EpochPublic
 
@@ -42,9 +42,7 @@ def compare(
                 }
             ],
         )
-    # One query per run: nx-27017 scans for `$in` over run ids but uses the run_id index for one.
-    runs = {run_id: store.get_run(run_id) for run_id in ids}
-    unknown = [run_id for run_id, run in runs.items() if run is None]
+    runs, unknown = find_runs(store, ids)
     if unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown run(s): {', '.join(unknown)}")
     epochs = {run_id: {e["epoch"]: EpochPublic.model_validate(e) for e in store.get_epochs(run_id)} for run_id in ids}
@@ -54,4 +52,4 @@ def compare(
         for epoch in range(1, longest + 1)
     ]
     now = utc_now()
-    return ComparePublic(runs=[public(runs[run_id], now=now) for run_id in ids], epochs=rows)
+    return ComparePublic(runs=[job_public(runs[run_id], now=now) for run_id in ids], epochs=rows)

@@ -3,7 +3,10 @@
 from fastapi import APIRouter, status
 
 from services.api.deps import QueueDep, RedisDep, StoreDep
-from services.api.runs import field_error, queue_run
+from services.api.errors import field_error
+from services.api.presenting import find_runs
+from services.api.queueing import queue_run
+from shared.models import ENSEMBLE
 from shared.schemas.jobs import EnsembleSpec, JobCreated
 
 router = APIRouter(prefix="/ensembles", tags=["ensembles"])
@@ -17,14 +20,13 @@ router = APIRouter(prefix="/ensembles", tags=["ensembles"])
 )
 def create_ensemble(spec: EnsembleSpec, store: StoreDep, queue: QueueDep, events: RedisDep) -> JobCreated:
     """Queue an ensemble of completed training runs (`model_name: "ensemble"`)."""
-    runs = {run_id: store.get_run(run_id) for run_id in spec.members}
-    unknown = [run_id for run_id, run in runs.items() if run is None]
+    runs, unknown = find_runs(store, spec.members)
     if unknown:
         raise field_error("members", f"unknown run(s): {', '.join(unknown)}")
     unfinished = [f"{run_id} ({run['status']})" for run_id, run in runs.items() if run["status"] != "completed"]
     if unfinished:
         raise field_error("members", f"members must be completed runs; not completed: {', '.join(unfinished)}")
-    ensembles = [run_id for run_id, run in runs.items() if run["model_name"] == "ensemble"]
+    ensembles = [run_id for run_id, run in runs.items() if run["model_name"] == ENSEMBLE]
     if ensembles:
         raise field_error("members", f"members must be training runs; ensembles: {', '.join(ensembles)}")
     return queue_run(store, queue, events, spec.model_dump(), ensemble=True)

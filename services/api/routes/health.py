@@ -74,7 +74,7 @@ def health(redis_client: RedisDep, store: StoreDep) -> JSONResponse:
     },
 )
 def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
-    """Runs per status, Celery queue lengths, recorder lag and live workers, for Prometheus."""
+    """Runs per status, Celery queue lengths, recorder lag, live workers and visibility refresh misses."""
     counts = store.status_counts()
     lines = ["# HELP paddy_runs Runs by status (archived ones included).", "# TYPE paddy_runs gauge"]
     lines += [f'paddy_runs{{status="{state}"}} {counts.get(state, 0)}' for state in get_args(RunState)]
@@ -90,5 +90,11 @@ def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
         "# HELP paddy_workers Trainer workers alive, busy or idle (their presence keys in Redis).",
         "# TYPE paddy_workers gauge",
         f"paddy_workers {len(read_workers(redis_client))}",
+    ]
+    lines += [
+        "# HELP paddy_visibility_refresh_misses_total Refreshes of a running job's broker message that found "
+        "none: the job is delivered again while it runs.",
+        "# TYPE paddy_visibility_refresh_misses_total counter",
+        f"paddy_visibility_refresh_misses_total {int(redis_client.get(names.VISIBILITY_MISSES_KEY) or 0)}",
     ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type=PROMETHEUS_TEXT)

@@ -1,30 +1,23 @@
-"""Queue training jobs and read, cancel, retry and archive runs."""
+"""Queue training jobs; read, cancel, retry and archive runs; download a run's best checkpoint."""
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import redis
 from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi.responses import FileResponse
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
-from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
-from services.api.runs import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    MAX_OFFSET,
-    RunIdPath,
-    field_error,
-    public,
-    queue_run,
-    run_or_404,
-)
-from services.api.weights import check_weights
+from services.api.errors import field_error
+from services.api.presenting import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, RunIdPath, job_public, run_or_404
+from services.api.queueing import queue_run, spec_to_queue
 from shared import names
-from shared.datasets.imagefolder import DatasetError
-from shared.paths import PathRefusedError
+from shared.models import ENSEMBLE
+from shared.run_queries import RunListing
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
     FINISHED_STATES,
@@ -33,7 +26,6 @@ from shared.schemas.jobs import (
     RETRYABLE_STATES,
     RUN_ID_PATTERN,
     RUN_SORT_FIELDS,
-    SUMMARY_METRICS,
     EpochPublic,
     EpochsPublic,
     JobCreated,
@@ -42,18 +34,20 @@ from shared.schemas.jobs import (
     JobsPublic,
     RunState,
 )
-from shared.store import START_TS
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 log = logging.getLogger(__name__)
 
-NOT_FOUND = {
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
         "description": "no such run",
         "content": {"application/json": {"example": {"detail": "run 3f9a1c0b2d4e not found"}}},
     }
 }
-SortParam = Literal[tuple(f"{sign}{field}" for field in RUN_SORT_FIELDS for sign in ("", "-"))]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    SortParam = str
+else:  # every sort field, ascending or descending (`-`): FastAPI checks it and lists it in the schema
+    SortParam = Literal[tuple(f"{sign}{field}" for field in RUN_SORT_FIELDS for sign in ("", "-"))]
 
 JOB_EXAMPLES = {
     "small": {
@@ -74,19 +68,6 @@ JOB_EXAMPLES = {
 }
 
 
-def checked_spec(spec: JobSpec, settings) -> dict[str, Any]:
-    """The spec to store, once its dataset and weights file are found inside their roots."""
-    try:
-        check_dataset(spec.dataset, settings.data_root)
-    except DatasetError as error:
-        raise field_error("dataset", str(error)) from None
-    try:
-        check_weights(spec.weights, settings.weights_root)
-    except PathRefusedError as error:
-        raise field_error("weights", str(error)) from None
-    return spec.model_dump()
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -104,7 +85,7 @@ def create_job(
     settings: SettingsDep,
 ) -> JobCreated:
     """Queue one training job. The run is visible (status `queued`) as soon as this returns."""
-    return queue_run(store, queue, events, checked_spec(spec, settings))
+    return queue_run(store, queue, events, spec_to_queue(spec, settings))
 
 
 @router.get("", response_model=JobsPublic)
@@ -136,34 +117,35 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobsPublic:
     """Runs matching every filter given, one page at a time; `count` is every matching run."""
-    query: dict[str, Any] = {"archived": archived}
-    if statuses:
-        unique = sorted(set(statuses))
-        query["status"] = unique[0] if len(unique) == 1 else {"$in": unique}
-    for field, value in (("model_name", model_name), ("version", version), ("sweep_id", sweep_id)):
-        if value is not None:
-            query[field] = value
-    started = {
-        op: _timestamp(name, value)
-        for op, name, value in (("$gte", "started_after", started_after), ("$lt", "started_before", started_before))
-        if value
-    }
-    if started:
-        query[START_TS] = started
-    for metric, minimum in (("val_accuracy", min_val_accuracy), ("test_accuracy", min_test_accuracy)):
-        if minimum is not None:
-            query[f"metrics.{metric}"] = {"$gte": minimum}
-    field = sort.removeprefix("-")
-    stored_field = f"metrics.{field}" if field in SUMMARY_METRICS else START_TS if field == "start_time" else field
-    runs, count = store.list_runs(query, stored_field, descending=sort.startswith("-"), limit=limit, skip=offset)
+    listing = RunListing(
+        archived=archived,
+        statuses=statuses or (),
+        model_name=model_name,
+        version=version,
+        sweep_id=sweep_id,
+        started_after=_in_utc("started_after", started_after),
+        started_before=_in_utc("started_before", started_before),
+        min_metrics={
+            metric: minimum
+            for metric, minimum in (("val_accuracy", min_val_accuracy), ("test_accuracy", min_test_accuracy))
+            if minimum is not None
+        },
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
+        limit=limit,
+        skip=offset,
+    )
+    runs, count = store.list_runs(listing)
     now = utc_now()
-    return JobsPublic(data=[public(run, now=now) for run in runs], count=count)
+    return JobsPublic(data=[job_public(run, now=now) for run in runs], count=count)
 
 
-def _timestamp(name: str, moment: datetime) -> float:
-    """Seconds since the epoch of a moment (UTC when it has no offset); 422 past year 1 or 9999."""
+def _in_utc(name: str, moment: datetime | None) -> datetime | None:
+    """The moment in UTC (taken as UTC when it has no offset); 422 past year 1 or 9999."""
+    if moment is None:
+        return None
     try:
-        return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)).timestamp()
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (OverflowError, ValueError):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -182,7 +164,7 @@ def get_job(run_id: RunIdPath, store: StoreDep) -> JobPublic:
     """A run's status, progress, heartbeat age and, once completed, its training summary."""
     run = run_or_404(store, run_id)
     summary = store.get_training(run_id) if run["status"] == "completed" else None
-    return public(run, summary)
+    return job_public(run, summary)
 
 
 @router.get("/{run_id}/epochs", response_model=EpochsPublic, responses=NOT_FOUND)
@@ -225,7 +207,7 @@ def cancel_job(run_id: RunIdPath, store: StoreDep, queue: QueueDep, flags: Redis
             queue.revoke(run_id)
         except (OperationalError, OSError) as error:
             log.warning("could not revoke run %s (its cancel flag is set): %s", run_id, error)
-    return public(store.get_run(run_id))
+    return job_public(run_or_404(store, run_id))
 
 
 @router.post(
@@ -247,7 +229,7 @@ def retry_job(
             status.HTTP_409_CONFLICT, f"run {run_id} is {run['status']}; only finished or lost runs can be retried"
         )
     spec = {**run["spec"], "version": None}
-    ensemble = spec.get("model_name") == "ensemble"
+    ensemble = spec.get("model_name") == ENSEMBLE
     if not ensemble:
         try:
             job = JobSpec.model_validate(spec)
@@ -257,7 +239,7 @@ def retry_job(
             raise field_error(
                 field, f"the run's stored spec is no longer valid: {first['msg']}", "spec", field
             ) from None
-        spec = checked_spec(job, settings) | {"version": None}
+        spec = spec_to_queue(job, settings) | {"version": None}
     return queue_run(store, queue, events, spec, ensemble=ensemble, sweep_id=run.get("sweep_id"), retry_of=run_id)
 
 
@@ -266,4 +248,33 @@ def archive_job(run_id: RunIdPath, store: StoreDep) -> JobPublic:
     """Archive a run: hidden from GET /jobs (unless `archived=true`), its data kept."""
     if (archived := store.archive(run_id)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-    return public(archived)
+    return job_public(archived)
+
+
+@router.get(
+    "/{run_id}/checkpoint",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "the run's best checkpoint (torch.save)"},
+        404: {"description": "no such run, or it has no checkpoint"},
+    },
+)
+def get_job_checkpoint(run_id: RunIdPath, store: StoreDep, settings: SettingsDep) -> FileResponse:
+    """The run's best checkpoint file, `{run_id}-best.pt`, served from the artifacts root and nowhere else."""
+    path = best_checkpoint(run_or_404(store, run_id), settings.artifacts_root)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no checkpoint")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{run_id}-best.pt")
+
+
+def best_checkpoint(run: dict[str, Any], artifacts_root: Path) -> Path | None:
+    """The best checkpoint the run's trainer recorded, if that file is inside the artifacts root."""
+    recorded = ((run.get("checkpoints") or {}).get("best") or {}).get("path")
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    root = artifacts_root.resolve()
+    path = (root / recorded).resolve()
+    # A recorded path is data: it must not lead outside the artifacts root (.., absolute, links).
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path

@@ -8,7 +8,7 @@ from kombu.exceptions import OperationalError
 
 from services.api.deps import QueueDep, SettingsDep, StoreDep
 from services.api.job_queue import PredictFailed, PredictTimeout
-from services.api.runs import run_or_404
+from services.api.presenting import run_or_404
 from services.api.uploads import check_image, read_limited
 from shared.schemas.jobs import RUN_ID_PATTERN, PredictionPublic
 

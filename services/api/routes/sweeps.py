@@ -2,15 +2,16 @@
 
 import itertools
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import ValidationError
 
 from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
-from services.api.errors import ALLOWED
-from services.api.runs import field_error, new_run_id, public, queue_run
+from services.api.errors import ALLOWED, field_error
+from services.api.presenting import job_public
+from services.api.queueing import new_run_id, queue_run
 from services.api.weights import check_weights
 from shared.datasets.imagefolder import DatasetError
 from shared.paths import PathRefusedError
@@ -18,8 +19,8 @@ from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
     LOWER_IS_BETTER,
     RUN_ID_PATTERN,
-    SUMMARY_METRICS,
     JobSpec,
+    SummaryMetric,
     SweepCreate,
     SweepCreated,
     SweepPublic,
@@ -109,9 +110,7 @@ def create_sweep(
 def get_sweep(
     sweep_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, examples=["5b0c2e7d91aa"])],
     store: StoreDep,
-    metric: Annotated[
-        Literal[SUMMARY_METRICS], Query(description="the summary metric that picks `best`")
-    ] = "val_accuracy",  # type: ignore[valid-type]
+    metric: Annotated[SummaryMetric, Query(description="the summary metric that picks `best`")] = "val_accuracy",
 ) -> SweepPublic:
     """The sweep's runs in the order they were queued, and its best completed run by metric."""
     if store.get_sweep(sweep_id) is None:
@@ -131,6 +130,6 @@ def get_sweep(
         sweep_id=sweep_id,
         metric=metric,
         count=len(runs),
-        runs=[public(run, now=now) for run in runs],
-        best=public(best, now=now) if best else None,
+        runs=[job_public(run, now=now) for run in runs],
+        best=job_public(best, now=now) if best else None,
     )

@@ -6,12 +6,14 @@ import math
 import streamlit as st
 
 from services.dashboard import api_client, charts, comparison, ui
-from services.dashboard.runs import STATUS_ICONS
+from services.dashboard.run_views import STATUS_ICONS
 from services.dashboard.settings import get_settings
+from shared.models import ENSEMBLE
 from shared.schemas.jobs import LOWER_IS_BETTER
 
 settings = get_settings()
 ANY_MODEL = "any model"
+DEFAULT_SORT = "val_accuracy"
 # Completed runs the hyperparameter chart plots, at most.
 CHART_RUNS = 500
 
@@ -23,8 +25,13 @@ def filters(model_names: list[str]) -> dict:
     statuses = status_column.multiselect("Status", list(STATUS_ICONS), default=["completed"], key="compare.status")
     model = model_column.selectbox("Model", [ANY_MODEL, *model_names], key="compare.model")
     min_val = accuracy_column.slider("Min val accuracy", 0.0, 1.0, 0.0, 0.05, format="%.2f", key="compare.min_val")
+    sort_keys = list(comparison.SORT_KEYS)
     sort = sort_column.selectbox(
-        "Sort by", list(comparison.SORT_KEYS), index=3, key="compare.sort", format_func=comparison.SORT_KEYS.get
+        "Sort by",
+        sort_keys,
+        index=sort_keys.index(DEFAULT_SORT),
+        key="compare.sort",
+        format_func=lambda key: comparison.SORT_KEYS[key],
     )
     descending = order_column.toggle("Descending", value=True, key="compare.descending")
     page_size = size_column.selectbox("Rows", [25, 50, 100, 200], index=1, key="compare.page_size")
@@ -32,7 +39,7 @@ def filters(model_names: list[str]) -> dict:
         "status": tuple(statuses),
         "model_name": None if model == ANY_MODEL else model,
         "min_val_accuracy": min_val or None,
-        "sort": comparison.sort_param(sort, descending),
+        "sort": comparison.sort_param(sort or DEFAULT_SORT, descending),
         "page_size": page_size,
     }
 
@@ -77,7 +84,7 @@ def overlay(page_runs: list[dict]) -> None:
         list(labels),
         default=default,
         max_selections=20,
-        format_func=labels.get,
+        format_func=lambda run_id: labels[run_id],
         key="compare.overlay",
     )
     if len(chosen) < 2:
@@ -180,7 +187,7 @@ def best_per_model(model_names: list[str], metric: str) -> None:
 
 
 def body() -> None:
-    model_names = [model["name"] for model in api_client.models(settings.api_url)] + ["ensemble"]
+    model_names = [model["name"] for model in api_client.models(settings.api_url)] + [ENSEMBLE]
     chosen = filters(model_names)
     page_runs = ui.section(runs_table, chosen) or []
     if page_runs:

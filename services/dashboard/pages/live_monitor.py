@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from services.dashboard import api_client, charts, runs, ui
+from services.dashboard import api_client, charts, run_views, ui
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
@@ -59,26 +59,26 @@ COLUMNS = {
 
 def highlight_alarms(frame: pd.DataFrame):
     """Failed and lost rows tinted red, so they stand out in a long table."""
-    alarm = frame["status"].isin([runs.status_label(state) for state in runs.ALARM_STATES])
+    alarm = frame["status"].isin([run_views.status_label(state) for state in run_views.ALARM_STATES])
     return frame.style.apply(lambda row: [ALARM_STYLE if alarm[row.name] else ""] * len(row), axis=1)
 
 
 def fetch_runs() -> tuple[list[dict], int]:
     """Queued, running and lost runs, then the most recently ended ones; and how many are active."""
-    active = api_client.list_runs(settings.api_url, limit=ACTIVE_SHOWN, status=runs.ACTIVE_STATES)
-    ended = api_client.list_runs(settings.api_url, limit=RECENT_SHOWN, status=runs.ENDED_STATES, sort="-end_time")
-    return runs.merge_runs(active["data"], ended["data"]), active["count"]
+    active = api_client.list_runs(settings.api_url, limit=ACTIVE_SHOWN, status=run_views.ACTIVE_STATES)
+    ended = api_client.list_runs(settings.api_url, limit=RECENT_SHOWN, status=run_views.ENDED_STATES, sort="-end_time")
+    return run_views.merge_runs(active["data"], ended["data"]), active["count"]
 
 
 def show_runs_table(all_runs: list[dict], active_count: int) -> None:
-    for run in runs.alarms(all_runs):
+    for run in run_views.alarms(all_runs):
         if run["status"] == "lost":
             st.warning(
                 f"Run {run['run_id']} ({run['model_name']} {run['version']}) is lost: "
-                f"no heartbeat for {runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC)))}.",
+                f"no heartbeat for {run_views.format_age(run_views.heartbeat_age_s(run, datetime.now(UTC)))}.",
                 icon="⚠️",
             )
-    frame = runs.runs_frame(all_runs, now=datetime.now(UTC))
+    frame = run_views.runs_frame(all_runs, now=datetime.now(UTC))
     st.dataframe(
         highlight_alarms(frame),
         hide_index=True,
@@ -87,7 +87,7 @@ def show_runs_table(all_runs: list[dict], active_count: int) -> None:
         placeholder="",
         key="live_monitor.runs",
     )
-    shown_active = sum(run["status"] in runs.ACTIVE_STATES for run in all_runs)
+    shown_active = sum(run["status"] in run_views.ACTIVE_STATES for run in all_runs)
     if active_count > shown_active:
         st.caption(f"The newest {shown_active} of {active_count} queued, running or lost runs.")
 
@@ -95,12 +95,12 @@ def show_runs_table(all_runs: list[dict], active_count: int) -> None:
 def pick_run(all_runs: list[dict]) -> str:
     by_id = {run["run_id"]: run for run in all_runs}
     if not st.session_state.get(PINNED) or st.session_state.get(SELECTED_RUN) not in by_id:
-        st.session_state[SELECTED_RUN] = runs.default_run(all_runs)
+        st.session_state[SELECTED_RUN] = run_views.default_run(all_runs)
     return st.selectbox(
         "Run",
         options=list(by_id),
         key=SELECTED_RUN,
-        format_func=lambda run_id: runs.run_option_label(by_id[run_id]),
+        format_func=lambda run_id: run_views.run_option_label(by_id[run_id]),
         on_change=lambda: st.session_state.update({PINNED: True}),
     )
 
@@ -108,21 +108,21 @@ def pick_run(all_runs: list[dict]) -> str:
 def show_selected(run: dict) -> None:
     """The picked run at a glance; the epoch here is what grows while it trains."""
     status, epoch, progress, eta, speed, heartbeat = st.columns([2, 1, 1, 1.5, 1, 1])
-    status.metric("status", runs.status_label(run["status"]))
-    epoch.metric("epoch", f"{runs.shown_epoch(run)} / {run.get('epochs_planned') or 0}")
-    progress.metric("progress", f"{runs.progress(run):.0%}")
-    eta.metric("ETA", runs.format_duration(runs.eta_s(run)) or "—")
+    status.metric("status", run_views.status_label(run["status"]))
+    epoch.metric("epoch", f"{run_views.shown_epoch(run)} / {run.get('epochs_planned') or 0}")
+    progress.metric("progress", f"{run_views.progress(run):.0%}")
+    eta.metric("ETA", run_views.format_duration(run_views.eta_s(run)) or "—")
     speed.metric(
         "images/s",
         f"{run['images_per_sec']:.0f}" if run.get("images_per_sec") and run["status"] == "in_progress" else "—",
     )
-    heartbeat.metric("heartbeat", runs.format_age(runs.heartbeat_age_s(run, datetime.now(UTC))) or "—")
+    heartbeat.metric("heartbeat", run_views.format_age(run_views.heartbeat_age_s(run, datetime.now(UTC))) or "—")
 
 
 def show_run_curves(run: dict) -> None:
     epochs = api_client.run_epochs(settings.api_url, run["run_id"])
-    finished = runs.finished_epochs(epochs)
-    running = runs.running_epoch(epochs)
+    finished = run_views.finished_epochs(epochs)
+    running = run_views.running_epoch(epochs)
     if finished.empty:
         st.info(
             f"Epoch {running} is running; its curves appear when it finishes."

@@ -1,4 +1,5 @@
-"""New job / sweep: a form built from GET /models' defaults, posting POST /jobs or POST /sweeps."""
+"""New job / sweep: a form built from GET /models' defaults and JobSpec's fields, posting POST /jobs
+or POST /sweeps."""
 
 import streamlit as st
 
@@ -7,38 +8,34 @@ from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
 CREATED = "new_job.created"
-AUGMENTATIONS = ["original", "flips", "none"]
-HELP = {
-    "epochs": "most epochs to train; early stopping may end sooner",
-    "patience": "epochs without a lower validation loss before stopping",
-    "dropout": "head dropout; clear the field for none",
-    "image_size": "images are resized to this square (px)",
-    "feature_extraction": "freeze the pretrained backbone",
-    "weights": '"imagenet", "none", or a state dict file under the weights root (PADDY_WEIGHTS_ROOT)',
-    "trainable_layers": "with feature extraction, unfreeze this many last backbone blocks",
-}
 
 settings = get_settings()
 
 
 def field_input(container, name: str, kind: str, default, model: str):
     label, key = name.replace("_", " "), f"new_job.{model}.{name}"
-    help_text = HELP.get(name)
+    help_text = job_form.help_text(name)
     if kind == "bool":
         return container.checkbox(label, value=default, key=key, help=help_text)
+    if kind == "choice":
+        options = job_form.choices(name)
+        return container.selectbox(label, options, index=options.index(default), key=key, help=help_text)
+    if kind == "text":
+        return container.text_input(label, value="" if default is None else str(default), key=key, help=help_text)
+    low, high = job_form.input_range(name)
     if kind == "int":
-        return int(container.number_input(label, value=int(default), min_value=0, step=1, key=key, help=help_text))
+        return int(
+            container.number_input(
+                label, value=int(default), min_value=low, max_value=high, step=1, key=key, help=help_text
+            )
+        )
     if kind == "float":
         return container.number_input(
-            label, value=float(default), min_value=0.0, format="%.6g", key=key, help=help_text
+            label, value=float(default), min_value=low, max_value=high, format="%.6g", key=key, help=help_text
         )
-    if kind == "optional_float":
-        return container.number_input(
-            label, value=default, min_value=0.0, max_value=0.99, step=0.05, key=key, help=help_text
-        )
-    if kind == "choice":
-        return container.selectbox(label, AUGMENTATIONS, index=AUGMENTATIONS.index(default), key=key)
-    return container.text_input(label, value="" if default is None else str(default), key=key, help=help_text)
+    return container.number_input(  # optional_float: cleared, it is null
+        label, value=default, min_value=low, max_value=high, step=0.05, key=key, help=help_text
+    )
 
 
 def submit(model: str, dataset: str, version: str, values: dict, defaults: dict, sweep: bool, grid_texts: dict):
@@ -96,10 +93,10 @@ def body() -> None:
             "Dataset",
             key="new_job.dataset",
             placeholder="demo-synth",
-            help="an ImageFolder directory under the data root (one folder per class)",
+            help=job_form.help_text("dataset"),
         )
         version = version_column.text_input(
-            "Version (optional)", key="new_job.version", help='e.g. "v3"; numbered per model when empty'
+            "Version (optional)", key="new_job.version", help=job_form.help_text("version")
         )
         values = {}
         main = st.columns(4)

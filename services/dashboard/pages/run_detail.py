@@ -3,7 +3,7 @@ checkpoint download. The run comes from the picker or the `run_id` query paramet
 
 import streamlit as st
 
-from services.dashboard import api_client, charts, detail, runs, ui
+from services.dashboard import api_client, charts, detail, run_views, ui
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
@@ -34,7 +34,7 @@ def pick_run() -> str | None:
         options,
         key=PICKED,
         index=options.index(wanted) if wanted in by_id else 0,
-        format_func=lambda run_id: runs.run_option_label(by_id[run_id]),
+        format_func=lambda run_id: run_views.run_option_label(by_id[run_id]),
     )
     st.query_params["run_id"] = run_id
     return run_id
@@ -73,7 +73,7 @@ def actions(run: dict) -> None:
 
 
 def header(run: dict) -> None:
-    st.subheader(f"{run['model_name']} {run['version']} · {runs.status_label(run['status'])}")
+    st.subheader(f"{run['model_name']} {run['version']} · {run_views.status_label(run['status'])}")
     if run.get("error"):
         st.error(run["error"])
     if run["status"] == "lost":
@@ -104,7 +104,7 @@ def results(run: dict) -> None:
 
 def curves(run: dict) -> None:
     epochs = api_client.run_epochs(settings.api_url, run["run_id"])
-    finished = runs.finished_epochs(epochs)
+    finished = run_views.finished_epochs(epochs)
     if finished.empty:
         st.info("No epoch has finished yet; the curves appear as epochs finish.")
         return
@@ -176,7 +176,7 @@ def body() -> None:
     if run_id is None:
         return
     status = api_client.get_run(settings.api_url, run_id)["status"]
-    if status in runs.ACTIVE_STATES:
+    if status in run_views.ACTIVE_STATES:
         # A run still training refreshes on its own, like the live monitor.
         st.fragment(show_live_run, run_every=settings.refresh_s)(run_id)
     else:

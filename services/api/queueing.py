@@ -1,57 +1,43 @@
-"""Queueing a run (jobs, sweeps, retries, ensembles all go through here) and showing one."""
+"""Queueing a run: jobs, sweeps, retries and ensembles all go through here."""
 
 import logging
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import redis
-from fastapi import HTTPException, Path, status
+from fastapi import HTTPException, status
 from kombu.exceptions import OperationalError
 
+from services.api.datasets import check_dataset
+from services.api.errors import field_error
 from services.api.job_queue import JobQueue
+from services.api.settings import ApiSettings
+from services.api.weights import check_weights
 from shared import names
+from shared.datasets.imagefolder import DatasetError
+from shared.paths import PathRefusedError
 from shared.schemas.events import RunQueued, encode_event, utc_now
-from shared.schemas.jobs import RUN_ID_PATTERN, JobCreated, JobPublic
+from shared.schemas.jobs import JobCreated, JobSpec
 from shared.store import Store, new_status_document
 
 log = logging.getLogger(__name__)
-
-# Pages of runs: at most MAX_LIMIT a page. Deeper pages than MAX_OFFSET are refused: a skip must
-# fit MongoDB's 64-bit integers, and no list is that long.
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
-MAX_OFFSET = 10_000_000
-
-# A run id in a path: letters, digits, '-' and '_' (a NUL or a kilobyte of text is a 422, never a query).
-RunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="a run id", examples=["3f9a1c0b2d4e"])]
 
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def public(run: dict[str, Any], summary: dict[str, Any] | None = None, now: datetime | None = None) -> JobPublic:
-    heartbeat_at = run.get("heartbeat_at")
-    age = None
-    if isinstance(heartbeat_at, datetime):
-        age = round(max(0.0, ((now or utc_now()) - heartbeat_at).total_seconds()), 3)
-    return JobPublic.model_validate({**run, "summary": summary, "heartbeat_age_s": age})
-
-
-def run_or_404(store: Store, run_id: str) -> dict[str, Any]:
-    run = store.get_run(run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} not found")
-    return run
-
-
-def field_error(field: str, message: str, *loc: str | int) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors, naming the field."""
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"loc": ["body", *(loc or (field,))], "msg": message, "type": "value_error"}],
-    )
+def spec_to_queue(spec: JobSpec, settings: ApiSettings) -> dict[str, Any]:
+    """The spec to store, once its dataset and weights file are found inside their roots."""
+    try:
+        check_dataset(spec.dataset, settings.data_root)
+    except DatasetError as error:
+        raise field_error("dataset", str(error)) from None
+    try:
+        check_weights(spec.weights, settings.weights_root)
+    except PathRefusedError as error:
+        raise field_error("weights", str(error)) from None
+    return spec.model_dump()
 
 
 def queue_run(

@@ -5,7 +5,7 @@ from pymongo.errors import AutoReconnect
 from services.recorder.consumer import Recorder
 from services.recorder.settings import RecorderSettings
 from shared.recorder_state import read_recorder_states
-from tests.recorder.test_consumer import publish, run_events
+from tests.utils.events import publish, run_events
 
 
 def test_a_failing_write_is_reported_then_cleared(settings, db, redis_client):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from services.dashboard import runs
+from services.dashboard import run_views
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -38,11 +38,11 @@ def run(**fields) -> dict:
     ],
 )
 def test_progress_is_the_fraction_of_planned_epochs_done(done, planned, expected):
-    assert runs.progress(run(epochs_done=done, epochs_planned=planned)) == expected
+    assert run_views.progress(run(epochs_done=done, epochs_planned=planned)) == expected
 
 
 def test_an_early_stopped_completed_run_shows_as_done():
-    assert runs.progress(run(status="completed", epochs_done=14, epochs_planned=30)) == 1.0
+    assert run_views.progress(run(status="completed", epochs_done=14, epochs_planned=30)) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -56,15 +56,15 @@ def test_an_early_stopped_completed_run_shows_as_done():
     ],
 )
 def test_epoch_text_counts_the_running_epoch_only_while_in_progress(fields, expected):
-    assert runs.epoch_text(run(**fields)) == expected
+    assert run_views.epoch_text(run(**fields)) == expected
 
 
 def test_every_status_has_an_icon():
-    labels = {status: runs.status_label(status) for status in runs.STATUS_ICONS}
+    labels = {status: run_views.status_label(status) for status in run_views.STATUS_ICONS}
     assert labels["failed"] == "❌ failed"
     assert labels["lost"] == "⚠️ lost"
     assert labels["in_progress"] == "🔄 in progress"
-    assert runs.status_label("paused") == "❔ paused"
+    assert run_views.status_label("paused") == "❔ paused"
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_every_status_has_an_icon():
     ],
 )
 def test_heartbeat_age_reads_any_iso_time_as_utc(heartbeat):
-    assert runs.heartbeat_age_s(run(heartbeat_at=heartbeat), NOW) == 30.0
+    assert run_views.heartbeat_age_s(run(heartbeat_at=heartbeat), NOW) == 30.0
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_heartbeat_age_reads_any_iso_time_as_utc(heartbeat):
     ],
 )
 def test_heartbeat_age_is_shown_where_silence_matters(status, heartbeat, expected):
-    assert runs.heartbeat_age_s(run(status=status, heartbeat_at=heartbeat), NOW) == expected
+    assert run_views.heartbeat_age_s(run(status=status, heartbeat_at=heartbeat), NOW) == expected
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_heartbeat_age_is_shown_where_silence_matters(status, heartbeat, expecte
     ],
 )
 def test_format_age(seconds, text):
-    assert runs.format_age(seconds) == text
+    assert run_views.format_age(seconds) == text
 
 
 def test_runs_frame_has_one_row_per_run_in_the_api_order():
@@ -132,9 +132,9 @@ def test_runs_frame_has_one_row_per_run_in_the_api_order():
         ),
     ]
 
-    frame = runs.runs_frame(listing, NOW)
+    frame = run_views.runs_frame(listing, NOW)
 
-    assert list(frame.columns) == runs.TABLE_COLUMNS
+    assert list(frame.columns) == run_views.TABLE_COLUMNS
     assert frame["run_id"].tolist() == ["new", "old"]
     assert frame.iloc[0][["status", "progress", "epoch", "val_acc", "heartbeat"]].tolist() == [
         "🔄 in progress",
@@ -150,8 +150,8 @@ def test_runs_frame_has_one_row_per_run_in_the_api_order():
 
 
 def test_runs_frame_of_no_runs_still_has_the_columns():
-    frame = runs.runs_frame([], NOW)
-    assert frame.empty and list(frame.columns) == runs.TABLE_COLUMNS
+    frame = run_views.runs_frame([], NOW)
+    assert frame.empty and list(frame.columns) == run_views.TABLE_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -164,11 +164,11 @@ def test_runs_frame_of_no_runs_still_has_the_columns():
 )
 def test_default_run(statuses, expected):
     listing = [run(run_id=f"r{index}", status=status) for index, status in enumerate(statuses)]
-    assert runs.default_run(listing) == expected
+    assert run_views.default_run(listing) == expected
 
 
 def test_run_option_label():
-    label = runs.run_option_label(run(run_id="3f9a", status="lost", version="v3"))
+    label = run_views.run_option_label(run(run_id="3f9a", status="lost", version="v3"))
     assert label == "3f9a · custom_cnn v3 · ⚠️ lost"
 
 
@@ -176,7 +176,7 @@ def epoch(number: int, finished: bool = True) -> dict:
     metrics = (
         {"train_loss": 1 / number, "val_loss": 1.1 / number, "train_acc": 0.5, "val_acc": 0.4, "epoch_time_sec": 3.0}
         if finished
-        else dict.fromkeys(runs.CURVE_METRICS)
+        else dict.fromkeys(run_views.CURVE_METRICS)
     )
     return {
         "run_id": "r1",
@@ -190,27 +190,27 @@ def epoch(number: int, finished: bool = True) -> dict:
 def test_finished_epochs_leave_out_the_running_one():
     epochs = [epoch(2), epoch(1), epoch(3, finished=False)]
 
-    frame = runs.finished_epochs(epochs)
+    frame = run_views.finished_epochs(epochs)
 
     assert frame["epoch"].tolist() == [1, 2]
     assert frame["val_loss"].tolist() == pytest.approx([1.1, 0.55])
-    assert runs.running_epoch(epochs) == 3
+    assert run_views.running_epoch(epochs) == 3
 
 
 def test_no_finished_epochs():
-    assert runs.finished_epochs([]).empty
-    assert runs.finished_epochs([epoch(1, finished=False)]).empty
-    assert runs.running_epoch([epoch(1)]) is None
+    assert run_views.finished_epochs([]).empty
+    assert run_views.finished_epochs([epoch(1, finished=False)]).empty
+    assert run_views.running_epoch([epoch(1)]) is None
 
 
 def test_progress_counts_the_part_of_the_running_epoch_done():
     running = run(epochs_done=2, current_epoch=3, progress={"epoch": 3, "batch": 5, "batches": 10})
 
-    assert runs.epoch_fraction(running) == 0.5
-    assert runs.progress(running) == pytest.approx(0.5)
-    assert runs.epoch_text(running) == "epoch 3 / 5 · batch 5 / 10"
+    assert run_views.epoch_fraction(running) == 0.5
+    assert run_views.progress(running) == pytest.approx(0.5)
+    assert run_views.epoch_text(running) == "epoch 3 / 5 · batch 5 / 10"
     stale = run(epochs_done=3, current_epoch=4, progress={"epoch": 3, "batch": 10, "batches": 10})
-    assert runs.epoch_fraction(stale) == 0.0  # that epoch has finished since
+    assert run_views.epoch_fraction(stale) == 0.0  # that epoch has finished since
 
 
 def test_eta_is_the_epochs_left_at_the_last_epochs_speed():
@@ -218,25 +218,27 @@ def test_eta_is_the_epochs_left_at_the_last_epochs_speed():
         epochs_done=2, current_epoch=3, latest={"epoch_time_sec": 20.0}, progress={"epoch": 3, "batch": 1, "batches": 4}
     )
 
-    assert runs.eta_s(running) == pytest.approx((5 - 2 - 0.25) * 20.0)
-    assert runs.eta_s(run(latest={})) is None
-    assert runs.eta_s(run(status="completed", latest={"epoch_time_sec": 3.0})) is None
+    assert run_views.eta_s(running) == pytest.approx((5 - 2 - 0.25) * 20.0)
+    assert run_views.eta_s(run(latest={})) is None
+    assert run_views.eta_s(run(status="completed", latest={"epoch_time_sec": 3.0})) is None
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"), [(None, None), (44.6, "45 s"), (185, "3 min 5 s"), (120, "2 min"), (7800, "2 h 10 min")]
 )
 def test_format_duration(seconds, text):
-    assert runs.format_duration(seconds) == text
+    assert run_views.format_duration(seconds) == text
 
 
 def test_the_apis_heartbeat_age_wins_over_the_clock():
-    assert runs.heartbeat_age_s(run(heartbeat_age_s=4.2, heartbeat_at=NOW - timedelta(hours=1)), NOW) == 4.2
-    assert runs.heartbeat_age_s(run(status="completed", heartbeat_age_s=4.2), NOW) is None
+    assert run_views.heartbeat_age_s(run(heartbeat_age_s=4.2, heartbeat_at=NOW - timedelta(hours=1)), NOW) == 4.2
+    assert run_views.heartbeat_age_s(run(status="completed", heartbeat_age_s=4.2), NOW) is None
 
 
 def test_images_per_sec_shows_only_while_training():
-    frame = runs.runs_frame([run(images_per_sec=312.0), run(run_id="r2", status="failed", images_per_sec=300.0)], NOW)
+    frame = run_views.runs_frame(
+        [run(images_per_sec=312.0), run(run_id="r2", status="failed", images_per_sec=300.0)], NOW
+    )
 
     assert frame["images_per_sec"].tolist()[0] == 312.0 and pd.isna(frame["images_per_sec"].tolist()[1])
 
@@ -245,9 +247,9 @@ def test_merge_keeps_the_first_listing_order_and_each_run_once():
     active = [run(run_id="a"), run(run_id="b")]
     ended = [run(run_id="c", status="completed"), run(run_id="a", status="completed")]
 
-    assert [r["run_id"] for r in runs.merge_runs(active, ended)] == ["a", "b", "c"]
+    assert [r["run_id"] for r in run_views.merge_runs(active, ended)] == ["a", "b", "c"]
 
 
 def test_alarms_are_the_failed_and_lost_runs():
     listed = [run(run_id="a"), run(run_id="b", status="failed"), run(run_id="c", status="lost")]
-    assert [r["run_id"] for r in runs.alarms(listed)] == ["b", "c"]
+    assert [r["run_id"] for r in run_views.alarms(listed)] == ["b", "c"]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.trainer.runner import run_training
 from services.trainer.settings import TrainerSettings
+from services.trainer.training import run_training
 from shared import names
 from shared.datasets.imagefolder import DatasetError
 from shared.datasets.synth import synthesize_dataset

@@ -1,0 +1,173 @@
+"""One attempt at a run, around the work itself (training.train, ensemble.evaluate_ensemble).
+
+An attempt takes the run's lease (lease.py), publishes its events from a buffer (events.py)
+with heartbeats that renew the lease, watches the run's cancel flag (cancel.py), refuses to
+run a job whose workers kept dying, and ends the run the one way it ended: run_completed,
+run_cancelled or run_failed. An attempt that finds a newer one holding the run stands down
+(StoodDown): it publishes nothing more, and the newer attempt owns the run.
+"""
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import redis
+import torch
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from services.trainer import checkpoints
+from services.trainer.cancel import CancelFlag
+from services.trainer.events import EventPublisher, Heartbeater, Publisher
+from services.trainer.lease import RunLease, StoodDown, Unleased
+from services.trainer.settings import TrainerSettings
+from services.trainer.spill import earlier_spill_files, spill_path
+from shared import names
+from shared.schemas.events import RunCancelled, RunCompleted, RunFailed, TrainingSummary
+
+log = logging.getLogger(__name__)
+
+
+def never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt at a run, as the work sees it: where its events go and when it must stop.
+
+    should_stop is asked after every batch: True once the run is cancelled; it raises StoodDown
+    once a newer attempt holds the run. Checkpoints are replaced only while `lease` holds
+    (Unleased: no other attempt competes, as in `paddy train`).
+    """
+
+    run_id: str
+    number: int
+    worker: str
+    publisher: Publisher
+    lease: RunLease | Unleased = field(default_factory=Unleased)
+    should_stop: Callable[[], bool] = never
+
+
+@dataclass(frozen=True)
+class CancelledRun:
+    """What the work returns for a run stopped on request: no summary."""
+
+    run_id: str
+    epochs_run: int
+
+
+Outcome = TrainingSummary | CancelledRun
+
+
+class TooManyAttempts(RuntimeError):
+    """A job whose workers kept dying is not run again."""
+
+
+def run_attempt(run_id: str, settings: TrainerSettings, worker: str, work: Callable[[Attempt], Outcome]) -> Outcome:
+    """One attempt at run run_id, publishing to Redis: `work` runs unless the run was cancelled
+    before it started (the worker got the job although it was revoked) or was delivered more
+    than settings.max_attempts times. Publishes run_failed (and re-raises) on errors."""
+    with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
+        if cancel.is_set():
+            return cancelled_run(publisher, run_id, 0, "before it started")
+        if lease.attempt > settings.max_attempts:
+            # Raised inside published_run: the run is recorded as failed with this reason.
+            raise TooManyAttempts(
+                f"run {run_id} was delivered {lease.attempt} times; its worker died during each of the "
+                f"last {lease.attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})"
+            )
+        return work(Attempt(run_id, lease.attempt, worker, publisher, lease, stop_check(lease, cancel)))
+
+
+def stop_check(lease: RunLease, cancel: CancelFlag) -> Callable[[], bool]:
+    """The loop's should_stop: True once cancelled; raises StoodDown once a newer attempt holds the run."""
+
+    def should_stop() -> bool:
+        lease.check()
+        return cancel.is_set()
+
+    return should_stop
+
+
+@contextmanager
+def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[EventPublisher, RunLease]]:
+    """(publisher, lease) for one attempt at a job: the run's lease, events to Redis, heartbeats
+    that renew the lease, run_failed on errors. StoodDown raised inside (or by the lease at the
+    start) goes on to the caller, with nothing more published."""
+    # A Redis that hangs holds up the event sender's thread for a timeout, never longer; one quick
+    # retry (a pooled connection Redis dropped) and then the publisher's own retry loop, which
+    # spills long outages to disk, instead of redis-py's backoff of several seconds.
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.event_socket_timeout_s,
+        socket_connect_timeout=settings.event_socket_timeout_s,
+        retry=Retry(NoBackoff(), retries=1),
+    )
+    attempt = int(client.incr(names.ATTEMPT_KEY.format(run_id=run_id)))
+    lease = RunLease(client, run_id, attempt, settings.lease_ttl_s)
+    try:
+        lease.acquire()
+    except BaseException:
+        client.close()
+        raise
+    run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
+    publisher = EventPublisher(
+        client,
+        run_id,
+        attempt,
+        buffer_size=settings.event_buffer_size,
+        spill_path=spill_path(run_dir, attempt),
+        spill_threshold=settings.event_spill_threshold,
+        leftovers=earlier_spill_files(run_dir, attempt),
+    )
+    try:
+        with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s, lease):
+            yield publisher, lease
+    except StoodDown:
+        publisher.stand_down()
+        raise
+    finally:
+        publisher.close()
+        lease.release()
+        client.close()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the worker process lives on: hand its GPU memory back
+
+
+@contextmanager
+def reporting_failure(publisher: Publisher) -> Iterator[None]:
+    """Publishes run_failed for an error raised inside, then lets the error go on.
+
+    An attempt that stood down has not failed: a newer one trains the run. Any publisher will
+    do: also local_run.LocalPublisher, for jobs run without the stack.
+    """
+    try:
+        yield
+    except StoodDown:
+        raise
+    except Exception as error:
+        log.exception("run %s failed", publisher.run_id)
+        publisher.publish(
+            RunFailed,
+            error_type=type(error).__name__,
+            message=str(error) or type(error).__name__,
+            traceback_tail="".join(traceback.format_exception(error)[-3:])[-2000:],
+        )
+        raise
+
+
+def cancelled_run(publisher: Publisher, run_id: str, epochs_done: int, when: str) -> CancelledRun:
+    """Publish run_cancelled for a run stopped on request (`when`: at what point, for the log)."""
+    log.info("run %s cancelled %s", run_id, when)
+    publisher.publish(RunCancelled, epochs_done=epochs_done)
+    return CancelledRun(run_id, epochs_run=epochs_done)
+
+
+def completed_run(attempt: Attempt, summary: TrainingSummary) -> TrainingSummary:
+    """Publish run_completed with the run's summary, unless a newer attempt holds the run (StoodDown)."""
+    attempt.lease.confirm()  # a newer attempt completes the run, not this one
+    attempt.publisher.publish(RunCompleted, summary=summary)
+    return summary

@@ -1,0 +1,154 @@
+"""One training job from spec to summary, reporting every step as an event."""
+
+import logging
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from services.trainer import checkpoints
+from services.trainer.checkpoints import RunRecord
+from services.trainer.data import ImageTensors, load_split_data, place
+from services.trainer.device import pick_device, reproducibility
+from services.trainer.engine import (
+    BatchProgress,
+    EarlyStopping,
+    EpochMetrics,
+    RandomStreams,
+    TrainingState,
+    fit,
+    make_optimizer,
+    make_setup,
+    predict_logits,
+)
+from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
+from services.trainer.models import build_model
+from services.trainer.settings import TrainerSettings
+from services.trainer.summary import RunSplit, evaluation_of, publish_evaluation, publish_run_started, training_summary
+from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, split_fingerprint, stratified_split
+from shared.schemas.events import CheckpointSaved, EpochFinished, EpochProgress, EpochStarted, utc_now
+from shared.schemas.jobs import JobSpec
+
+log = logging.getLogger(__name__)
+
+
+def run_training(run_id: str, spec: JobSpec, settings: TrainerSettings, worker: str) -> Outcome:
+    """One attempt at training spec as run run_id, publishing to Redis: the lifecycle around `train`."""
+    return run_attempt(run_id, settings, worker, partial(train, spec, settings))
+
+
+class EpochReporter:
+    """The loop's callbacks (engine.FitEvents): publish progress; at an epoch's end save last
+    (and best) checkpoints, each announced once written, then publish the epoch.
+
+    Checkpoints are replaced, and epochs begun, only while the attempt holds the run.
+    """
+
+    def __init__(self, attempt: Attempt, record: RunRecord, checkpoint_dir: Path, artifacts_root: Path):
+        self.attempt = attempt
+        self.record = record
+        self.checkpoint_dir = checkpoint_dir
+        # checkpoint_saved events name their file relative to this (settings.artifacts_root).
+        self.artifacts_root = artifacts_root
+
+    def epoch_started(self, epoch: int) -> None:
+        self.attempt.lease.confirm()
+        self.attempt.publisher.publish(EpochStarted, epoch=epoch)
+
+    def epoch_progress(self, epoch: int, progress: BatchProgress) -> None:
+        self.attempt.publisher.publish(EpochProgress, epoch=epoch, **vars(progress))
+
+    def epoch_finished(self, metrics: EpochMetrics, state: TrainingState, is_best: bool) -> None:
+        finished_at = utc_now()
+        self.record.finished_at.append(finished_at)
+        if self.attempt.lease.confirm():
+            checkpoint = checkpoints.checkpoint_of(self.record, state)
+            self._save(checkpoints.LAST, "last", metrics.epoch, checkpoint)
+            if is_best:
+                self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint)
+        else:  # Redis away for longer than the lease lives: another attempt may hold the run
+            log.warning(
+                "run %s: epoch %d not checkpointed; the lease could not be confirmed",
+                self.attempt.run_id,
+                metrics.epoch,
+            )
+        self.attempt.publisher.publish(EpochFinished, time=finished_at, **vars(metrics))
+
+    def _save(self, name: str, kind: str, epoch: int, checkpoint: dict) -> None:
+        path = self.checkpoint_dir / name
+        checkpoints.save_checkpoint(path, checkpoint)
+        shown = path.relative_to(self.artifacts_root) if path.is_relative_to(self.artifacts_root) else path
+        self.attempt.publisher.publish(CheckpointSaved, epoch=epoch, kind=kind, path=shown.as_posix())
+
+
+def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome:
+    """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint.
+
+    attempt.should_stop is asked after every batch: when it says so the loop stops within that
+    batch, the checkpoints written so far (best included) stay, and run_cancelled is published.
+    """
+    index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root), within=settings.data_root)
+    positions = stratified_split(index.labels, spec.seed)
+    split = RunSplit(spec, index, positions, split_fingerprint(index, positions), index.class_names)
+    device = pick_device(settings.device)
+    checkpoint_dir = checkpoints.run_dir(settings.artifacts_root, attempt.run_id)
+    resume = checkpoints.resumable_checkpoint(checkpoint_dir, spec, split.split_hash)
+    record = RunRecord(
+        attempt.run_id,
+        spec,
+        split.split_hash,
+        index.class_names,
+        start_time=resume["start_time"] if resume else utc_now(),
+        attempt=attempt.number,
+        finished_at=list(resume.get("finished_at") or []) if resume else [],
+    )
+    publish_run_started(attempt, spec, split, device, resumed_from_epoch=resume["epoch"] if resume else 0)
+    data = load_split_data(index, positions, spec.image_size, settings.max_image_pixels)
+    if data.skipped_files:
+        log.warning("run %s: %d unreadable images skipped", attempt.run_id, data.skipped_files)
+
+    def on_device(images: ImageTensors) -> ImageTensors:
+        return place(images, device, settings.images_on_gpu_fraction, settings.pin_memory)
+
+    placed = replace(data, train=on_device(data.train), val=on_device(data.val), test=on_device(data.test))
+
+    torch.manual_seed(spec.seed)
+    model = build_model(spec, len(index.class_names), weights_root=settings.weights_root).to(device)
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    state = TrainingState(
+        model, make_optimizer(spec, model), EarlyStopping(spec.patience), RandomStreams.seeded(spec.seed, device)
+    )
+    if resume:
+        checkpoints.restore(state, resume)
+        checkpoints.restated_epochs(attempt.publisher, resume)
+        log.info("run %s resumes at epoch %d", attempt.run_id, state.next_epoch)
+    setup = make_setup(spec, device)
+    reporter = EpochReporter(attempt, record, checkpoint_dir, Path(settings.artifacts_root))
+    result = fit(spec, state, placed, setup, reporter, attempt.should_stop, settings.progress_every_batches)
+    epochs_run = len(result.history)
+    if result.stopped_by_request:
+        return cancelled_run(attempt.publisher, attempt.run_id, epochs_run, f"after {epochs_run} epochs")
+
+    logits = predict_logits(model, placed.test, setup, spec.batch_size)
+    evaluation = evaluation_of(logits, data.test.labels, index.class_names)
+    publish_evaluation(attempt, evaluation)
+    best = result.history[result.best_epoch - 1]
+    summary = training_summary(
+        attempt,
+        spec,
+        split,
+        evaluation,
+        data.skipped_files,
+        record.start_time,
+        reproducibility(spec, device, setup.autocast_dtype),
+        # The weights kept are the best epoch's, so are the accuracies reported.
+        train_accuracy=best.train_acc,
+        val_accuracy=best.val_acc,
+        best_val_loss=result.best_val_loss,
+        epochs_run=epochs_run,
+        best_epoch=result.best_epoch,
+        early_stopped=result.early_stopped,
+    )
+    return completed_run(attempt, summary)
