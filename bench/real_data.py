@@ -40,6 +40,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--augment", default="flips", choices=["original", "flips", "none"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument(
+        "--split",
+        default="grouped",
+        choices=["grouped", "random"],
+        help="grouped (copies of a photo kept together, as jobs do by default) or random (image by image)",
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="draws the split; `--split random --split-seed 42` is the split "
+        "runs with seed 42 had before splits were grouped",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast")
     parser.add_argument(
@@ -61,6 +74,8 @@ def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[T
         image_size=args.image_size,
         augment=args.augment,
         seed=seed,
+        split=args.split,
+        split_seed=args.split_seed,
         mixed_precision=mixed_precision,
         version="bench",
     )
@@ -86,6 +101,10 @@ def report(args: argparse.Namespace, seed: int, summary: TrainingSummary, wall: 
         f"{args.threads} threads, seed {seed}, precision={summary.reproducibility['mixed_precision']}"
     )
     print(f"epochs run: {summary.epochs_run} (best {summary.best_epoch}, early stopped: {summary.early_stopped})")
+    if summary.split is not None:
+        split = summary.split
+        groups = f"{split.groups} groups from {split.group_source}" if split.method == "grouped" else "may leak"
+        print(f"split: {split.method}, split seed {split.split_seed} ({groups}), hash {split.split_hash}")
     print(
         f"test accuracy: {summary.test_accuracy:.3f}   test loss: {summary.test_loss:.3f}   "
         f"macro F1: {summary.test_f1_macro:.3f}"

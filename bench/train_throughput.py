@@ -122,7 +122,8 @@ def _synchronize(device) -> None:
 
 
 def _train_split(data_dir: Path):
-    from shared.datasets.imagefolder import scan_image_folder, stratified_split
+    from shared.datasets.imagefolder import scan_image_folder
+    from shared.datasets.splits import stratified_split
 
     index = scan_image_folder(data_dir)
     return index, stratified_split(index.labels, SEED)

@@ -199,6 +199,30 @@ def data_synth(
         typer.echo(f"{count:>6}  {out / class_name}")
 
 
+@data_app.command("audit")
+def data_audit(
+    folder: Annotated[Path, typer.Argument(help="ImageFolder directory, one folder per class")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole report as JSON (DatasetAudit)")] = False,
+    dataset: Annotated[
+        str | None, typer.Option(help="the dataset's name in the report (default: the folder's)")
+    ] = None,
+) -> None:
+    """Audit a dataset: images per class, sizes, unreadable files, copies of one photo (label
+    conflicts first) and shortcuts; a progress bar on stderr. Findings do not change the exit code."""
+    from infra.audit_report import AuditProgress, audit_lines
+    from services.trainer.audit import audit_dataset
+    from shared.datasets.imagefolder import DatasetError
+
+    progress = AuditProgress()
+    try:
+        audit = audit_dataset(folder, dataset or folder.resolve().name, progress)
+    except DatasetError as error:
+        _fail(f"paddy data audit: {error}")
+    finally:
+        progress.close()
+    typer.echo(audit.model_dump_json(indent=2) if as_json else "\n".join(audit_lines(audit)))
+
+
 def _about(field: str) -> str | None:
     """The help of a `train` option that sets a JobSpec field: the field's own description."""
     return JobSpec.model_fields[field].description
@@ -217,6 +241,9 @@ def train(
     dropout: Annotated[float | None, typer.Option(help=_about("dropout"))] = None,
     patience: Annotated[int | None, typer.Option(help=_about("patience"))] = None,
     seed: Annotated[int | None, typer.Option(help=_about("seed"))] = None,
+    split: Annotated[str | None, typer.Option(help=_about("split"))] = None,
+    split_seed: Annotated[int | None, typer.Option(help=_about("split_seed"))] = None,
+    group_pattern: Annotated[str | None, typer.Option(help=_about("group_pattern"))] = None,
     feature_extraction: Annotated[
         bool | None,
         typer.Option("--feature-extraction/--no-feature-extraction", help=_about("feature_extraction")),
@@ -239,6 +266,9 @@ def train(
         "dropout": dropout,
         "patience": patience,
         "seed": seed,
+        "split": split,
+        "split_seed": split_seed,
+        "group_pattern": group_pattern,
         "feature_extraction": feature_extraction,
         "version": version,
         "weights": str(weights_file) if weights_file else weights,

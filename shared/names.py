@@ -47,3 +47,17 @@ WORKER_PRESENCE_KEY = "paddy:worker:{hostname}"
 # (services/trainer/visibility.py): each means a job delivered again while it runs. A counter
 # the API's /metrics exposes.
 VISIBILITY_MISSES_KEY = "paddy:visibility:refresh_misses"
+
+# Dataset audits (services/trainer/audit/): the task the API sends by name, on the predict queue
+# (an audit takes minutes, never hours behind training jobs); the recorder keeps the latest audit
+# of each dataset in AUDITS (one document per dataset name). AUDIT_REQUEST_KEY holds an audit
+# asked for and not stored yet, or why it failed (shared/audit_requests.py), for
+# AUDIT_REQUEST_TTL_S seconds.
+AUDIT_TASK = "paddy.audit"
+AUDITS = "audits"
+AUDIT_REQUEST_KEY = "paddy:audit:{dataset}"
+AUDIT_REQUEST_TTL_S = 86_400
+
+# One document per run (`_id` the run id): every test image's prediction (a test_predictions
+# event), for paired comparisons of runs tested on the same split (GET /compare).
+TEST_PREDICTIONS = "test_predictions"

@@ -21,6 +21,10 @@ class PathRefusedError(ValueError):
     """A named path that is empty, malformed, missing or leads outside its root."""
 
 
+class PathNotFoundError(PathRefusedError):
+    """A well-formed path inside its root that names nothing there."""
+
+
 def shown(given: str) -> str:
     """The path as a message repeats it: quoted, cut short."""
     return repr(given if len(given) <= SHOWN_CHARACTERS else given[:SHOWN_CHARACTERS] + "…")
@@ -48,7 +52,7 @@ def resolve_inside(given: str, root: Path, what: str, root_name: str) -> Path:
     if ".." in named.parts:
         raise PathRefusedError(f"{what} {shown(given)} must not contain '..'; name a path inside {root_name}")
     resolved_root = root.resolve()
-    not_found = PathRefusedError(f"{what} {shown(given)} not found in {root_name}")
+    not_found = PathNotFoundError(f"{what} {shown(given)} not found in {root_name}")
     try:
         # Not strict: a path that leads out is "outside" whether or not its target exists.
         resolved = (named if named.is_absolute() else resolved_root / named).resolve()

@@ -80,6 +80,8 @@ def new_status_document(run_id: str, spec: dict[str, Any], version: str, created
         "best_val_loss": None,
         "class_names": None,
         "split_sizes": None,
+        # How the images were split (shared/schemas/splits.py SplitRecord), from run_started.
+        "split": None,
         "error": None,
         "traceback_tail": None,
         "attempt": 0,
@@ -200,6 +202,18 @@ class Store:
 
     def get_epochs(self, run_id: str) -> list[dict[str, Any]]:
         return list(self.epochs.find({"run_id": run_id}, {"_id": 0}).sort("epoch", ASCENDING))
+
+    def get_test_predictions(self, run_id: str) -> dict[str, Any] | None:
+        """The run's `test_predictions` document (keyed by run id), None when it has none."""
+        return self.db[names.TEST_PREDICTIONS].find_one({"_id": run_id}, {"_id": 0, "seq": 0})
+
+    def audit_summaries(self) -> dict[str, dict[str, Any]]:
+        """Dataset name → the summary of its latest audit (`audits` documents, written by the recorder)."""
+        return {doc["_id"]: doc["summary"] for doc in self.db[names.AUDITS].find({}, {"summary": 1})}
+
+    def get_audit(self, dataset: str) -> dict[str, Any] | None:
+        """The dataset's latest audit, whole (a DatasetAudit), None when it has none."""
+        return self.db[names.AUDITS].find_one({"_id": dataset}, {"_id": 0, "summary": 0, "published_by": 0, "seq": 0})
 
     def mark_failed(self, run_id: str, error: str, when: datetime) -> None:
         """For failures the API sees itself (the job never reached a trainer)."""

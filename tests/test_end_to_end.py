@@ -84,6 +84,15 @@ def test_a_job_trains_and_is_recorded_as_the_original_system_did(stack, api, db)
     }
     assert [e["val_loss"] for e in api.get(f"/jobs/{run_id}/epochs").json()["data"]] == [e["val_loss"] for e in epochs]
 
+    # Every test image's prediction is kept, and agrees with the test accuracy and its interval.
+    predictions = api.get(f"/jobs/{run_id}/predictions").json()
+    assert predictions["count"] == status["split_sizes"]["test"] == run["test_images"]
+    assert predictions["split_hash"] == training["split_hash"]
+    right = sum(p["predicted_class"] == p["true_class"] for p in predictions["data"])
+    assert right / predictions["count"] == pytest.approx(training["test_accuracy"])
+    low, high = run["test_accuracy_interval"]
+    assert low <= training["test_accuracy"] <= high
+
 
 def test_the_api_process_never_loaded_torch(stack, api):
     assert api.get("/health").json()["status"] == "ok"

@@ -38,6 +38,18 @@ class JobQueue:
         """Ensembles evaluate on a trainer like a training job, from the same queue."""
         self._send(names.ENSEMBLE_TASK, run_id, spec)
 
+    def send_audit(self, dataset: str) -> None:
+        """A dataset's audit, on the predict queue: minutes of work that must not wait behind
+        hours of training jobs. Its report comes back as an event; nobody waits for the result."""
+        self._celery.send_task(
+            names.AUDIT_TASK,
+            args=[dataset],
+            queue=names.PREDICT_QUEUE,
+            retry=True,
+            retry_policy=self._retry_policy,
+            ignore_result=True,
+        )
+
     def _send(self, task: str, run_id: str, spec: dict[str, Any]) -> None:
         # task_id = run_id: a message seen twice is the same run, and revoke finds it by run id.
         # ignore_result: nobody waits for it, so the result backend is not even subscribed to.

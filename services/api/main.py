@@ -12,6 +12,7 @@ from services.api.body_limit import BodySizeLimit, body_limit
 from services.api.deps import check_api_key
 from services.api.routes import (
     compare,
+    datasets,
     ensembles,
     health,
     jobs,
@@ -64,6 +65,7 @@ for router in (
     predict.router,
     compare.router,
     models.router,
+    datasets.router,
 ):
     app.include_router(router, dependencies=[Depends(check_api_key)])
 # /health stays open: health checks carry no secret. /metrics follows the read rule.

@@ -1,4 +1,5 @@
-"""Finding runs and showing them: a run id in a path, a run or a 404, a run as JobPublic, pages."""
+"""Finding runs and showing them: a run id in a path, a run or a 404, a run as JobPublic (with its
+test accuracy's interval), pages."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -8,6 +9,7 @@ from fastapi import HTTPException, Path, status
 
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import RUN_ID_PATTERN, JobPublic
+from shared.stats import wilson_interval
 from shared.store import Store
 
 # Pages of runs: at most MAX_LIMIT a page. Deeper pages than MAX_OFFSET are refused: a skip must
@@ -26,7 +28,21 @@ def job_public(run: dict[str, Any], summary: dict[str, Any] | None = None, now: 
     age = None
     if isinstance(heartbeat_at, datetime):
         age = round(max(0.0, ((now or utc_now()) - heartbeat_at).total_seconds()), 3)
-    return JobPublic.model_validate({**run, "summary": summary, "heartbeat_age_s": age})
+    return JobPublic.model_validate({**run, "summary": summary, "heartbeat_age_s": age, **test_uncertainty(run)})
+
+
+def test_uncertainty(run: dict[str, Any]) -> dict[str, Any]:
+    """`test_images` and `test_accuracy_interval` (Wilson, 95 %) from the run's stored evaluation.
+
+    Derived whenever a run is shown, never stored: the evaluation's accuracy and image count stay
+    the one truth.
+    """
+    evaluation = run.get("evaluation") or {}
+    images, accuracy = evaluation.get("images"), evaluation.get("accuracy")
+    if not isinstance(images, int) or images <= 0 or not isinstance(accuracy, int | float):
+        return {}
+    correct = min(images, max(0, round(accuracy * images)))
+    return {"test_images": images, "test_accuracy_interval": wilson_interval(correct, images)}
 
 
 def run_or_404(store: Store, run_id: str) -> dict[str, Any]:

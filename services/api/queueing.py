@@ -1,4 +1,4 @@
-"""Queueing a run: jobs, sweeps, retries and ensembles all go through here."""
+"""Queueing a run: jobs, studies, sweeps, retries and ensembles all go through here."""
 
 import logging
 import uuid
@@ -17,7 +17,7 @@ from shared import names
 from shared.datasets.imagefolder import DatasetError
 from shared.paths import PathRefusedError
 from shared.schemas.events import RunQueued, encode_event, utc_now
-from shared.schemas.jobs import JobCreated, JobSpec
+from shared.schemas.jobs import JobCreated, JobSpec, StudyCreated, StudyKind
 from shared.store import Store, new_status_document
 
 log = logging.getLogger(__name__)
@@ -79,3 +79,21 @@ def publish_queued(events: redis.Redis, event: RunQueued) -> None:
         events.xadd(names.EVENTS_STREAM, encode_event(event))
     except redis.RedisError as error:
         log.warning("could not publish run_queued for run %s: %s", event.run_id, error)
+
+
+def study_runs(spec: dict[str, Any]) -> tuple[StudyKind, list[dict[str, Any]]]:
+    """A study's kind and its runs' specs: one per fold (folds=k, fold=i), or one per seed
+    (seed, seed+1, …, repeats unset); each an ordinary job."""
+    if spec.get("folds") is not None:
+        return "folds", [{**spec, "fold": fold} for fold in range(spec["folds"])]
+    return "repeats", [{**spec, "seed": spec["seed"] + number, "repeats": None} for number in range(spec["repeats"])]
+
+
+def queue_study(store: Store, queue: JobQueue, events: redis.Redis, spec: dict[str, Any]) -> StudyCreated:
+    """Queue every run of a study under one parent, a sweep document with the study's kind:
+    GET /sweeps/{sweep_id} gives each test metric's mean and interval over its runs."""
+    kind, specs = study_runs(spec)
+    sweep_id = new_run_id()
+    store.insert_sweep({"sweep_id": sweep_id, "created_at": utc_now(), "kind": kind, "base": spec, "grid": None})
+    run_ids = [queue_run(store, queue, events, run_spec, sweep_id=sweep_id).run_id for run_spec in specs]
+    return StudyCreated(sweep_id=sweep_id, kind=kind, run_ids=run_ids, count=len(run_ids))

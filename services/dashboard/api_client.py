@@ -7,6 +7,7 @@ cached and carry the X-API-Key header.
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import streamlit as st
@@ -19,6 +20,10 @@ SLOW_TTL_S = get_settings().cache_ttl_s
 CONNECT_TIMEOUT_S = 3.0
 # Predictions wait for a trainer; the API gives up after PADDY_PREDICT_TIMEOUT_S (60 s).
 PREDICT_TIMEOUT_S = 90.0
+# A dataset's images change rarely: their thumbnails stay cached longer than any list, at most
+# this many of them (a few KB each).
+THUMBNAIL_TTL_S = 600.0
+THUMBNAILS_CACHED = 2000
 
 
 class ApiUnavailable(RuntimeError):
@@ -176,10 +181,36 @@ def sweep(base_url: str, sweep_id: str, metric: str = "val_accuracy") -> dict[st
     return get_json(base_url, f"/sweeps/{sweep_id}", {"metric": metric})
 
 
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def compare_studies(base_url: str, study_ids: tuple[str, ...]) -> dict[str, Any]:
+    """`GET /compare/studies`: {"studies": [...], "pairs": [...]}, each pair's paired difference."""
+    return get_json(base_url, "/compare/studies", {"study_ids": ",".join(study_ids)})
+
+
 @st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
 def models(base_url: str) -> list[dict[str, Any]]:
     """`GET /models`: [{"name", "description", "defaults"}]."""
     return get_json(base_url, "/models")["data"]
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def datasets(base_url: str) -> list[dict[str, Any]]:
+    """`GET /datasets`: the datasets under the data root, each with its latest audit's summary."""
+    return get_json(base_url, "/datasets")["data"]
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def dataset(base_url: str, name: str) -> dict[str, Any]:
+    """`GET /datasets/{name}`: the dataset with its latest audit whole (`latest_audit`)."""
+    return get_json(base_url, f"/datasets/{quote(name, safe='')}")
+
+
+@st.cache_data(ttl=THUMBNAIL_TTL_S, show_spinner=False, max_entries=THUMBNAILS_CACHED)
+def thumbnail(base_url: str, name: str, path: str, size: int) -> bytes:
+    """`GET /datasets/{name}/images/{path}`: a JPEG at most `size` pixels on its longest side."""
+    return request(
+        base_url, "GET", f"/datasets/{quote(name, safe='')}/images/{quote(path)}", params={"size": size}
+    ).content
 
 
 def checkpoint(base_url: str, run_id: str) -> bytes:
@@ -217,6 +248,11 @@ def cancel_run(base_url: str, run_id: str) -> dict[str, Any]:
 def retry_run(base_url: str, run_id: str) -> dict[str, Any]:
     """`POST /jobs/{run_id}/retry` → the new run's {"run_id", "status", "version"}."""
     return request(base_url, "POST", f"/jobs/{run_id}/retry").json()
+
+
+def queue_audit(base_url: str, name: str) -> dict[str, Any]:
+    """`POST /datasets/{name}/audit` → {"dataset", "requested_at", "queued"} (false: one was waiting)."""
+    return request(base_url, "POST", f"/datasets/{quote(name, safe='')}/audit").json()
 
 
 def predict(base_url: str, run_id: str, file_name: str, content: bytes, mime: str) -> dict[str, Any]:

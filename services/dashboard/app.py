@@ -11,6 +11,7 @@ PAGES = {
     "Training": [
         st.Page("pages/live_monitor.py", title="Live monitor", icon="📈", default=True),
         st.Page("pages/new_job.py", title="New job", icon="➕"),
+        st.Page("pages/datasets.py", title="Datasets", icon="🗂️"),
     ],
     "Results": [
         st.Page("pages/run_detail.py", title="Run detail", icon="🔎"),

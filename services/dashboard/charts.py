@@ -216,3 +216,31 @@ def runs_over_time_figure(frame: pd.DataFrame, metric: str, metric_label: str) -
     figure.update_xaxes(title_text="start time (UTC)")
     figure.update_yaxes(title_text=metric_label, tickformat=".0%" if "accuracy" in metric or "f1" in metric else None)
     return figure
+
+
+def test_accuracy_figure(frame: pd.DataFrame) -> go.Figure:
+    """Each run's test accuracy with its Wilson 95 % interval as an error bar
+    (`uncertainty.test_accuracy_frame`): overlapping bars warn that a gap may be chance."""
+    figure = go.Figure(
+        go.Scatter(
+            x=frame["run"],
+            y=frame["test_accuracy"],
+            mode="markers",
+            marker={"size": 12, "color": VAL_COLOUR},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": frame["high"] - frame["test_accuracy"],
+                "arrayminus": frame["test_accuracy"] - frame["low"],
+                "thickness": 2,
+                "width": 8,
+            },
+            customdata=frame[["low", "high", "test_images"]],
+            hovertemplate="%{x}<br>test accuracy %{y:.1%}<br>95 % interval %{customdata[0]:.1%}–%{customdata[1]:.1%}"
+            "<br>%{customdata[2]} test images<extra></extra>",
+        )
+    )
+    _layout(figure, "Test accuracy with 95 % intervals", height=380)
+    figure.update_xaxes(title_text="run")
+    figure.update_yaxes(title_text="test accuracy", tickformat=".0%")
+    return figure

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from services.dashboard.run_views import Run, parse_time, status_label
+from services.dashboard.uncertainty import interval_text
 from shared.schemas.jobs import LOWER_IS_BETTER
 
 # GET /jobs `sort` keys (docs/api.md) and how the page names them.
@@ -66,6 +67,8 @@ TABLE_COLUMNS = [
     "early_stopped",
     "epochs_run",
     *SUMMARY_COLUMNS,
+    "test_interval",
+    "test_images",
     "start_time",
     "end_time",
     "sweep_id",
@@ -74,7 +77,8 @@ FLOAT_COLUMNS = ["dropout", "learning_rate", *SUMMARY_COLUMNS]
 
 
 def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run with the original's columns plus test F1, epochs run and sweep."""
+    """One row per run with the original's columns plus test F1, the test accuracy's interval
+    and image count, epochs run and sweep."""
     rows = []
     for run in runs:
         spec, metrics = run.get("spec") or {}, run.get("metrics") or {}
@@ -97,6 +101,8 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
                 "early_stopped": early_stopped,
                 "epochs_run": epochs_run,
                 **{name: metrics.get(name) for name in SUMMARY_COLUMNS},
+                "test_interval": interval_text(run),
+                "test_images": run.get("test_images"),
                 "start_time": parse_time(run.get("start_time")),
                 "end_time": parse_time(run.get("end_time")),
                 "sweep_id": run.get("sweep_id"),
@@ -110,6 +116,7 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
             **{c: "float64" for c in FLOAT_COLUMNS},
             "batch_size": "Int64",
             "epochs_run": "Int64",
+            "test_images": "Int64",
             "feature_extraction": "boolean",
             "early_stopped": "boolean",
         }

@@ -91,6 +91,8 @@ def job_spec(
         raise ValueError("dataset: name a dataset folder under the data root (e.g. demo-synth)")
     spec: dict[str, Any] = {"model_name": model_name, "dataset": dataset.strip()}
     for name, value in values.items():
+        if value == "" and fields.allows_none(SPEC_FIELDS[name]):
+            value = None  # an optional text field left empty (group_pattern): none
         if problem := value_problem(name, value):
             raise ValueError(f"{name}: {problem}")
         if value != defaults.get(name):

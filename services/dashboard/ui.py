@@ -1,12 +1,13 @@
 """Pieces every page shares: API problems shown plainly, recovery, links to a run's detail."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import streamlit as st
 
 from services.dashboard import api_client
 from services.dashboard.api_client import ApiError, ApiUnavailable
+from services.dashboard.dataset_views import Notice
 from services.dashboard.settings import get_settings
 
 RUN_DETAIL_PAGE = "pages/run_detail.py"
@@ -96,6 +97,8 @@ RUN_COLUMN_ORDER = [
     "status",
     "val_accuracy",
     "test_accuracy",
+    "test_interval",
+    "test_images",
     "test_f1_macro",
     "train_accuracy",
     "best_val_loss",
@@ -124,6 +127,10 @@ def run_columns() -> dict:
         "train_accuracy": st.column_config.NumberColumn("train acc", format="percent"),
         "val_accuracy": st.column_config.NumberColumn("val acc", format="percent"),
         "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
+        "test_interval": st.column_config.TextColumn(
+            "test ± (95 %)", help="half the Wilson 95 % interval's width, in points, and the interval"
+        ),
+        "test_images": st.column_config.NumberColumn("test images"),
         "test_f1_macro": st.column_config.NumberColumn("test F1", format="percent"),
         "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
         "duration_minutes": st.column_config.NumberColumn("duration (min)", format="%.1f"),
@@ -131,3 +138,9 @@ def run_columns() -> dict:
         "end_time": st.column_config.DatetimeColumn("end", format="YYYY-MM-DD HH:mm", timezone=st.context.timezone),
         "sweep_id": st.column_config.TextColumn("sweep"),
     }
+
+
+def show_notices(notices: Iterable[Notice]) -> None:
+    """A dataset's warnings and notes (dataset_views.notices), as the Datasets and New job pages show them."""
+    for notice in notices:
+        (st.warning if notice.kind == "warning" else st.info)(notice.text)

@@ -23,8 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import names
+from shared.schemas.datasets import AuditSummary
 from shared.schemas.events import (
     CheckpointSaved,
+    DatasetAudited,
     EpochFinished,
     EpochProgress,
     EpochStarted,
@@ -36,12 +38,15 @@ from shared.schemas.events import (
     RunFailed,
     RunQueued,
     RunStarted,
+    TestPredictions,
 )
 from shared.schemas.jobs import SUMMARY_METRICS
 from shared.store import new_status_document, start_fields
 
 Document = dict[str, Any]
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time_sec")
+# What a `test_predictions` document keeps of its event.
+PREDICTION_FIELDS = {"run_id", "time", "split_hash", "class_names", "predictions"}
 
 
 # --- status: (document, event) → the document changed in place --------------------------
@@ -59,6 +64,7 @@ def on_run_started(doc: Document, event: RunStarted) -> None:
         epochs_planned=event.epochs_planned,
         class_names=event.class_names,
         split_sizes=event.split_sizes,
+        split=event.split.model_dump() if event.split else None,
         error=None,
         traceback_tail=None,
     )
@@ -98,6 +104,10 @@ def on_evaluation_finished(doc: Document, event: EvaluationFinished) -> None:
         "f1_macro": event.f1_macro,
         "images": event.images,
     }
+
+
+def on_test_predictions(doc: Document, event: TestPredictions) -> None:
+    pass  # stored whole in `test_predictions` (document_writes); `status` stays small
 
 
 def on_epoch_finished(doc: Document, event: EpochFinished) -> None:
@@ -142,16 +152,22 @@ STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
     EpochFinished: on_epoch_finished,
     CheckpointSaved: on_checkpoint_saved,
     EvaluationFinished: on_evaluation_finished,
+    TestPredictions: on_test_predictions,
     RunCompleted: on_run_completed,
     RunFailed: on_run_failed,
     RunCancelled: on_run_cancelled,
 }
 
 
+def concerns_a_run(event: Event) -> bool:
+    """False for an event about something else (a dataset's audit): it has no status document."""
+    return not isinstance(event, DatasetAudited)
+
+
 def apply_to_status(doc: Document | None, event: Event) -> Document | None:
     """The status document after event, or None when the event is not newer than doc (or,
-    like run_queued, which the API wrote itself, never changes it)."""
-    if isinstance(event, RunQueued) or (doc is not None and event.seq <= doc["seq"]):
+    like run_queued, which the API wrote itself, never changes it; or it concerns no run)."""
+    if isinstance(event, RunQueued) or not concerns_a_run(event) or (doc is not None and event.seq <= doc["seq"]):
         return None
     if doc is None:
         spec = event.spec if isinstance(event, RunStarted) else {}
@@ -175,7 +191,7 @@ def apply_to_status(doc: Document | None, event: Event) -> Document | None:
 
 @dataclass(frozen=True)
 class DocumentWrite:
-    """One whole `epochs` or `trainings` document and how it may land.
+    """One whole `epochs`, `trainings`, `test_predictions` or `audits` document and how it may land.
 
     replace_if_newer False: inserted if absent, an existing document is kept (epoch started).
     replace_if_newer True: inserted if absent, else replaces a stored copy with a lower seq.
@@ -195,7 +211,7 @@ def epoch_document_id(run_id: str, epoch: int) -> str:
 
 
 def document_writes(event: Event) -> list[DocumentWrite]:
-    """The `epochs` and `trainings` writes of one event (most events have none)."""
+    """The `epochs`, `trainings`, `test_predictions` and `audits` writes of one event (most events have none)."""
     if isinstance(event, EpochStarted):
         # Inserted when the epoch starts so the dashboard shows it at once; a replay changes nothing.
         doc = epoch_document(event, started_at=event.time, finished_at=None, metrics=dict.fromkeys(EPOCH_METRICS))
@@ -208,7 +224,29 @@ def document_writes(event: Event) -> list[DocumentWrite]:
     if isinstance(event, RunCompleted):
         doc = {"_id": event.run_id, **event.summary.model_dump(), "seq": event.seq}
         return [DocumentWrite(names.TRAININGS, doc, replace_if_newer=True)]
+    if isinstance(event, TestPredictions):
+        # A resumed attempt evaluates again: its newer predictions replace the older ones.
+        doc = {"_id": event.run_id, **event.model_dump(include=PREDICTION_FIELDS), "seq": event.seq}
+        return [DocumentWrite(names.TEST_PREDICTIONS, doc, replace_if_newer=True)]
+    if isinstance(event, DatasetAudited):
+        return [DocumentWrite(names.AUDITS, audit_document(event), replace_if_newer=True)]
     return []
+
+
+def audit_document(event: DatasetAudited) -> Document:
+    """A dataset's `audits` document: its latest audit whole, and the summary lists read alone.
+
+    Keyed by the dataset's name; its `seq` is the audit's time in milliseconds, so the guarded
+    replace keeps the newest audit whatever order audits arrive in (a redelivery changes nothing).
+    """
+    audit = event.audit
+    return {
+        "_id": audit.dataset,
+        **audit.model_dump(),
+        "summary": AuditSummary.of(audit).model_dump(),
+        "published_by": event.run_id,
+        "seq": int(audit.audited_at.timestamp() * 1000),
+    }
 
 
 def epoch_document(

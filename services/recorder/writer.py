@@ -39,6 +39,7 @@ from services.recorder.handlers import (
     Document,
     DocumentWrite,
     apply_to_status,
+    concerns_a_run,
     document_writes,
     ended_runs,
     fold_writes,
@@ -89,10 +90,16 @@ class BatchWriter:
         self._inserted_open: set[Any] = set()
 
     def write(self, events: list[Event]) -> None:
-        """Store one batch, given in stream order; safe to call again with the same batch after a failure."""
+        """Store one batch, given in stream order; safe to call again with the same batch after a failure.
+
+        Events that concern no run (a dataset's audit) are only written to their own documents:
+        they never touch, nor are judged by, a run's status.
+        """
+        others = [event for event in events if not concerns_a_run(event)]
+        events = [event for event in events if concerns_a_run(event)]
         events = sorted(self._worth_writing(events), key=lambda e: (e.run_id, e.seq))
         by_collection: dict[str, list[DocumentWrite]] = defaultdict(list)
-        for write in fold_writes([w for event in events for w in document_writes(event)]):
+        for write in fold_writes([w for event in [*events, *others] for w in document_writes(event)]):
             by_collection[write.collection].append(write)
         for collection, writes in by_collection.items():
             self._write_documents(collection, writes)

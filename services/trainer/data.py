@@ -6,7 +6,7 @@ keeps the loop from waiting on JPEG decoding.
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 class ImageTensors:
     images: torch.Tensor  # N×3×H×W uint8
     labels: torch.Tensor  # N int64
+    # Each image's position in its ImageFolderIndex: unreadable files are skipped, so the n-th
+    # image is not always the split's n-th file (per-image test predictions name the file).
+    positions: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,7 +56,7 @@ def decode_image(source: Path | IO[bytes], size: int, max_pixels: int) -> np.nda
 
 
 def _decode_all(index: ImageFolderIndex, positions: list[int], size: int, max_pixels: int) -> tuple[ImageTensors, int]:
-    arrays, labels, skipped = [], [], 0
+    arrays, labels, kept, skipped = [], [], [], 0
     for position in positions:
         path = index.paths[position]
         try:
@@ -63,12 +66,13 @@ def _decode_all(index: ImageFolderIndex, positions: list[int], size: int, max_pi
             skipped += 1
             continue
         labels.append(index.labels[position])
+        kept.append(position)
     if not arrays:
         return ImageTensors(
             torch.empty(0, 3, size, size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
         ), skipped
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return ImageTensors(images, torch.tensor(labels, dtype=torch.int64)), skipped
+    return ImageTensors(images, torch.tensor(labels, dtype=torch.int64), kept), skipped
 
 
 def load_split_data(index: ImageFolderIndex, split: dict[str, list[int]], size: int, max_pixels: int) -> SplitData:
@@ -109,7 +113,7 @@ def place(data: ImageTensors, device: torch.device, free_fraction: float = 0.5, 
         return data
     free_bytes, _total = torch.cuda.mem_get_info(device)
     if data.images.numel() < free_fraction * free_bytes:
-        return ImageTensors(data.images.to(device), data.labels.to(device))
+        return ImageTensors(data.images.to(device), data.labels.to(device), data.positions)
     if not pin:
         return data
-    return ImageTensors(data.images.pin_memory(), data.labels.pin_memory())
+    return ImageTensors(data.images.pin_memory(), data.labels.pin_memory(), data.positions)

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,18 +21,21 @@ from services.trainer import checkpoints
 from services.trainer.data import load_split_data, place
 from services.trainer.device import environment, pick_device
 from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, predict_logits
+from services.trainer.events import Publisher
 from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
-from services.trainer.summary import RunSplit, evaluation_of, publish_evaluation, publish_run_started, training_summary
-from shared.datasets.imagefolder import (
-    SPLIT_NAMES,
-    ImageFolderIndex,
-    resolve_dataset,
-    scan_image_folder,
-    split_fingerprint,
-    stratified_split,
+from services.trainer.splitting import run_split
+from services.trainer.summary import (
+    RunSplit,
+    evaluation_of,
+    publish_evaluation,
+    publish_run_started,
+    publish_test_predictions,
+    training_summary,
 )
+from shared.datasets.imagefolder import ImageFolderIndex, resolve_dataset, scan_image_folder
+from shared.datasets.splits import SPLIT_NAMES, DatasetSplit
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import EnsembleSpec, JobSpec
 
@@ -86,19 +89,22 @@ def check_compatible(members: list[Member]) -> None:
         if other.split_hash != first.split_hash:
             raise EnsembleError(
                 f"runs {first.run_id} and {other.run_id} were trained on different splits "
-                f"(split hash {first.split_hash} vs {other.split_hash}: another dataset or seed)"
+                f"(split hash {first.split_hash} vs {other.split_hash}: another dataset, split_seed, fold or groups)"
             )
 
 
-def shared_split(first: Member, data_root: Path) -> tuple[ImageFolderIndex, dict[str, list[int]]]:
-    """The members' split, rebuilt from the first member's dataset and seed, checked unchanged."""
-    index = scan_image_folder(resolve_dataset(first.spec.dataset, data_root), within=data_root)
-    split = stratified_split(index.labels, first.spec.seed)
-    split_hash = split_fingerprint(index, split)
-    if split_hash != first.split_hash:
+def shared_split(
+    first: Member, settings: TrainerSettings, publisher: Publisher
+) -> tuple[ImageFolderIndex, DatasetSplit]:
+    """The members' split, rebuilt from the first member's dataset and split settings (split,
+    split_seed, group_pattern, fold), checked unchanged."""
+    folder = resolve_dataset(first.spec.dataset, settings.data_root)
+    index = scan_image_folder(folder, within=settings.data_root)
+    split = run_split(first.spec, index, folder, settings, publisher)
+    if split.record.split_hash != first.split_hash:
         raise EnsembleError(
-            f"dataset {first.spec.dataset!r} changed since run {first.run_id} trained on it "
-            f"(split hash {split_hash}, the run's {first.split_hash})"
+            f"dataset {first.spec.dataset!r} or its groups changed since run {first.run_id} trained on it "
+            f"(split hash {split.record.split_hash}, the run's {first.split_hash})"
         )
     return index, split
 
@@ -124,6 +130,7 @@ class Votes:
     labels: dict[str, torch.Tensor]
     logits: list[dict[str, torch.Tensor]]  # one dict per member, in the members' order
     skipped_files: int
+    test_positions: list[int] = field(default_factory=list)  # each test image's position in the index
 
 
 def collect_votes(
@@ -144,7 +151,7 @@ def collect_votes(
         labels = {name: getattr(data, name).labels for name in SPLIT_NAMES}
         if votes.labels and any(not torch.equal(votes.labels[n], labels[n]) for n in SPLIT_NAMES):
             raise EnsembleError(f"some images are unreadable at {size} px only: the members would see different images")
-        votes.labels, votes.skipped_files = labels, data.skipped_files
+        votes.labels, votes.skipped_files, votes.test_positions = labels, data.skipped_files, data.test.positions
         for position, member in enumerate(members):
             if member.spec.image_size == size:
                 for name in SPLIT_NAMES:
@@ -190,8 +197,11 @@ def evaluate_ensemble(spec: EnsembleSpec, settings: TrainerSettings, attempt: At
     members = [load_member(member, settings.artifacts_root, device) for member in spec.members]
     check_compatible(members)
     first = members[0]
-    index, positions = shared_split(first, settings.data_root)
-    split = RunSplit(first.spec, index, positions, first.split_hash, first.class_names)
+    index, dataset_split = shared_split(first, settings, attempt.publisher)
+    positions = dataset_split.positions
+    split = RunSplit(
+        first.spec, index, positions, first.split_hash, first.class_names, dataset_split.groups, dataset_split.record
+    )
     publish_run_started(attempt, spec, split, device)
     votes = collect_votes(members, index, positions, settings, spec.batch_size, attempt.should_stop)
     if votes is None:
@@ -199,6 +209,7 @@ def evaluate_ensemble(spec: EnsembleSpec, settings: TrainerSettings, attempt: At
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
     evaluation = evaluation_of(combined["test"], votes.labels["test"], first.class_names)
     publish_evaluation(attempt, evaluation)
+    publish_test_predictions(attempt, split, combined["test"], votes.labels["test"], votes.test_positions)
     if not attempt.lease.confirm():
         raise RuntimeError(
             f"run {attempt.run_id}: Redis was unreachable for longer than the run's lease lives; "

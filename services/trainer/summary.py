@@ -1,9 +1,11 @@
-"""What a run reports about itself: run_started, evaluation_finished and its summary.
+"""What a run reports about itself: run_started, evaluation_finished, test_predictions and its summary.
 
 Training runs and ensembles report the same events with the same fields (an ensemble has no
 epochs, dropout or learning rate), so each is built here once for both.
 """
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,8 +17,21 @@ from services.trainer.engine import loss_and_accuracy
 from services.trainer.lifecycle import Attempt
 from services.trainer.metrics import classification_report
 from shared.datasets.imagefolder import ImageFolderIndex
-from shared.schemas.events import EvaluationFinished, RunStarted, TrainingSummary, utc_now
+from shared.schemas.events import (
+    EvaluationFinished,
+    ImagePrediction,
+    RunStarted,
+    TestPredictions,
+    TrainingSummary,
+    utc_now,
+)
 from shared.schemas.jobs import EnsembleSpec, JobSpec
+from shared.schemas.splits import SplitRecord
+
+log = logging.getLogger(__name__)
+# Test splits of more images keep no per-image predictions: their document (about 150 bytes an
+# image) would near MongoDB's 16 MB limit.
+MAX_KEPT_PREDICTIONS = 50_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,10 @@ class RunSplit:
     positions: dict[str, list[int]]  # split name → positions in index
     split_hash: str
     class_names: list[str]
+    # Each image's group, in index order (None: a random split, each image on its own), and
+    # what run_started and the summary record about the split (shared/datasets/splits.py).
+    groups: list[str] | None = None
+    record: SplitRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,7 @@ def publish_run_started(
         class_names=split.class_names,
         split_sizes={name: len(positions) for name, positions in split.positions.items()},
         resumed_from_epoch=resumed_from_epoch,
+        split=split.record,
     )
 
 
@@ -77,6 +97,41 @@ def publish_evaluation(attempt: Attempt, evaluation: Evaluation) -> None:
         f1_macro=evaluation.report["macro_f1"],
         images=evaluation.images,
     )
+
+
+def publish_test_predictions(
+    attempt: Attempt, split: RunSplit, logits: torch.Tensor, labels: torch.Tensor, positions: Sequence[int]
+) -> None:
+    """test_predictions: every test image's file, group, true and predicted class and probabilities.
+
+    logits and labels are the test evaluation's, row by row; positions say where in split.index
+    each row's image is (services/trainer/data.py: ImageTensors.positions). The predicted class is
+    the logits' argmax, as the evaluation's accuracy counts it.
+    """
+    if not len(positions) == len(labels) == len(logits):
+        raise ValueError(f"{len(logits)} logits, {len(labels)} labels and {len(positions)} positions do not line up")
+    if len(labels) > MAX_KEPT_PREDICTIONS:
+        log.warning(
+            "run %s: %d test images are over the %d whose predictions are kept; none are",
+            attempt.run_id,
+            len(labels),
+            MAX_KEPT_PREDICTIONS,
+        )
+        return
+    names = split.class_names
+    probabilities = logits.detach().cpu().double().softmax(1).numpy().round(4).tolist()
+    entries = []
+    for position, label, predicted, row in zip(
+        positions, labels.tolist(), logits.argmax(1).tolist(), probabilities, strict=True
+    ):
+        file = split.index.paths[position].relative_to(split.index.root).as_posix()
+        group = split.groups[position] if split.groups else file
+        entries.append(
+            ImagePrediction(
+                file=file, group=group, true_class=names[label], predicted_class=names[predicted], probabilities=row
+            )
+        )
+    attempt.publisher.publish(TestPredictions, split_hash=split.split_hash, class_names=names, predictions=entries)
 
 
 def training_summary(
@@ -133,4 +188,6 @@ def training_summary(
         spec=spec.model_dump(),
         reproducibility=reproducibility,
         members=spec.members if isinstance(spec, EnsembleSpec) else None,
+        split=split.record,
+        may_leak=split.record.may_leak if split.record else False,
     )

@@ -7,6 +7,7 @@ from typing import TypeVar
 from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
+from services.trainer.audit_job import run_audit
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
 from services.trainer.lease import StoodDown
@@ -68,3 +69,11 @@ def predict(run_id: str, images: list[str]) -> list[dict]:
     """Base64-encoded image files in; [{"class", "probabilities"}] out, one per image, in order."""
     raw = [base64.b64decode(image, validate=True) for image in images]
     return [prediction.as_dict() for prediction in predict_images(run_id, raw, get_settings())]
+
+
+@app.task(name=names.AUDIT_TASK)
+def audit(dataset: str) -> dict:
+    """Audit a dataset of the data root; the report travels as a dataset_audited event, the
+    return value is for Flower."""
+    report = run_audit(dataset, get_settings())
+    return {"dataset": dataset, "fingerprint": report.fingerprint, "images": report.images}

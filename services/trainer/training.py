@@ -25,8 +25,16 @@ from services.trainer.engine import (
 from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
-from services.trainer.summary import RunSplit, evaluation_of, publish_evaluation, publish_run_started, training_summary
-from shared.datasets.imagefolder import resolve_dataset, scan_image_folder, split_fingerprint, stratified_split
+from services.trainer.splitting import run_split
+from services.trainer.summary import (
+    RunSplit,
+    evaluation_of,
+    publish_evaluation,
+    publish_run_started,
+    publish_test_predictions,
+    training_summary,
+)
+from shared.datasets.imagefolder import resolve_dataset, scan_image_folder
 from shared.schemas.events import CheckpointSaved, EpochFinished, EpochProgress, EpochStarted, utc_now
 from shared.schemas.jobs import JobSpec
 
@@ -88,9 +96,21 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
     attempt.should_stop is asked after every batch: when it says so the loop stops within that
     batch, the checkpoints written so far (best included) stay, and run_cancelled is published.
     """
-    index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root), within=settings.data_root)
-    positions = stratified_split(index.labels, spec.seed)
-    split = RunSplit(spec, index, positions, split_fingerprint(index, positions), index.class_names)
+    folder = resolve_dataset(spec.dataset, settings.data_root)
+    index = scan_image_folder(folder, within=settings.data_root)
+    # The dataset's split (its split_seed and groups), whatever the training seed: every run on
+    # a dataset is tested on the same images unless its job asks for another split.
+    dataset_split = run_split(spec, index, folder, settings, attempt.publisher)
+    positions = dataset_split.positions
+    split = RunSplit(
+        spec,
+        index,
+        positions,
+        dataset_split.record.split_hash,
+        index.class_names,
+        dataset_split.groups,
+        dataset_split.record,
+    )
     device = pick_device(settings.device)
     checkpoint_dir = checkpoints.run_dir(settings.artifacts_root, attempt.run_id)
     resume = checkpoints.resumable_checkpoint(checkpoint_dir, spec, split.split_hash)
@@ -134,6 +154,7 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
     logits = predict_logits(model, placed.test, setup, spec.batch_size)
     evaluation = evaluation_of(logits, data.test.labels, index.class_names)
     publish_evaluation(attempt, evaluation)
+    publish_test_predictions(attempt, split, logits, data.test.labels, data.test.positions)
     best = result.history[result.best_epoch - 1]
     summary = training_summary(
         attempt,

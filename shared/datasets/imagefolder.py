@@ -1,21 +1,19 @@
-"""ImageFolder datasets without torch: find the class folders, list the images, split them.
+"""ImageFolder datasets without torch: find the class folders, list the images.
 
-The API uses this to refuse a job whose dataset is missing; the trainer to build its split.
+The API uses this to refuse a job whose dataset is missing; the trainer to find the images it
+splits (shared/datasets/splits.py).
 Every folder and image a scan lists resolves inside the data root (shared/paths.py): a link
 that leads out, at any depth, is a DatasetError, never a file read from elsewhere.
 """
 
 import hashlib
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.paths import PathRefusedError, is_inside, resolve_inside, shown
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-SPLIT_NAMES = ("train", "val", "test")
-DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 
 
 class DatasetError(ValueError):
@@ -88,6 +86,13 @@ def _class_root(root: Path, boundary: _Boundary) -> Path:
     return root
 
 
+def class_root(folder: Path, within: Path) -> Path:
+    """The folder that holds the dataset's class folders (folder, or the lone wrapper folder in
+    it): what a scan's paths, and so an audit's files, are relative to. DatasetError when the
+    wrapper is a link that leads outside `within`."""
+    return _class_root(folder, _Boundary(folder, within))
+
+
 def _images_in(class_dir: Path, boundary: _Boundary) -> list[Path]:
     """The images under class_dir at any depth, sorted. Links to folders below it are not
     followed (as pathlib's rglob does not); a link that leads out of the boundary is refused."""
@@ -141,40 +146,3 @@ def _scan(root: Path, boundary: _Boundary) -> ImageFolderIndex:
         paths.extend(images)
         labels.extend([label] * len(images))
     return ImageFolderIndex(class_root, [d.name for d in class_dirs], paths, labels)
-
-
-def stratified_split(
-    labels: list[int], seed: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-) -> dict[str, list[int]]:
-    """Indices per split, each class divided in the same proportions, reproducible for a seed.
-
-    Every class puts at least one image in each split when it has three or more.
-    """
-    rng = random.Random(seed)
-    by_class: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
-        by_class.setdefault(label, []).append(index)
-    split: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
-    for label in sorted(by_class):
-        members = by_class[label]
-        rng.shuffle(members)
-        n = len(members)
-        n_val = max(1, round(n * fractions[1])) if n >= 3 else 0
-        n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
-        n_train = n - n_val - n_test
-        split["train"] += members[:n_train]
-        split["val"] += members[n_train : n_train + n_val]
-        split["test"] += members[n_train + n_val :]
-    for name in SPLIT_NAMES:
-        split[name].sort()
-    return split
-
-
-def split_fingerprint(index: ImageFolderIndex, split: dict[str, list[int]]) -> str:
-    """A hash of which file went to which split: runs with equal hashes share their test set."""
-    digest = hashlib.sha256()
-    for name in SPLIT_NAMES:
-        for position in split[name]:
-            path = index.paths[position].relative_to(index.root)
-            digest.update(f"{name}\t{path}\t{index.labels[position]}\n".encode())
-    return digest.hexdigest()[:16]

@@ -90,3 +90,61 @@ class DatasetAudit(BaseModel):
             for file in group.files[1:]:
                 parent[root(file)] = first
         return {file: f"copies-of:{root(file)}" for file in parent}
+
+
+# --- the API's view of the datasets under the data root (services/api/routes/datasets.py) ---
+
+
+class AuditSummary(BaseModel):
+    """An audit in a few numbers: what a list of datasets shows without the whole report."""
+
+    audited_at: datetime
+    fingerprint: str = Field(description="the dataset's fingerprint when it was audited")
+    images: int
+    unreadable: int
+    copy_groups: int
+    label_conflicts: int = Field(description="copy groups that span classes")
+    shortcuts: int = Field(description="shortcut warnings")
+
+    @classmethod
+    def of(cls, audit: DatasetAudit) -> "AuditSummary":
+        return cls(
+            audited_at=audit.audited_at,
+            fingerprint=audit.fingerprint,
+            images=audit.images,
+            unreadable=len(audit.unreadable),
+            copy_groups=len(audit.copy_groups),
+            label_conflicts=len(audit.label_conflicts),
+            shortcuts=len(audit.shortcuts),
+        )
+
+
+class AuditRequest(BaseModel):
+    """An audit asked for (POST /datasets/{name}/audit) and not stored yet, or one that failed."""
+
+    requested_at: datetime
+    error: str | None = Field(None, description="why the audit failed; null while it is queued or running")
+
+
+class DatasetPublic(BaseModel):
+    name: str = Field(description="the folder under the data root; what a job's `dataset` names")
+    images: int = Field(description="image files, by extension (none is decoded to list them)")
+    classes: dict[str, int] = Field(description="class folder → image files, in label order")
+    fingerprint: str = Field(description="hash of the file list and labels; an audit of other files is outdated")
+    audit: AuditSummary | None = Field(None, description="the latest audit stored, if any")
+    audit_outdated: bool = Field(False, description="the files changed since the latest audit")
+    audit_request: AuditRequest | None = Field(
+        None, description="an audit queued after the latest one (or failed): it is not stored yet"
+    )
+    latest_audit: DatasetAudit | None = Field(None, description="the whole latest audit: GET /datasets/{name} only")
+
+
+class DatasetsPublic(BaseModel):
+    data: list[DatasetPublic]
+    count: int
+
+
+class AuditQueued(BaseModel):
+    dataset: str
+    requested_at: datetime
+    queued: bool = Field(description="false: an audit of this dataset was already waiting, none was added")

@@ -11,6 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from shared.schemas.datasets import DatasetAudit
+from shared.schemas.splits import SplitRecord
+
 SCHEMA_VERSION: Literal[1] = 1
 # seq = attempt * SEQ_PER_ATTEMPT + n: a retried attempt's events always sort after the last one's.
 SEQ_PER_ATTEMPT = 1_000_000_000
@@ -47,6 +50,7 @@ class RunStarted(_Event):
     class_names: list[str]
     split_sizes: dict[str, int] = Field(description="images in train / val / test")
     resumed_from_epoch: int = Field(0, description="the last epoch a checkpoint held; 0 for a fresh start")
+    split: SplitRecord | None = Field(None, description="how the images were split; null from older trainers")
 
 
 class RunQueued(_Event):
@@ -108,6 +112,30 @@ class EvaluationFinished(_Event):
     images: int = Field(ge=0)
 
 
+class ImagePrediction(BaseModel):
+    """What a run said about one test image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(description="relative to the dataset folder, '/'-separated")
+    group: str = Field(description="the split group of the image: copies of one photo share one")
+    true_class: str
+    predicted_class: str
+    probabilities: list[float] = Field(description="one per class, in class_names order, rounded to 4 decimals")
+
+
+class TestPredictions(_Event):
+    """Every test image's prediction, published after evaluation_finished (ensembles too): runs
+    tested on the same split are then compared image by image (McNemar's test, GET /compare)."""
+
+    __test__ = False  # a schema, not a pytest test class
+
+    type: Literal["test_predictions"] = "test_predictions"
+    split_hash: str = Field(description="the split the images come from: equal hashes, equal test images")
+    class_names: list[str]
+    predictions: list[ImagePrediction]
+
+
 class TrainingSummary(BaseModel):
     """The `trainings` document: the original system's fields (same names, same types) first."""
 
@@ -148,6 +176,8 @@ class TrainingSummary(BaseModel):
     spec: dict | None = None
     reproducibility: dict | None = Field(None, description="seed, package versions, git commit, device")
     members: list[str] | None = Field(None, description="ensembles: the member run ids")
+    split: SplitRecord | None = Field(None, description="how the images were split (method, seed, groups, fold)")
+    may_leak: bool = Field(False, description="split image by image: copies of a test photo may be in training")
 
 
 class RunCompleted(_Event):
@@ -169,6 +199,16 @@ class RunCancelled(_Event):
     epochs_done: int = Field(0, ge=0, description="epochs finished before it stopped; their checkpoints are kept")
 
 
+class DatasetAudited(_Event):
+    """A dataset was audited: by the `paddy.audit` task, or by a training run that had to find
+    its copy groups. It concerns a dataset, not a run: `run_id` only names the publisher (the
+    run, or "dataset:<fingerprint>" for the task: a colon no run id has), and the recorder keeps
+    the newest audit of each dataset (by `audited_at`) in `audits`, never a `status` document."""
+
+    type: Literal["dataset_audited"] = "dataset_audited"
+    audit: DatasetAudit
+
+
 Event = Annotated[
     RunQueued
     | RunStarted
@@ -178,9 +218,11 @@ Event = Annotated[
     | EpochFinished
     | CheckpointSaved
     | EvaluationFinished
+    | TestPredictions
     | RunCompleted
     | RunFailed
-    | RunCancelled,
+    | RunCancelled
+    | DatasetAudited,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -1,12 +1,15 @@
 """What a job is: the spec a client posts, and what the API answers about a run."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from shared.models import ENSEMBLE, MODELS, EnsembleName
 from shared.paths import MAX_PATH_LENGTH
+from shared.schemas.events import ImagePrediction
+from shared.schemas.splits import SplitMethod
 
 RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "lost"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -39,11 +42,19 @@ MAX_LABEL_LENGTH = 64
 MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_ENSEMBLE_MEMBERS = 20
 MAX_GRID_VALUES = 1000
+# Runs of one study: folds of a k-fold, or seeds of repeated training.
+MAX_STUDY_RUNS = 20
+MAX_PATTERN_LENGTH = 256
+# JobSpec fields that make a study of several runs rather than set up one: no model's default.
+STUDY_FIELDS = ("folds", "fold", "repeats")
 STRICT_INPUT = ConfigDict(extra="forbid", protected_namespaces=(), strict=True, allow_inf_nan=False)
 
 PathText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_LENGTH, pattern=NO_CONTROL_CHARACTERS)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS)]
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+GroupPattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH, pattern=NO_CONTROL_CHARACTERS)
+]
 
 
 class JobSpec(BaseModel):
@@ -82,7 +93,37 @@ class JobSpec(BaseModel):
     augment: Literal["original", "flips", "none"] = Field(
         "original", description="training augmentation: the original study's, flips only, or none"
     )
-    seed: int = Field(42, ge=0, le=MAX_SEED, description="seeds the split, the weights and the augmentation")
+    seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="seeds the weights and the augmentation (not the split: split_seed)"
+    )
+    split: SplitMethod = Field(
+        "grouped",
+        description="grouped: copies of one photo stay in one split; random: image by image (copies may leak)",
+    )
+    split_seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="draws the split: runs on one dataset with the same split_seed are tested on the same images",
+    )
+    group_pattern: GroupPattern | None = Field(
+        None,
+        description="a regex with a named group `group` that picks the group out of each file's path "
+        r"(relative to the class folders' parent), e.g. '(?P<group>IMG_\d+)'; used when the dataset has no "
+        "groups.csv",
+    )
+    folds: int | None = Field(
+        None, ge=2, le=MAX_STUDY_RUNS, description="k-fold cross-validation over groups: one run per fold (a study)"
+    )
+    fold: int | None = Field(
+        None, ge=0, lt=MAX_STUDY_RUNS, description="the fold a study's run tests on (0-based; val is the next fold)"
+    )
+    repeats: int | None = Field(
+        None,
+        ge=2,
+        le=MAX_STUDY_RUNS,
+        description="train this many times, seeds seed, seed+1, …: one run per seed (a study)",
+    )
     channels_last: bool = Field(True, description="channels_last memory format")
     mixed_precision: bool = Field(True, description="bf16 autocast on CUDA and on CPUs with bf16")
     version: Label | None = Field(None, description='run label such as "v3"; assigned per model when omitted')
@@ -102,6 +143,45 @@ class JobSpec(BaseModel):
         if self.weights is None:
             self.weights = info.weights
         return self
+
+    @field_validator("group_pattern")
+    @classmethod
+    def pattern_names_its_group(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        if pattern is None:
+            return None
+        if info.data.get("split") == "random":
+            raise ValueError('groups images for split "grouped"; a random split ignores groups')
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        if "group" not in compiled.groupindex:
+            raise ValueError(r"needs a named group `group`, e.g. '(?P<group>IMG_\d+)'")
+        return pattern
+
+    @field_validator("fold")
+    @classmethod
+    def fold_of_folds(cls, fold: int | None, info: ValidationInfo) -> int | None:
+        folds = info.data.get("folds")
+        if fold is not None and (folds is None or fold >= folds):
+            raise ValueError("must be one of 0 … folds-1 of a job that sets folds")
+        return fold
+
+    @field_validator("repeats")
+    @classmethod
+    def one_kind_of_study(cls, repeats: int | None, info: ValidationInfo) -> int | None:
+        if repeats is None:
+            return None
+        if info.data.get("folds") is not None:
+            raise ValueError("choose folds or repeats: a study is either k-fold or several seeds")
+        if info.data.get("seed", 0) + repeats - 1 > MAX_SEED:
+            raise ValueError(f"seed + repeats - 1 must be at most {MAX_SEED}")
+        return repeats
+
+    @property
+    def is_study(self) -> bool:
+        """Several runs under one parent: every fold (folds without fold), or every seed (repeats)."""
+        return (self.folds is not None and self.fold is None) or self.repeats is not None
 
 
 class EnsembleSpec(BaseModel):
@@ -190,13 +270,36 @@ class JobPublic(BaseModel):
         default_factory=dict, description='"best" / "last": {epoch, path under the artifacts root}'
     )
     evaluation: dict[str, Any] | None = Field(None, description="test-split evaluation, once done")
+    test_images: int | None = Field(None, description="images in the test split, once evaluated")
+    test_accuracy_interval: list[float] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="the test accuracy's Wilson 95 % interval [low, high], once evaluated",
+    )
     metrics: dict[str, float | int | None] = Field(
         default_factory=dict, description="the summary's metrics once completed (SUMMARY_METRICS)"
+    )
+    split: dict[str, Any] | None = Field(
+        None,
+        description="how its images were split, once started: method, split_seed, group_source, groups, "
+        "folds, fold, split_hash",
+    )
+    may_leak: bool = Field(
+        False, description="split image by image (split: random): copies of a test photo may be in training"
     )
     sweep_id: str | None = None
     retry_of: str | None = Field(None, description="the run this one retries")
     archived: bool = False
     summary: dict[str, Any] | None = Field(None, description="the run's `trainings` document, once it has completed")
+
+    @model_validator(mode="after")
+    def mark_leaks(self) -> "JobPublic":
+        method = (self.split or {}).get("method") or self.spec.get("split")
+        if method is None and "dataset" in self.spec:
+            method = "random"  # a training job stored before grouped splits: split image by image
+        self.may_leak = method == "random"
+        return self
 
 
 class JobsPublic(BaseModel):
@@ -251,13 +354,48 @@ class SweepCreated(BaseModel):
     count: int
 
 
+StudyKind = Literal["folds", "repeats"]
+SweepKind = Literal["grid", "folds", "repeats"]
+
+
+class StudyCreated(SweepCreated):
+    """A study queued by POST /jobs with folds or repeats: one run per fold or per seed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"sweep_id": "5b0c2e7d91aa", "kind": "folds", "run_ids": ["3f9a1c0b2d4e", "7c21e5a09b13"], "count": 2}
+            ]
+        }
+    )
+
+    kind: StudyKind
+
+
+class MetricInterval(BaseModel):
+    """A test metric over a study's completed runs: its mean and the mean's 95 % t-interval."""
+
+    mean: float
+    low: float | None = Field(description="null with a single run: one value has no interval")
+    high: float | None
+    runs: int = Field(description="completed runs with this metric")
+
+
 class SweepPublic(BaseModel):
     sweep_id: str
+    kind: SweepKind = Field(
+        "grid", description="grid: POST /sweeps; folds or repeats: a study queued by POST /jobs with folds or repeats"
+    )
     metric: str = Field(description="the summary metric `best` is chosen by")
     count: int
     runs: list[JobPublic]
     best: JobPublic | None = Field(
         None, description="the completed run with the highest metric (lowest for best_val_loss and test_loss)"
+    )
+    test_metrics: dict[str, MetricInterval] | None = Field(
+        None,
+        description="studies: each test metric (test_accuracy, test_loss, test_f1_macro) over the completed runs; "
+        "null for a grid sweep",
     )
 
 
@@ -279,6 +417,54 @@ class PredictionPublic(BaseModel):
     probabilities: dict[str, float] = Field(description="every class of the run, summing to 1")
 
 
+class TestPredictionsPublic(BaseModel):
+    """A run's prediction for every test image (GET /jobs/{run_id}/predictions)."""
+
+    __test__ = False  # a schema, not a pytest test class
+
+    run_id: str
+    split_hash: str = Field(description="runs with equal split hashes were tested on the same images")
+    class_names: list[str] = Field(description="the order of each prediction's probabilities")
+    count: int
+    data: list[ImagePrediction]
+
+
+class PairedComparison(BaseModel):
+    """Two runs tested on the same images, compared image by image (McNemar's exact test)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_a": "3f9a1c0b2d4e",
+                    "run_b": "7c21e5a09b13",
+                    "paired": True,
+                    "images": 60,
+                    "both_right": 48,
+                    "only_a_right": 1,
+                    "only_b_right": 9,
+                    "both_wrong": 2,
+                    "p_value": 0.0215,
+                    "significant": True,
+                    "sentence": "custom_cnn v2 is better than custom_cnn v1 on this test set (p = 0.021)",
+                }
+            ]
+        }
+    )
+
+    run_a: str
+    run_b: str
+    paired: bool = Field(description="false when the runs cannot be compared image by image; `sentence` says why")
+    images: int | None = Field(None, description="test images both runs were evaluated on")
+    both_right: int | None = None
+    only_a_right: int | None = None
+    only_b_right: int | None = None
+    both_wrong: int | None = None
+    p_value: float | None = Field(None, description="two-sided, exact (binomial on the images only one got right)")
+    significant: bool | None = Field(None, description="p_value below 0.05: one run is better on this test set")
+    sentence: str = Field(description="the result in words, or why the runs cannot be paired")
+
+
 class CompareRow(BaseModel):
     epoch: int
     runs: dict[str, EpochPublic | None] = Field(description="run id → its epoch, null when it has none")
@@ -287,6 +473,64 @@ class CompareRow(BaseModel):
 class ComparePublic(BaseModel):
     runs: list[JobPublic]
     epochs: list[CompareRow] = Field(description="one row per epoch number up to the longest run")
+    pairs: list[PairedComparison] = Field(
+        default_factory=list, description="every pair of the runs, in the order given: McNemar's test where it applies"
+    )
+
+
+StudyMetric = Literal["test_accuracy", "test_f1_macro"]
+
+
+class StudyComparison(BaseModel):
+    """Two studies of one kind compared fold by fold (or seed by seed): the paired differences."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "study_a": "5b0c2e7d91aa",
+                    "study_b": "9e4f0a6c3b12",
+                    "kind": "folds",
+                    "metric": "test_accuracy",
+                    "paired": True,
+                    "keys": [0, 1, 2, 3, 4],
+                    "differences": [0.05, 0.0167, 0.0333, 0.0, 0.05],
+                    "mean_difference": 0.03,
+                    "low": 0.0083,
+                    "high": 0.0517,
+                    "significant": True,
+                    "sentence": "study 5b0c2e7d91aa is better than study 9e4f0a6c3b12 by 3.0 points on average "
+                    "over 5 folds (95 % interval 0.8 to 5.2)",
+                }
+            ]
+        }
+    )
+
+    study_a: str
+    study_b: str
+    kind: str | None = Field(description="folds or repeats")
+    metric: str
+    paired: bool = Field(description="false when the studies cannot be paired; `sentence` says why")
+    keys: list[int] = Field(default_factory=list, description="the folds (or seed ranks) both completed")
+    differences: list[float] = Field(default_factory=list, description="a − b, one per key")
+    mean_difference: float | None = None
+    low: float | None = Field(None, description="the mean difference's 95 % t-interval")
+    high: float | None = None
+    significant: bool | None = Field(None, description="the interval excludes 0")
+    sentence: str = Field(description="the result in words, or why the studies cannot be paired")
+
+
+class StudySummary(BaseModel):
+    sweep_id: str
+    kind: str
+    count: int = Field(description="runs of the study")
+    test_metrics: dict[str, MetricInterval] = Field(description="each test metric over the completed runs")
+
+
+class StudiesComparePublic(BaseModel):
+    metric: StudyMetric
+    studies: list[StudySummary]
+    pairs: list[StudyComparison] = Field(description="every pair of the studies, in the order given")
 
 
 class ModelPublic(BaseModel):

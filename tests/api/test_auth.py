@@ -50,6 +50,7 @@ def test_closed_reads_need_the_key_but_health_stays_open(client, monkeypatch):
             "/compare?run_ids=a,b",
             "/sweeps/x",
             "/jobs/x/checkpoint",
+            "/jobs/x/predictions",
         ):
             assert anonymous.get(path).status_code == 401, path
         assert anonymous.get("/health").status_code == 200

@@ -51,6 +51,28 @@ def test_ensemble_members_must_exist_be_completed_and_be_training_runs(client, d
     assert redis_client.llen(names.TRAINING_QUEUE) == 0
 
 
+def test_members_tested_on_different_splits_are_refused_at_once(client, db, redis_client):
+    split = {"method": "grouped", "split_seed": 0, "group_source": "audit", "groups": 30, "folds": None, "fold": None}
+    stored_run(db, "s1", split={**split, "split_hash": "aaaa1111"})
+    stored_run(db, "s2", split={**split, "split_hash": "aaaa1111"})
+    stored_run(db, "s3", split={**split, "split_seed": 7, "split_hash": "bbbb2222"})
+    # A run recorded before status documents kept their split: its summary has the hash.
+    stored_run(db, "old")
+    db[names.TRAININGS].insert_one({"_id": "old", "run_id": "old", "split_hash": "cccc3333"})
+
+    for members, named in [
+        (["s1", "s3"], ["s1 (split aaaa1111)", "s3 (split bbbb2222)"]),
+        (["s1", "s2", "old"], ["old (split cccc3333)"]),
+    ]:
+        response = client.post("/ensembles", json={"members": members})
+        assert response.status_code == 422, members
+        [error] = response.json()["detail"]
+        assert error["loc"][-1] == "members" and "tested on different splits" in error["msg"]
+        assert all(words in error["msg"] for words in named), error["msg"]
+    assert redis_client.llen(names.TRAINING_QUEUE) == 0
+    assert client.post("/ensembles", json={"members": ["s1", "s2"]}).status_code == 202
+
+
 def image_bytes(fmt: str, size=(8, 8)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, (10, 120, 30)).save(out, format=fmt)

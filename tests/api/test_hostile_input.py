@@ -370,6 +370,7 @@ CASES = [
     Case("archive-run-id-nul", "DELETE", "/jobs/a%00", 422, "run_id"),
     get("checkpoint-run-id-dot-dot", "/jobs/..%2F..%2Fetc/checkpoint", "Not Found", status=404),
     get("checkpoint-run-id-nul", "/jobs/%00/checkpoint", "run_id"),
+    get("predictions-run-id-nul", "/jobs/%00/predictions", "run_id"),
     get("sweep-id-nul", "/sweeps/%00", "sweep_id"),
     get("unknown-run", "/jobs/nope", "run nope", status=404),
     get("limit-10-to-the-30", "/jobs", "limit", limit=str(10**30)),
@@ -383,6 +384,30 @@ CASES = [
     get("started-before-past-9999", "/jobs", "started_before", started_before="9999-12-31T23:00:00-14:00"),
     get("compare-run-id-nul", "/compare", "run_ids", run_ids="a\x00,b"),
     get("compare-run-ids-too-long", "/compare", "run_ids", run_ids=",".join(["a" * 64] * 100)),
+    # datasets: one folder directly under the data root, images inside it
+    get("dataset-name-nul", "/datasets/%00", "name", words="without control characters"),
+    get("dataset-name-dot", "/datasets/%2E", "must name one folder"),
+    get("dataset-name-dot-dot", "/datasets/%2E%2E", "must name one folder"),
+    get("dataset-name-dot-dot-slashes", "/datasets/..%2F..%2Fetc", "Not Found", status=404),
+    get("dataset-name-300-characters", "/datasets/" + "a" * 300, "name"),
+    get("dataset-name-symlink-out", "/datasets/escape", "outside the data root"),
+    get("dataset-name-link-to-etc", "/datasets/0-etc", "outside the data root"),
+    get("dataset-class-folder-symlink-out", "/datasets/class-link", "'class-link/Stolen' is a link"),
+    get("dataset-image-symlink-out", "/datasets/image-link", "stolen.png' is a link"),
+    get("dataset-name-missing", "/datasets/no-such-dataset", "not found in the data root", status=404),
+    Case("audit-dataset-nul", "POST", "/datasets/a%00/audit", 422, "name"),
+    Case("audit-dataset-symlink-out", "POST", "/datasets/escape/audit", 422, "outside the data root"),
+    Case("audit-dataset-nested-link-out", "POST", "/datasets/nested-link/audit", 422, "'nested-link/Leafsmut/more'"),
+    Case("audit-dataset-missing", "POST", "/datasets/no-such-dataset/audit", 404, "not found in the data root"),
+    get("image-dot-dot", "/datasets/leaves/images/..%2F..%2Foutside%2Fdataset%2FBrownspot%2F0000.png", "'..'"),
+    get("image-absolute", "/datasets/leaves/images/%2Fetc%2Fpasswd", "outside dataset 'leaves'"),
+    get("image-nul", "/datasets/leaves/images/Brownspot%2F0000.png%00", "without control characters"),
+    get("image-symlink-out", "/datasets/image-link/images/Brownspot/stolen.png", "outside dataset 'image-link'"),
+    get("image-folder-symlink-out", "/datasets/nested-link/images/Leafsmut/more/Brownspot/0000.png", "outside"),
+    get("image-of-a-dataset-outside", "/datasets/escape/images/Brownspot/0000.png", "outside the data root"),
+    get("image-of-a-link-to-etc", "/datasets/0-etc/images/passwd", "outside the data root"),
+    get("image-missing", "/datasets/leaves/images/Brownspot/none.png", "not found in dataset 'leaves'", status=404),
+    get("image-size-10-to-the-30", "/datasets/leaves/images/Brownspot/0000.png", "size", size=str(10**30)),
     Case(
         "predict-run-id-nul",
         "POST",
@@ -430,6 +455,12 @@ def test_there_are_at_least_40_cases():
 def test_what_stays_inside_the_limits_and_the_roots_is_queued(server, http, body):
     response = http.post("/jobs", json={"model_name": "custom_cnn", **body})
     assert response.status_code == 202, response.text
+
+
+def test_only_the_datasets_inside_the_data_root_are_listed(server, http):
+    listing = http.get("/datasets").json()
+    # inner-alias links to leaves, inside the data root; every other folder leads out somewhere.
+    assert [dataset["name"] for dataset in listing["data"]] == ["inner-alias", "leaves"]
 
 
 def test_a_nul_in_the_raw_request_line_is_a_400_and_the_server_answers_on(server):

@@ -1,6 +1,7 @@
 """The dashboard in a real browser on the live local stack: queue a job from the New job form,
 watch its epochs grow on the live monitor without a page reload, open its detail page, predict
-with it, compare it with a sweep; a screenshot of every page.
+with it, compare it with a sweep; audit a dataset from the Datasets page and see its report
+arrive; a screenshot of every page.
 
 Debian's Chromium (`apt-get install chromium`) driven by Playwright's sync API, headless; the
 stack is redis-server, nx-27017, recorder, API, one Celery trainer and Streamlit on free ports.
@@ -17,6 +18,7 @@ import pytest
 
 from infra.local_stack import LocalStack
 from shared.datasets.synth import synthesize_dataset
+from tests.utils.audits import generated_dataset
 from tests.utils.stack import TRAINING_STACK, api_client, running_stack
 from tests.utils.waiting import wait_for_run
 
@@ -29,6 +31,8 @@ if CHROMIUM is None:
 
 API_KEY = "browser-test-key"
 DATASET = "leaves"
+# A dataset with a label conflict and a size shortcut planted, for the Datasets page.
+PLANTED = "planted"
 EPOCHS = 10
 # Streamlit's own timeout per action; training steps get their own, longer waits.
 UI_TIMEOUT_MS = 30_000
@@ -40,6 +44,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     # Small images: an epoch of the custom CNN takes about a second on 2 free CPU cores (ten
     # times that while other processes load them), long enough to watch epochs go by.
     synthesize_dataset(state_dir / "data" / DATASET, per_class=100, size=64, seed=3)
+    generated_dataset(state_dir / "data" / PLANTED)
     env = {
         "PADDY_API_KEY": API_KEY,
         "PADDY_ENVIRONMENT": "development",
@@ -101,6 +106,12 @@ def open_page(page, title: str) -> None:
     page.get_by_role("heading", name=title if title != "Compare" else "Compare runs").first.wait_for()
 
 
+def choose(page, label: str, option: str) -> None:
+    """Pick the option whose shown text starts with `option` in the selectbox labelled `label`."""
+    page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True)).click()
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).click()
+
+
 def settle(page, charts: int = 0, timeout_s: float = 30) -> None:
     """Until the script has finished and at least `charts` Plotly charts have drawn."""
     deadline = time.monotonic() + timeout_s
@@ -132,7 +143,8 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
 
     # Queue a job from the New job form.
     open_page(page, "New job")
-    page.get_by_label("Dataset", exact=True).fill(DATASET)
+    choose(page, "Dataset", DATASET)
+    page.get_by_text("Not audited yet").first.wait_for()  # the chosen dataset's warnings
     for label, value in (("epochs", EPOCHS), ("batch size", 16), ("image size", 64), ("patience", EPOCHS)):
         field = page.get_by_label(label, exact=True)
         field.fill(str(value))
@@ -211,6 +223,9 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     open_page(page, "Compare")
     settle(page, charts=6)
     assert page.get_by_role("heading", name="Best run per model").count() == 1
+    # The chosen runs' test accuracies with their intervals, and each pair's paired test in words.
+    assert page.get_by_role("heading", name="Is the difference real?").count() == 1
+    assert page.get_by_text(re.compile(r"on this test set|no significant difference|no difference")).count() >= 1
     shoot(page, artifacts_dir / "compare.png")
 
     open_page(page, "Time filter")
@@ -221,3 +236,24 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     open_page(page, "Run detail")
     settle(page)
     assert navigations(page) == loads  # every page switch stayed inside the one page load
+
+
+def test_a_dataset_audited_from_the_datasets_page_in_a_browser(stack, page, artifacts_dir: Path):
+    page.goto(stack.urls()["dashboard"])
+    page.get_by_role("heading", name="Live monitor").wait_for()
+    open_page(page, "Datasets")
+    choose(page, "Dataset", PLANTED)
+    page.get_by_text("Not audited yet").first.wait_for()
+
+    page.get_by_role("button", name=re.compile("Run an audit")).click()
+    page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Audit queued").wait_for()
+    # A trainer audits it; the page shows the report once the recorder has stored it, by itself.
+    page.locator('[data-testid="stMetricLabel"]', has_text="label conflicts").wait_for(timeout=240_000)
+    settle(page)
+    assert int(metric(page, "label conflicts")) >= 1
+    assert page.get_by_text(re.compile("^⚠️ label conflict ·")).count() >= 1
+    assert page.locator('[data-testid="stImage"] img').count() >= 2  # thumbnails of the copies
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=\"stImage\"] img')].every(img => img.complete && img.naturalWidth > 0)"
+    )
+    shoot(page, artifacts_dir / "datasets.png")

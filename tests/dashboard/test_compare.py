@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 
 from tests.utils.dashboard import (
     RunPublisher,
@@ -14,6 +15,7 @@ from tests.utils.dashboard import (
     trace_values,
     wait_until_shown,
 )
+from tests.utils.events import paired_rights
 
 pytestmark = pytest.mark.integration
 PAGE = "pages/compare.py"
@@ -163,3 +165,115 @@ def test_no_completed_run_says_what_to_do(empty_api_url, dashboard_env):
     assert infos[0].startswith("No run matches these filters")
     assert any(info.startswith("No sweep among these runs") for info in infos)
     assert not app.error
+
+
+@pytest.fixture(scope="module")
+def vggs(recorded_runs, api, events) -> list[str]:
+    """Two vgg16 runs tested on one split of 45 images, v2 right on 9 images v1 got wrong and
+    wrong on 1 it got right; and a v3 tested on another split."""
+    v1, v2 = paired_rights(both_right=30, only_a=1, only_b=9, both_wrong=5)
+    runs = []
+    for version, right, split_hash in (("v1", v1, "split-tiny"), ("v2", v2, "split-tiny"), ("v3", v2, "split-other")):
+        run = RunPublisher(events, model_name="vgg16", version=version, epochs=1, split_hash=split_hash)
+        run.start().epoch(1).complete(epochs_run=1, right=right)
+        runs.append(run.run_id)
+    wait_until_shown(api, lambda client: all(statuses(client).get(run_id) == "completed" for run_id in runs))
+    return runs
+
+
+def test_chosen_runs_show_error_bars_intervals_and_paired_verdicts(vggs, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+    v1, v2, v3 = vggs
+
+    app.multiselect(key="compare.overlay").set_value(vggs).run()
+
+    figure = plotly_figures(app)["Test accuracy with 95 % intervals"]
+    [trace] = figure["data"]
+    accuracies = trace_values(trace["y"])
+    assert accuracies == pytest.approx([31 / 45, 39 / 45, 39 / 45])
+    for correct, accuracy, above, below in zip(
+        (31, 39, 39), accuracies, trace_values(trace["error_y"]["array"]), trace_values(trace["error_y"]["arrayminus"])
+    ):
+        low, high = proportion_confint(correct, 45, method="wilson")
+        assert (accuracy - below, accuracy + above) == pytest.approx((low, high))
+    assert axis_titles(figure) == ("run", "test accuracy")
+
+    intervals = table_with(app, "interval").set_index("run_id")
+    low, high = proportion_confint(39, 45, method="wilson")
+    assert intervals.loc[v2, "interval"] == f"±{(high - low) * 50:.1f} pts ({low * 100:.0f}–{high * 100:.0f} %)"
+    assert intervals.loc[v2, "test_images"] == 45
+    assert "Test split of 45 images: 1 image = 2.2 points." in [caption.value for caption in app.caption]
+
+    [better] = [success.value for success in app.success if success.value.startswith("**")]
+    assert better == (
+        f"**{v1} · vgg16 v1 vs {v2} · vgg16 v2**: vgg16 v2 is better than vgg16 v1 on this test set (p = 0.0215)"
+    )
+    unpaired = [caption.value for caption in app.caption if caption.value.startswith(f"**{v1} · vgg16 v1 vs {v3}")]
+    assert len(unpaired) == 1 and "cannot be paired: tested on different splits" in unpaired[0]
+
+
+def test_the_runs_table_gives_each_test_accuracy_its_interval(vggs, api_url, dashboard_env):
+    dashboard_env(api_url)
+
+    app = page(PAGE)
+
+    table = table_with(app, "test_interval").set_index("run_id")
+    low, high = proportion_confint(31, 45, method="wilson")
+    assert table.loc[vggs[0], "test_interval"] == f"±{(high - low) * 50:.1f} pts ({low * 100:.0f}–{high * 100:.0f} %)"
+    assert table.loc[vggs[0], "test_images"] == 45
+
+
+@pytest.fixture(scope="module")
+def fold_studies(recorded_runs, api, events) -> list[str]:
+    """Two 3-fold studies (POST /jobs with folds) on one split seed: the first right on 40, 36 and
+    38 of each fold's 45 test images, the second on 35, 33 and 34."""
+    study_ids = []
+    for corrects in ((40, 36, 38), (35, 33, 34)):
+        response = api.post("/jobs", json={"model_name": "custom_cnn", "dataset": "tiny", "epochs": 1, "folds": 3})
+        assert response.status_code == 202, response.text
+        created = response.json()
+        for fold, (run_id, correct) in enumerate(zip(created["run_ids"], corrects, strict=True)):
+            run = RunPublisher(events, run_id=run_id, epochs=1, spec={"folds": 3, "fold": fold}, split_hash=f"f{fold}")
+            run.start().epoch(1).complete(epochs_run=1, right=[True] * correct + [False] * (45 - correct))
+        study_ids.append(created["sweep_id"])
+        wait_until_shown(
+            api, lambda client, ids=created["run_ids"]: all(statuses(client).get(i) == "completed" for i in ids)
+        )
+    return study_ids
+
+
+def test_two_fold_studies_are_compared_fold_by_fold_in_words(fold_studies, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+    a, b = fold_studies
+
+    app.text_input(key="compare.studies").input(f"{a}, {b}").run()
+
+    table = table_with(app, "kind").set_index("study")
+    assert table.loc[a, "test_accuracy"] == pytest.approx((40 + 36 + 38) / 135)
+    assert list(table["runs"]) == [3, 3] and list(table["kind"]) == ["folds", "folds"]
+    # By hand: differences 5, 3 and 4 images of 45; their mean 4/45 and its t-interval (2 degrees of freedom).
+    mean, half = 4 / 45, 4.302653 * (1 / 45) / 3**0.5
+    [verdict] = [success.value for success in app.success if success.value.startswith(f"**{a} vs {b}")]
+    assert verdict == (
+        f"**{a} vs {b}**: study {a} is better than study {b} by {mean * 100:.1f} points on average over 3 folds "
+        f"(95 % interval {(mean - half) * 100:.1f} to {(mean + half) * 100:.1f})"
+    )
+
+
+def test_a_run_split_image_by_image_is_marked_may_leak(recorded_runs, api, events, api_url, dashboard_env):
+    run = RunPublisher(events, model_name="resnet50", version="leaky", epochs=1, spec={"split": "random"})
+    run.start().epoch(1).complete(epochs_run=1, test_accuracy=0.99)
+    wait_until_shown(api, lambda client: statuses(client).get(run.run_id) == "completed")
+    dashboard_env(api_url)
+
+    app = page(PAGE)
+
+    table = table_with(app, "test_interval").set_index("run_id")
+    low, high = proportion_confint(round(0.99 * 45), 45, method="wilson")
+    assert table.loc[run.run_id, "test_interval"] == (
+        f"±{(high - low) * 50:.1f} pts ({low * 100:.0f}–{high * 100:.0f} %) · may leak"
+    )
+    others = table.drop(index=run.run_id)["test_interval"].dropna()
+    assert len(others) and not others.str.contains("may leak").any()

@@ -72,3 +72,9 @@ def test_inputs_take_their_range_help_and_choices_from_jobspec():
     assert job_form.input_range("learning_rate") == (0.0, 1.0)
     assert job_form.help_text("patience") == JobSpec.model_fields["patience"].description
     assert job_form.choices("augment") == ("original", "flips", "none")
+
+
+def test_an_optional_text_field_left_empty_is_none():
+    assert "group_pattern" not in job_form.job_spec("resnet50", "rice", {**DEFAULTS, "group_pattern": ""}, DEFAULTS)
+    spec = job_form.job_spec("resnet50", "rice", {**DEFAULTS, "group_pattern": r"(?P<group>IMG_\d+)"}, DEFAULTS)
+    assert JobSpec.model_validate(spec).group_pattern == r"(?P<group>IMG_\d+)"

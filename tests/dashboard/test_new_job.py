@@ -1,7 +1,10 @@
 """The new job / sweep page against a running API: a form from GET /models, POST /jobs, POST /sweeps."""
 
+import shutil
+
 import pytest
 
+from shared.datasets.synth import synthesize_dataset
 from tests.utils.dashboard import links, page
 
 pytestmark = pytest.mark.integration
@@ -37,7 +40,7 @@ def test_a_job_is_queued_and_linked_to_its_detail_page(api, api_url, dashboard_e
     dashboard_env(api_url)
     app = page(PAGE)
 
-    app.text_input(key="new_job.dataset").input("tiny")
+    app.selectbox(key="new_job.dataset").select("tiny").run()
     app.number_input(key="new_job.custom_cnn.epochs").set_value(2)
     app.number_input(key="new_job.custom_cnn.image_size").set_value(64)
     app.button[0].click().run()
@@ -50,11 +53,13 @@ def test_a_job_is_queued_and_linked_to_its_detail_page(api, api_url, dashboard_e
     assert links(app)[f"Open run {run_id}"] == f"run_id={run_id}"
 
 
-def test_the_apis_refusal_is_shown_with_the_field(api_url, dashboard_env):
+def test_the_apis_refusal_is_shown_with_the_field(api_url, dashboard_env, stack):
     dashboard_env(api_url)
+    synthesize_dataset(stack.state_dir / "data" / "vanishing", per_class=2, size=16, seed=1)
     app = page(PAGE)
 
-    app.text_input(key="new_job.dataset").input("no-such-dataset")
+    app.selectbox(key="new_job.dataset").select("vanishing").run()
+    shutil.rmtree(stack.state_dir / "data" / "vanishing")  # gone before the job is queued
     app.button[0].click().run()
 
     [error] = app.error
@@ -67,7 +72,7 @@ def test_a_sweep_queues_every_combination(api, api_url, dashboard_env):
     app = page(PAGE)
     app.get("button_group")[0].set_value("a sweep").run()
 
-    app.text_input(key="new_job.dataset").input("tiny")
+    app.selectbox(key="new_job.dataset").select("tiny").run()
     app.text_input(key="new_job.grid.learning_rate").input("0.001, 0.0003")
     app.text_input(key="new_job.grid.batch_size").input("16, 32")
     app.button[0].click().run()
@@ -89,7 +94,7 @@ def test_a_grid_that_is_not_numbers_is_refused(api_url, dashboard_env):
     app = page(PAGE)
     app.get("button_group")[0].set_value("a sweep").run()
 
-    app.text_input(key="new_job.dataset").input("tiny")
+    app.selectbox(key="new_job.dataset").select("tiny").run()
     app.text_input(key="new_job.grid.batch_size").input("16, big")
     app.button[0].click().run()
 
@@ -100,7 +105,7 @@ def test_without_the_api_key_nothing_is_queued(api_url, dashboard_env):
     dashboard_env(api_url, api_key=None)
     app = page(PAGE)
 
-    app.text_input(key="new_job.dataset").input("tiny")
+    app.selectbox(key="new_job.dataset").select("tiny").run()
     app.button[0].click().run()
 
     assert app.error[0].value == "The API refused the request: set PADDY_API_KEY for the dashboard to the API's key."

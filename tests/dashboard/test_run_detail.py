@@ -1,6 +1,7 @@
 """The run detail page against a running API with recorded runs."""
 
 import pytest
+from statsmodels.stats.proportion import proportion_confint
 
 from tests.utils.dashboard import (
     CLASSES,
@@ -49,6 +50,11 @@ def test_a_completed_run_shows_settings_results_curves_and_its_confusion_matrix(
     assert metrics["best val loss"] == f"{1.3 / 3:.4f}"
     assert metrics["duration"] == "1 min 30 s"
     assert metrics["test F1 (macro)"] == "88.8%"
+    # 0.87 of 45 test images: 39 right.
+    low, high = proportion_confint(39, 45, method="wilson")
+    note = f"Test accuracy: 95 % interval {low:.1%}–{high:.1%} (Wilson) over 45 test images; 1 image = 2.2 points."
+    assert note in [caption.value for caption in app.caption]
+    assert next(metric for metric in app.metric if metric.label == "test accuracy").help == note
 
     figures = plotly_figures(app)
     assert set(figures) == {
@@ -82,6 +88,7 @@ def test_a_failed_run_shows_its_error_and_can_be_retried(recorded_runs, api, api
     app = page(PAGE, {"run_id": recorded_runs.failed})
     assert app.error[0].value == "OutOfMemoryError: CUDA out of memory"
     assert metrics_of(app)["test accuracy"] == "—"
+    assert not [caption.value for caption in app.caption if caption.value.startswith("Test accuracy:")]
     assert [info.value for info in app.info][-1].startswith("The confusion matrix and per-class scores appear")
 
     app.button(key="run_detail.retry").click().run()

@@ -4,15 +4,18 @@ runs the stack)."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from infra.cli import app
 from services.trainer import checkpoints
 from shared.datasets.synth import synthesize_dataset
 from shared.models import MODELS
+from shared.schemas.datasets import DatasetAudit
 from shared.schemas.events import TrainingSummary, decode_event
 from shared.schemas.jobs import JobSpec
 
@@ -54,12 +57,14 @@ def test_train_reports_each_epoch_and_where_the_results_went(trained):
     events = [decode_event({"event": line}) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     checkpoints_saved = [e for e in events if e.type == "checkpoint_saved"]
     assert [e.type for e in events if e.type != "checkpoint_saved"] == [
+        "dataset_audited",  # its split needed the dataset's copy groups: audited before it started
         "run_started",
         "epoch_started",
         "epoch_finished",
         "epoch_started",
         "epoch_finished",
         "evaluation_finished",
+        "test_predictions",
         "run_completed",
     ]
     assert [(e.epoch, e.kind) for e in checkpoints_saved if e.kind == "last"] == [(1, "last"), (2, "last")]
@@ -76,7 +81,7 @@ def test_train_options_say_what_jobspec_says(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # one line per option
     result = runner.invoke(app, ["train", "--help"])
     assert f"model name: {', '.join(MODELS)}" in result.output
-    for field in ("epochs", "patience", "image_size", "feature_extraction"):
+    for field in ("epochs", "patience", "image_size", "feature_extraction", "split", "split_seed"):
         assert JobSpec.model_fields[field].description in result.output, field
 
 
@@ -122,3 +127,40 @@ def test_status_restart_and_down_without_a_stack(tmp_path):
     assert restart.exit_code == 1 and "no stack is running" in restart.output
     down = runner.invoke(app, ["down", "--state-dir", str(tmp_path)])
     assert down.exit_code == 0 and down.output == "nothing was running\n"
+
+
+def test_data_audit_prints_the_report_label_conflicts_first_and_as_json(tmp_path):
+    data = tmp_path / "leaves"
+    synthesize_dataset(data, per_class=5, size=128, seed=4)
+    Image.open(data / "Leafsmut" / "0001.png").rotate(75, expand=True).save(data / "Leafsmut" / "turned.png")
+    shutil.copyfile(data / "Brownspot" / "0002.png", data / "Bacterialblight" / "filed-twice.png")
+
+    result = runner.invoke(app, ["data", "audit", str(data)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("dataset leaves (fingerprint ") and "17 images" in lines[0]
+    assert [line.split()[:2] for line in lines if line.startswith(("class", "Bacterialblight", "Leafsmut"))] == [
+        ["class", "images"],
+        ["Bacterialblight", "6"],
+        ["Leafsmut", "6"],
+    ]
+    conflict = lines.index("  LABEL CONFLICT: 2 identical files in Bacterialblight, Brownspot")
+    same_photo = lines.index("  same photo: 2 near copies in Leafsmut")
+    assert conflict < same_photo
+    assert lines[conflict + 1 : conflict + 3] == ["    Bacterialblight/filed-twice.png", "    Brownspot/0002.png"]
+    assert "reading" in result.stderr and "reading" not in result.stdout  # the progress bar
+
+    as_json = runner.invoke(app, ["data", "audit", str(data), "--json", "--dataset", "demo/leaves"])
+    assert as_json.exit_code == 0, as_json.output
+    audit = DatasetAudit.model_validate_json(as_json.stdout)
+    assert audit.dataset == "demo/leaves" and audit.images == 17
+    assert [(g.kind, g.classes) for g in audit.copy_groups] == [
+        ("exact", ["Bacterialblight", "Brownspot"]),
+        ("near", ["Leafsmut"]),
+    ]
+
+
+def test_data_audit_of_a_folder_that_is_no_dataset_fails_with_the_reason(tmp_path):
+    (tmp_path / "one-class").mkdir()
+    result = runner.invoke(app, ["data", "audit", str(tmp_path)])
+    assert result.exit_code == 1 and "has 1 class folder(s); need at least 2" in result.output

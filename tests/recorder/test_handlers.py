@@ -17,8 +17,9 @@ from shared.schemas.events import (
     RunQueued,
     RunStarted,
 )
+from shared.schemas.splits import SplitRecord
 from shared.store import new_status_document
-from tests.utils.events import training_summary
+from tests.utils.events import predictions_event, training_summary
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v4"}
@@ -228,3 +229,36 @@ def test_run_queued_never_changes_a_status():
     assert apply_to_status(queued(), event) is None
     assert apply_to_status(None, event) is None
     assert document_writes(event) == []
+
+
+def test_test_predictions_are_one_document_per_run_and_leave_the_status_small():
+    event = predictions_event("r1", 20, [True, False, True])
+    [write] = document_writes(event)
+    assert (write.collection, write.doc["_id"], write.replace_if_newer, write.seq) == (
+        names.TEST_PREDICTIONS,
+        "r1",
+        True,
+        20,
+    )
+    assert write.doc["split_hash"] == "split-1" and write.doc["class_names"] == ["a", "b"]
+    assert [entry["predicted_class"] == entry["true_class"] for entry in write.doc["predictions"]] == [
+        True,
+        False,
+        True,
+    ]
+    assert write.doc["predictions"][0] == {
+        "file": "a/img-000.png",
+        "group": "photo-0",
+        "true_class": "a",
+        "predicted_class": "a",
+        "probabilities": [0.9, 0.1],
+    }
+    doc = apply_to_status(apply_to_status(queued(), started()), event)
+    assert doc["seq"] == 20 and "predictions" not in doc and doc["status"] == "in_progress"
+
+
+def test_the_split_a_run_started_with_is_kept_in_its_status():
+    split = SplitRecord(method="grouped", split_seed=3, group_source="audit", groups=7, split_hash="ab12")
+    doc = apply_to_status(queued(), started().model_copy(update={"split": split}))
+    assert doc["split"] == split.model_dump() and doc["split"]["group_source"] == "audit"
+    assert apply_to_status(queued(), started())["split"] is None  # a trainer from before splits kept groups

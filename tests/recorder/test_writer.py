@@ -3,7 +3,7 @@
 from services.recorder.writer import BatchWriter
 from shared import names
 from shared.schemas.events import SEQ_PER_ATTEMPT, RunCancelled, RunFailed
-from tests.utils.events import run_events
+from tests.utils.events import predictions_event, run_events
 
 
 def test_an_epoch_finished_in_a_later_batch_replaces_the_inserted_start(db):
@@ -100,3 +100,20 @@ def test_a_finished_epoch_whose_start_was_removed_meanwhile_is_inserted(db):
     [epoch] = db[names.EPOCHS].find({"run_id": "r1"})
     assert epoch["train_loss"] == 1.0 and epoch["seq"] == events[2].seq
     assert writer.counts.stale_writes == 0
+
+
+def test_test_predictions_are_stored_once_and_a_newer_attempt_replaces_them(db):
+    events = run_events("r1", epochs=1)
+    first = predictions_event("r1", events[-1].seq - 1, [True, True, False])
+    BatchWriter(db).write([*events[:-1], first, events[-1]])
+    BatchWriter(db).write([first])  # redelivered to another recorder: nothing changes
+    [stored] = db[names.TEST_PREDICTIONS].find({})
+    assert stored["_id"] == "r1" and stored["seq"] == first.seq and len(stored["predictions"]) == 3
+
+    resumed = predictions_event("r1", first.seq + SEQ_PER_ATTEMPT, [False, True, False], split_hash="split-2")
+    writer = BatchWriter(db)
+    writer.write([resumed])
+    writer.write([first])  # the older attempt's, late: ignored
+    [stored] = db[names.TEST_PREDICTIONS].find({})
+    assert stored["split_hash"] == "split-2" and stored["seq"] == resumed.seq
+    assert [p["predicted_class"] == p["true_class"] for p in stored["predictions"]] == [False, True, False]

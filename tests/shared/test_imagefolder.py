@@ -3,15 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.datasets.imagefolder import DatasetError, resolve_dataset, scan_image_folder, stratified_split
-
-
-def make_folder(root: Path, counts: dict[str, int]) -> Path:
-    for class_name, count in counts.items():
-        (root / class_name).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            (root / class_name / f"{i}.jpg").write_bytes(b"not decoded here")
-    return root
+from shared.datasets.imagefolder import DatasetError, resolve_dataset, scan_image_folder
+from tests.utils.image_folders import make_folder
 
 
 def test_classes_are_sorted_folders_and_labels_follow(tmp_path):
@@ -138,17 +131,6 @@ def test_links_that_stay_inside_the_data_root_are_followed(data_root):
     (data_root / "alias").symlink_to(data_root / "mixed", target_is_directory=True)
     index = scan_image_folder(resolve_dataset("alias", data_root), within=data_root)
     assert index.class_names == ["a", "b", "c"] and Counter(index.labels) == {0: 2, 1: 2, 2: 2}
-
-
-def test_split_is_stratified_60_20_20_and_reproducible():
-    labels = [0] * 100 + [1] * 50 + [2] * 10
-    split = stratified_split(labels, seed=7)
-    assert sorted(split["train"] + split["val"] + split["test"]) == list(range(160))
-    for name, fraction in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
-        per_class = Counter(labels[i] for i in split[name])
-        assert per_class == {0: 100 * fraction, 1: 50 * fraction, 2: 10 * fraction}
-    assert stratified_split(labels, seed=7) == split
-    assert stratified_split(labels, seed=8) != split
 
 
 def test_fingerprint_changes_with_the_file_list(tmp_path):

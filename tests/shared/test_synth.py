@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.datasets.imagefolder import scan_image_folder, stratified_split
+from shared.datasets.imagefolder import scan_image_folder
+from shared.datasets.splits import stratified_split
 from shared.datasets.synth import CLASS_NAMES, draw_image, synthesize_dataset
 
 

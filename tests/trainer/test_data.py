@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from services.trainer.data import ImageTensors, decode_image, load_split_data, place
-from shared.datasets.imagefolder import DatasetError, scan_image_folder, stratified_split
+from shared.datasets.imagefolder import DatasetError, scan_image_folder
+from shared.datasets.splits import stratified_split
 
 
 def write_images(folder: Path, count: int, mode: str = "RGB", size=(40, 30)) -> None:
@@ -67,3 +68,23 @@ def test_on_cuda_the_images_move_to_the_gpu_or_wait_in_host_memory(fraction, pin
     assert placed.images.is_cuda == on_gpu and placed.labels.is_cuda == on_gpu
     if not on_gpu:
         assert placed.images.is_pinned() == pinned
+
+
+def test_each_decoded_image_knows_its_file_when_others_are_skipped(tmp_path):
+    write_images(tmp_path / "a", 6)
+    write_images(tmp_path / "b", 6)
+    for broken in ("a/1.png", "a/4.png", "b/2.png"):
+        (tmp_path / broken).write_text("not an image")
+    index = scan_image_folder(tmp_path)
+    split = stratified_split(index.labels, 0)
+    data = load_split_data(index, split, 16, max_pixels=10**6)
+    for name in ("train", "val", "test"):
+        tensors = getattr(data, name)
+        readable = [
+            p
+            for p in split[name]
+            if index.paths[p].relative_to(tmp_path).as_posix() not in ("a/1.png", "a/4.png", "b/2.png")
+        ]
+        assert tensors.positions == readable
+        assert tensors.labels.tolist() == [index.labels[p] for p in readable]
+    assert sum(len(getattr(data, name).positions) for name in ("train", "val", "test")) == 9

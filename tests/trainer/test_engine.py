@@ -20,7 +20,8 @@ from services.trainer.engine import (
 )
 from services.trainer.metrics import classification_report
 from services.trainer.models import build_model
-from shared.datasets.imagefolder import scan_image_folder, stratified_split
+from shared.datasets.imagefolder import scan_image_folder
+from shared.datasets.splits import stratified_split
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import JobSpec
 

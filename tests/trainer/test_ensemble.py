@@ -18,7 +18,9 @@ from services.trainer.local_run import train_locally
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
 from shared import names
-from shared.datasets.imagefolder import scan_image_folder, stratified_split
+from shared.datasets.audits import load_audit
+from shared.datasets.imagefolder import scan_image_folder
+from shared.datasets.splits import file_groups, split_dataset
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.events import decode_event
 from shared.schemas.jobs import EnsembleSpec, JobSpec
@@ -31,7 +33,7 @@ TRAININGS_FIELDS = ORIGINAL_TRAININGS_FIELDS | {"dropout": (float, type(None))}
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory) -> dict[str, Path]:
-    """Four completed runs: a (32 px) and b (48 px) share a split; c has another seed, d other classes."""
+    """Four completed runs: a (32 px) and b (48 px) share a split; c has another split_seed, d other classes."""
     data_root, artifacts_root = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("artifacts")
     synthesize_dataset(data_root / "tiny", per_class=10, size=48, seed=3)
     synthesize_dataset(data_root / "other", per_class=10, size=48, seed=4)
@@ -41,7 +43,7 @@ def roots(tmp_path_factory) -> dict[str, Path]:
     for run_id, overrides in {
         "a": {},
         "b": {"image_size": 48, "dropout": 0.2},
-        "c": {"seed": 7},
+        "c": {"split_seed": 7},
         "d": {"dataset": "other"},
     }.items():
         train_locally(run_id, JobSpec(**{**common, "dataset": "tiny", **overrides}), settings)
@@ -67,7 +69,11 @@ def hand_logits(run_id: str, roots: dict[str, Path], split_name: str) -> tuple[t
     model = build_model(spec, len(checkpoint["class_names"]))
     model.load_state_dict(checkpoint["model"])
     index = scan_image_folder(roots["data"] / spec.dataset)
-    data = load_split_data(index, stratified_split(index.labels, spec.seed), spec.image_size, 10**8)
+    # The dataset's split: its groups from the audit the first run cached, its split_seed.
+    groups = file_groups(index, spec.group_pattern, load_audit(roots["artifacts"], index.fingerprint()))
+    split = split_dataset(spec, index, groups)
+    assert split.record.split_hash == checkpoint["split_hash"]
+    data = load_split_data(index, split.positions, spec.image_size, 10**8)
     images = getattr(data, split_name).images.float() / 255 * 2 - 1
     with torch.no_grad():
         return model.eval()(images), getattr(data, split_name).labels
@@ -92,7 +98,7 @@ def test_a_changed_dataset_is_refused(trainer_settings, redis_client, roots, tmp
     changed = tmp_path / "changed"
     shutil.copytree(roots["data"], changed)
     next((changed / "tiny" / "Brownspot").iterdir()).unlink()
-    with pytest.raises(EnsembleError, match="dataset 'tiny' changed since run a trained on it"):
+    with pytest.raises(EnsembleError, match="dataset 'tiny' or its groups changed since run a trained on it"):
         run_ensemble(
             "ens-changed",
             EnsembleSpec(members=["a", "b"]),
@@ -138,15 +144,22 @@ def test_the_ensemble_scores_what_its_averaged_members_score(trainer_settings, r
 
 def test_the_ensemble_is_recorded_like_a_training_run(trainer_settings, redis_client, db):
     summary = run_ensemble("ens-rec", EnsembleSpec(members=["a", "b"], version="v2"), trainer_settings, worker="test")
-    started, evaluated, completed = published(redis_client)
+    started, evaluated, predicted, completed = published(redis_client)
     assert started.type == "run_started" and started.spec["model_name"] == "ensemble"
     assert started.epochs_planned == 0 and started.class_names == ["Bacterialblight", "Brownspot", "Leafsmut"]
+    # The members' split, as the first member recorded it: grouped by the dataset's audit.
+    assert started.split.method == "grouped" and started.split.group_source == "audit"
+    assert started.split.split_hash == summary.split_hash and summary.split == started.split and not summary.may_leak
     assert evaluated.type == "evaluation_finished" and evaluated.images == 6
     assert (evaluated.accuracy, evaluated.loss, evaluated.f1_macro) == (
         summary.test_accuracy,
         summary.test_loss,
         summary.test_f1_macro,
     )
+    assert predicted.type == "test_predictions" and predicted.split_hash == summary.split_hash
+    assert len(predicted.predictions) == 6
+    right = sum(p.predicted_class == p.true_class for p in predicted.predictions)
+    assert right / 6 == pytest.approx(summary.test_accuracy)
     assert completed.type == "run_completed" and completed.summary == summary
     assert summary.model_name == "ensemble" and summary.members == ["a", "b"] and summary.image_size == 32
     assert sum(map(sum, summary.confusion_matrix)) == 6 and set(summary.per_class) == set(summary.class_names)
@@ -161,6 +174,9 @@ def test_the_ensemble_is_recorded_like_a_training_run(trainer_settings, redis_cl
     assert trainings["members"] == ["a", "b"] and trainings["version"] == "v2" and trainings["epochs_run"] == 0
     status = db[names.STATUS].find_one({"run_id": "ens-rec"})
     assert status["status"] == "completed" and status["model_name"] == "ensemble"
+    kept = db[names.TEST_PREDICTIONS].find_one({"_id": "ens-rec"})
+    assert kept["split_hash"] == summary.split_hash
+    assert kept["predictions"] == [p.model_dump() for p in predicted.predictions]
 
 
 def test_an_ensemble_cancelled_before_it_starts_is_skipped(trainer_settings, redis_client, roots):

@@ -32,6 +32,7 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
     finished = [e for e in events if e.type == "epoch_finished"]
     best_again = finished[1].val_loss < finished[0].val_loss  # epoch 2 is saved as best too
     assert [e.type for e in events] == [
+        "dataset_audited",  # no audit of the dataset was cached: the trainer found its copy groups itself
         "run_started",
         "epoch_started",
         "epoch_progress",
@@ -44,13 +45,17 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
         *["checkpoint_saved"] * best_again,
         "epoch_finished",
         "evaluation_finished",
+        "test_predictions",
         "run_completed",
     ]
     seqs = [e.seq for e in published(redis_client)]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] == SEQ_PER_ATTEMPT + 1
-    started = events[0]
+    audited, started = events[:2]
+    assert audited.audit.dataset == dataset and audited.audit.images == 30
     assert started.class_names == ["Bacterialblight", "Brownspot", "Leafsmut"]
     assert started.split_sizes == {"train": 18, "val": 6, "test": 6}
+    assert started.split.method == "grouped" and started.split.group_source == "audit" and started.split.split_seed == 0
+    assert started.split == summary.split and started.split.split_hash == summary.split_hash and not summary.may_leak
     assert events[-1].summary == summary
     assert summary.epochs_run == 2 and 0 <= summary.test_accuracy <= 1 and summary.version == "v1"
 
@@ -70,6 +75,21 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
         summary.test_f1_macro,
         6,
     )
+    [predicted] = [e for e in events if e.type == "test_predictions"]
+    assert predicted.split_hash == summary.split_hash and predicted.class_names == summary.class_names
+    dataset_root = Path(settings.data_root) / dataset
+    assert len(predicted.predictions) == 6 and len({p.file for p in predicted.predictions}) == 6
+    for prediction in predicted.predictions:
+        assert (dataset_root / prediction.file).is_file()
+        assert prediction.true_class == prediction.file.split("/")[0]  # the class folder
+    right = sum(p.predicted_class == p.true_class for p in predicted.predictions)
+    assert right / 6 == pytest.approx(summary.test_accuracy)
+    # Each row of the confusion matrix counts the predictions of its true class.
+    for true_index, true_class in enumerate(summary.class_names):
+        assert summary.confusion_matrix[true_index] == [
+            sum(p.true_class == true_class and p.predicted_class == predicted_class for p in predicted.predictions)
+            for predicted_class in summary.class_names
+        ]
 
 
 def test_a_second_attempt_numbers_its_events_after_the_first(settings, redis_client, dataset):

@@ -5,7 +5,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +23,16 @@ from shared.schemas.events import (
     EpochFinished,
     EpochProgress,
     EpochStarted,
+    EvaluationFinished,
     RunCompleted,
     RunFailed,
     RunStarted,
+    TestPredictions,
     TrainingSummary,
     encode_event,
 )
+from shared.schemas.splits import SplitRecord
+from tests.utils.events import image_predictions
 
 APP = Path(__file__).resolve().parents[2] / "services" / "dashboard" / "app.py"
 CLASSES = ["Bacterialblight", "Brownspot", "Leafsmut"]
@@ -44,6 +48,7 @@ STACK_ENV = {
     "PADDY_VISIBILITY_TIMEOUT_S": "7200",
 }
 # The completed run's test split: 15 images per class.
+TEST_IMAGES = 45
 CONFUSION = [[14, 1, 0], [2, 12, 1], [0, 1, 14]]
 PER_CLASS = {
     "Bacterialblight": {"precision": 14 / 16, "recall": 14 / 15, "f1": 0.9032, "support": 15},
@@ -81,6 +86,8 @@ class RunPublisher:
     started_at: datetime | None = None
     # Spec fields other than the defaults below, e.g. a sweep's learning rate.
     spec: dict = field(default_factory=dict)
+    # Runs with equal split hashes were tested on the same images (and pair in GET /compare).
+    split_hash: str = "split-tiny"
 
     def publish(self, event_type, at: datetime | None = None, **fields) -> None:
         self.seq += 1
@@ -110,9 +117,23 @@ class RunPublisher:
             device="cpu",
             epochs_planned=self.epochs,
             class_names=CLASSES,
-            split_sizes={"train": 210, "val": 45, "test": 45},
+            split_sizes={"train": 210, "val": 45, "test": TEST_IMAGES},
+            split=self.split_record(),
         )
         return self
+
+    def split_record(self) -> SplitRecord:
+        """How a trainer of today records the split: grouped unless spec asks for random."""
+        method = self.spec.get("split", "grouped")
+        return SplitRecord(
+            method=method,
+            split_seed=self.spec.get("split_seed", 0),
+            group_source="images" if method == "grouped" else None,
+            groups=300 if method == "grouped" else None,
+            folds=self.spec.get("folds"),
+            fold=self.spec.get("fold"),
+            split_hash=self.split_hash,
+        )
 
     def epoch(self, epoch: int, finish: bool = True) -> "RunPublisher":
         self.publish(EpochStarted, epoch=epoch)
@@ -140,8 +161,32 @@ class RunPublisher:
         self.publish(RunFailed, error_type=error_type, message=message, traceback_tail="...")
         return self
 
-    def complete(self, epochs_run: int, test_accuracy: float = 0.87) -> "RunPublisher":
-        """A finished run; its curves end where epoch_metrics(epochs_run) puts them."""
+    def predictions(self, right: Sequence[bool]) -> "RunPublisher":
+        """test_predictions: image i (of class i mod 3) predicted right where right[i] says."""
+        self.publish(
+            TestPredictions,
+            split_hash=self.split_hash,
+            class_names=CLASSES,
+            predictions=image_predictions(right, CLASSES),
+        )
+        return self
+
+    def complete(
+        self, epochs_run: int, test_accuracy: float = 0.87, right: Sequence[bool] | None = None
+    ) -> "RunPublisher":
+        """A finished run, evaluated and its test predictions kept, as a trainer ends one; its
+        curves end where epoch_metrics(epochs_run) puts them.
+
+        right: which test images it got right (its accuracy then sets test_accuracy); by default
+        the first round(test_accuracy × 45) of them.
+        """
+        if right is None:
+            correct = round(test_accuracy * TEST_IMAGES)
+            right = [True] * correct + [False] * (TEST_IMAGES - correct)
+        else:
+            test_accuracy = sum(right) / len(right)
+        self.publish(EvaluationFinished, accuracy=test_accuracy, loss=0.41, f1_macro=0.888, images=len(right))
+        self.predictions(right)
         last = epoch_metrics(epochs_run)
         summary = TrainingSummary(
             run_id=self.run_id,
@@ -170,6 +215,7 @@ class RunPublisher:
             confusion_matrix=CONFUSION,
             per_class=PER_CLASS,
             best_epoch=epochs_run,
+            split_hash=self.split_hash,
         )
         self.publish(RunCompleted, summary=summary)
         return self

@@ -58,7 +58,13 @@ def stored_run(
     **fields: Any,
 ) -> dict[str, Any]:
     """A run document as the recorder leaves it, written straight into `status` (and `epochs`)."""
-    spec = {"model_name": model_name, "dataset": "leaves", "epochs": max(epochs, 1), "version": version}
+    spec = {
+        "model_name": model_name,
+        "dataset": "leaves",
+        "epochs": max(epochs, 1),
+        "version": version,
+        "split": "grouped",
+    }
     doc = new_status_document(run_id, spec, version, created_at=T0 + timedelta(minutes=created_minute))
     doc["status"] = status
     if start_minute is not None and status != "queued":

@@ -9,8 +9,10 @@ from shared.schemas.events import (
     SEQ_PER_ATTEMPT,
     EpochFinished,
     EpochStarted,
+    ImagePrediction,
     RunCompleted,
     RunStarted,
+    TestPredictions,
     TrainingSummary,
     encode_event,
     utc_now,
@@ -96,6 +98,46 @@ def run_events(
     summary = training_summary(run_id, **(run_fields | summary_fields))
     events.append(RunCompleted(run_id=run_id, seq=next(seq), summary=summary, time=summary.end_time))
     return events
+
+
+def image_predictions(right: Sequence[bool], class_names: Sequence[str] = ("a", "b")) -> list[ImagePrediction]:
+    """One prediction per image: image i is of class i mod C (`<class>/img-<i>.png`), predicted
+    right where right[i] says, else as the next class."""
+    entries = []
+    for i, correct in enumerate(right):
+        true_class = class_names[i % len(class_names)]
+        predicted = true_class if correct else class_names[(i + 1) % len(class_names)]
+        rest = round(0.1 / (len(class_names) - 1), 4)
+        entries.append(
+            ImagePrediction(
+                file=f"{true_class}/img-{i:03d}.png",
+                group=f"photo-{i // 2}",
+                true_class=true_class,
+                predicted_class=predicted,
+                probabilities=[0.9 if name == predicted else rest for name in class_names],
+            )
+        )
+    return entries
+
+
+def predictions_event(
+    run_id: str, seq: int, right: Sequence[bool], split_hash: str = "split-1", class_names: Sequence[str] = ("a", "b")
+) -> TestPredictions:
+    """A run's test_predictions (image_predictions of `right`)."""
+    return TestPredictions(
+        run_id=run_id,
+        seq=seq,
+        split_hash=split_hash,
+        class_names=list(class_names),
+        predictions=image_predictions(right, class_names),
+    )
+
+
+def paired_rights(both_right: int, only_a: int, only_b: int, both_wrong: int) -> tuple[list[bool], list[bool]]:
+    """Which test images runs A and B got right, with these counts of (dis)agreement."""
+    a = [True] * both_right + [True] * only_a + [False] * only_b + [False] * both_wrong
+    b = [True] * both_right + [False] * only_a + [True] * only_b + [False] * both_wrong
+    return a, b
 
 
 def epoch_metrics(run: int, epoch: int) -> dict[str, float]:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
 from services.api.errors import field_error
 from services.api.presenting import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, RunIdPath, job_public, run_or_404
-from services.api.queueing import queue_run, spec_to_queue
+from services.api.queueing import queue_run, queue_study, spec_to_queue
 from shared import names
 from shared.models import ENSEMBLE
 from shared.run_queries import RunListing
@@ -33,6 +33,8 @@ from shared.schemas.jobs import (
     JobSpec,
     JobsPublic,
     RunState,
+    StudyCreated,
+    TestPredictionsPublic,
 )
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -54,6 +56,10 @@ JOB_EXAMPLES = {
         "summary": "a small custom CNN",
         "value": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
     },
+    "folds": {
+        "summary": "5-fold cross-validation over groups: one run per fold",
+        "value": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96, "folds": 5},
+    },
     "transfer": {
         "summary": "ResNet50, frozen backbone",
         "value": {
@@ -71,8 +77,12 @@ JOB_EXAMPLES = {
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=JobCreated,
+    response_model=JobCreated | StudyCreated,
     responses={
+        202: {
+            "description": "JobCreated for one job; StudyCreated (sweep_id, kind, run_ids, count) for a job "
+            "with folds or repeats: one run per fold or seed"
+        },
         401: {"description": "missing or wrong X-API-Key"},
         503: {"description": "the job queue (Redis) is unreachable"},
     },
@@ -83,9 +93,16 @@ def create_job(
     queue: QueueDep,
     events: RedisDep,
     settings: SettingsDep,
-) -> JobCreated:
-    """Queue one training job. The run is visible (status `queued`) as soon as this returns."""
-    return queue_run(store, queue, events, spec_to_queue(spec, settings))
+) -> JobCreated | StudyCreated:
+    """Queue one training job. The run is visible (status `queued`) as soon as this returns.
+
+    With `folds` (k-fold cross-validation over groups) or `repeats` (several training seeds) it
+    queues a study instead: one run per fold or seed under one parent (GET /sweeps/{sweep_id}).
+    """
+    checked = spec_to_queue(spec, settings)
+    if spec.is_study:
+        return queue_study(store, queue, events, checked)
+    return queue_run(store, queue, events, checked)
 
 
 @router.get("", response_model=JobsPublic)
@@ -174,6 +191,34 @@ def get_job_epochs(run_id: RunIdPath, store: StoreDep) -> EpochsPublic:
     if not epochs:
         run_or_404(store, run_id)
     return EpochsPublic(data=[EpochPublic.model_validate(e) for e in epochs], count=len(epochs))
+
+
+@router.get(
+    "/{run_id}/predictions",
+    response_model=TestPredictionsPublic,
+    responses={404: {"description": "no such run, or it kept no per-image test predictions"}},
+)
+def get_job_predictions(run_id: RunIdPath, store: StoreDep) -> TestPredictionsPublic:
+    """The run's prediction for every test image: file (relative to the dataset folder), group,
+    true and predicted class, probabilities in `class_names` order. Kept once the run has been
+    evaluated on its test split; a 404 says when the run exists but has none (yet)."""
+    kept = store.get_test_predictions(run_id)
+    if kept is None:
+        run = run_or_404(store, run_id)
+        why = (
+            "it ran before Paddy kept them"
+            if run["status"] == "completed"
+            else f"it is {run['status']}; they are kept once it has been evaluated on its test split"
+        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no per-image test predictions: {why}")
+    entries = kept["predictions"]
+    return TestPredictionsPublic(
+        run_id=run_id,
+        split_hash=kept["split_hash"],
+        class_names=kept["class_names"],
+        count=len(entries),
+        data=entries,
+    )
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""Grid searches: one job per combination, all validated before any is queued."""
+"""Grid searches (one job per combination, all validated before any is queued) and studies
+(folds, repeats) read back with their test metrics' intervals."""
 
 import itertools
 import math
@@ -12,6 +13,7 @@ from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
 from services.api.errors import ALLOWED, field_error
 from services.api.presenting import job_public
 from services.api.queueing import new_run_id, queue_run
+from services.api.studies import study_intervals
 from services.api.weights import check_weights
 from shared.datasets.imagefolder import DatasetError
 from shared.paths import PathRefusedError
@@ -51,11 +53,21 @@ def expand(sweep: SweepCreate, max_runs: int) -> list[dict[str, Any]]:
     for index, values in enumerate(itertools.product(*(sweep.grid[name] for name in fields))):
         combination = dict(zip(fields, values, strict=True))
         try:
-            specs.append(JobSpec.model_validate({**sweep.base, **combination}).model_dump())
+            spec = JobSpec.model_validate({**sweep.base, **combination})
         except ValidationError as error:
             field, message = _first_error(error)
             where = ("grid", field) if field in combination else ("base", field)
             raise field_error(field, f"combination {index + 1} {combination}: {message}", *where) from None
+        if spec.is_study:
+            field = "repeats" if spec.repeats is not None else "folds"
+            where = ("grid", field) if field in combination else ("base", field)
+            raise field_error(
+                field,
+                f"combination {index + 1} {combination}: a sweep's runs are single runs; give each a fold, "
+                "or queue a study with POST /jobs",
+                *where,
+            )
+        specs.append(spec.model_dump())
     # Base values the grid replaces are in no combination, but they are stored with the sweep.
     try:
         JobSpec.model_validate({**specs[0], **sweep.base})
@@ -101,7 +113,9 @@ def create_sweep(
         except PathRefusedError as error:
             raise field_error("weights", str(error), *_where(sweep, "weights")) from None
     sweep_id = new_run_id()
-    store.insert_sweep({"sweep_id": sweep_id, "created_at": utc_now(), "base": sweep.base, "grid": sweep.grid})
+    store.insert_sweep(
+        {"sweep_id": sweep_id, "created_at": utc_now(), "kind": "grid", "base": sweep.base, "grid": sweep.grid}
+    )
     run_ids = [queue_run(store, queue, events, spec, sweep_id=sweep_id).run_id for spec in specs]
     return SweepCreated(sweep_id=sweep_id, run_ids=run_ids, count=len(run_ids))
 
@@ -112,9 +126,11 @@ def get_sweep(
     store: StoreDep,
     metric: Annotated[SummaryMetric, Query(description="the summary metric that picks `best`")] = "val_accuracy",
 ) -> SweepPublic:
-    """The sweep's runs in the order they were queued, and its best completed run by metric."""
-    if store.get_sweep(sweep_id) is None:
+    """The sweep's runs in the order they were queued, and its best completed run by metric; for a
+    study (folds or repeats), each test metric's mean and 95 % interval over its completed runs."""
+    if (sweep := store.get_sweep(sweep_id)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"sweep {sweep_id} not found")
+    kind = sweep.get("kind") or "grid"  # sweeps stored before studies were all grids
     runs = store.runs_of_sweep(sweep_id)
     scored = [
         run
@@ -128,8 +144,10 @@ def get_sweep(
     now = utc_now()
     return SweepPublic(
         sweep_id=sweep_id,
+        kind=kind,
         metric=metric,
         count=len(runs),
         runs=[job_public(run, now=now) for run in runs],
         best=job_public(best, now=now) if best else None,
+        test_metrics=None if kind == "grid" else study_intervals(runs),
     )

@@ -1,11 +1,12 @@
-"""Compare: a filterable, sortable, paged table of runs; chosen runs' curves overlaid; a metric
-against a hyperparameter; a sweep in parallel coordinates; the best run of each model."""
+"""Compare: a filterable, sortable, paged table of runs; chosen runs' curves overlaid, their test
+accuracies with intervals and paired tests; studies (folds, seeds) compared fold by fold; a
+metric against a hyperparameter; a sweep in parallel coordinates; the best run of each model."""
 
 import math
 
 import streamlit as st
 
-from services.dashboard import api_client, charts, comparison, ui
+from services.dashboard import api_client, charts, comparison, ui, uncertainty
 from services.dashboard.run_views import STATUS_ICONS
 from services.dashboard.settings import get_settings
 from shared.models import ENSEMBLE
@@ -75,7 +76,7 @@ def runs_table(chosen: dict) -> list[dict]:
     return listing["data"]
 
 
-def overlay(page_runs: list[dict]) -> None:
+def overlay(page_runs: list[dict]) -> list[str]:
     st.subheader("Curves of chosen runs")
     labels = {run["run_id"]: f"{run['run_id']} · {run['model_name']} {run['version']}" for run in page_runs}
     default = [run["run_id"] for run in page_runs if run["status"] == "completed"][:3]
@@ -89,14 +90,84 @@ def overlay(page_runs: list[dict]) -> None:
     )
     if len(chosen) < 2:
         st.info("Choose at least two runs to overlay their curves.")
-        return
+        return []
     frame = comparison.overlay_frame(api_client.compare(settings.api_url, tuple(chosen)))
     if frame.empty:
         st.info("None of these runs has finished an epoch yet.")
-        return
+        return chosen
     columns = st.columns(2)
     for index, column in enumerate(("val_loss", "val_acc", "train_loss", "train_acc")):
         columns[index % 2].plotly_chart(charts.overlay_figure(frame, column), key=f"compare.overlay.{column}")
+    return chosen
+
+
+def significance(chosen: list[str]) -> None:
+    """The chosen runs' test accuracies with their intervals, and each pair tested image by image."""
+    st.subheader("Is the difference real?")
+    compared = api_client.compare(settings.api_url, tuple(chosen))
+    frame = uncertainty.test_accuracy_frame(compared["runs"])
+    if frame.empty:
+        st.info("None of the chosen runs has been evaluated on its test split yet.")
+        return
+    chart, table = st.columns([3, 2])
+    chart.plotly_chart(charts.test_accuracy_figure(frame), key="compare.test_accuracy")
+    table.dataframe(
+        frame[["run_id", "test_accuracy", "interval", "test_images"]],
+        hide_index=True,
+        width="stretch",
+        key="compare.intervals",
+        column_config={
+            "run_id": st.column_config.TextColumn("run id"),
+            "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
+            "interval": st.column_config.TextColumn("± (95 %)"),
+            "test_images": st.column_config.NumberColumn("test images"),
+        },
+    )
+    for note in uncertainty.few_images_notes(compared["runs"]):
+        table.caption(note)
+    for runs, verdict, significant in uncertainty.pair_verdicts(compared):
+        show_verdict(f"**{runs}**: {verdict}", significant)
+
+
+def show_verdict(line: str, significant: bool | None) -> None:
+    """A paired test's sentence: green when one side is better, plain when not, small when the
+    two could not be paired (the sentence says why)."""
+    if significant:
+        st.success(line)
+    elif significant is False:
+        st.info(line)
+    else:
+        st.caption(line)
+
+
+def studies() -> None:
+    """Studies of folds or seeds side by side, each pair's difference fold by fold."""
+    st.subheader("Studies: folds and seeds")
+    typed = st.text_input(
+        "Study ids (comma-separated)",
+        key="compare.studies",
+        help="the sweep_id POST /jobs answered for a job with folds or repeats",
+    )
+    ids = tuple(dict.fromkeys(part.strip() for part in typed.split(",") if part.strip()))
+    if len(ids) < 2:
+        st.info(
+            "Give two or more study ids to compare them fold by fold (or seed by seed): queue each model as "
+            "a job with folds or repeats on the New job page or with POST /jobs."
+        )
+        return
+    compared = api_client.compare_studies(settings.api_url, ids)
+    st.dataframe(
+        uncertainty.studies_frame(compared),
+        hide_index=True,
+        width="stretch",
+        key="compare.study_table",
+        column_config={
+            "test_accuracy": st.column_config.NumberColumn("mean test acc", format="percent"),
+            "interval": st.column_config.TextColumn("95 % interval (t)"),
+        },
+    )
+    for pair in compared["pairs"]:
+        show_verdict(f"**{pair['study_a']} vs {pair['study_b']}**: {pair['sentence']}", pair.get("significant"))
 
 
 def hyperparameters(chosen: dict) -> str:
@@ -190,8 +261,10 @@ def body() -> None:
     model_names = [model["name"] for model in api_client.models(settings.api_url)] + [ENSEMBLE]
     chosen = filters(model_names)
     page_runs = ui.section(runs_table, chosen) or []
-    if page_runs:
-        ui.section(overlay, page_runs)
+    chosen_runs = ui.section(overlay, page_runs) if page_runs else []
+    if chosen_runs:
+        ui.section(significance, chosen_runs)
+    ui.section(studies)
     metric = ui.section(hyperparameters, chosen) or st.session_state.get("compare.metric", "val_accuracy")
     ui.section(sweeps, page_runs, metric)
     ui.section(best_per_model, model_names, metric)

@@ -1,13 +1,14 @@
 """New job / sweep: a form built from GET /models' defaults and JobSpec's fields, posting POST /jobs
-or POST /sweeps."""
+or POST /sweeps. The dataset is picked from GET /datasets, with what its audit warns about."""
 
 import streamlit as st
 
-from services.dashboard import api_client, job_form, ui
+from services.dashboard import api_client, dataset_views, job_form, ui
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
 CREATED = "new_job.created"
+DATASETS_PAGE = "pages/datasets.py"
 
 settings = get_settings()
 
@@ -73,6 +74,29 @@ def show_created() -> None:
         st.page_link("pages/live_monitor.py", label="Watch it on the live monitor", icon="📈")
 
 
+def pick_dataset() -> str:
+    """A dataset under the data root, and its warnings; another path inside it may be typed."""
+    by_name = {dataset["name"]: dataset for dataset in api_client.datasets(settings.api_url)}
+    name = st.selectbox(
+        "Dataset",
+        list(by_name),
+        index=None,
+        key="new_job.dataset",
+        placeholder="Choose a dataset under the data root",
+        accept_new_options=True,
+        format_func=lambda name: dataset_views.option_label(by_name.get(name), name),
+        help=job_form.help_text("dataset"),
+    )
+    if name is None:
+        if not by_name:
+            st.info("No dataset under the data root (PADDY_DATA_ROOT) yet; type a path inside it.")
+        return ""
+    if name in by_name:  # its warnings in full: the shortcuts' own messages
+        ui.show_notices(dataset_views.notices(api_client.dataset(settings.api_url, name)))
+        st.page_link(DATASETS_PAGE, label="See the dataset", icon="🗂️", query_params={"dataset": name})
+    return name
+
+
 def body() -> None:
     catalogue = {model["name"]: model for model in api_client.models(settings.api_url)}
     if not catalogue:
@@ -87,14 +111,9 @@ def body() -> None:
     )
     defaults = catalogue[model]["defaults"]
     fields = job_form.form_fields(defaults)
+    dataset = pick_dataset()
     with st.form("new_job.form"):
-        dataset_column, version_column = st.columns([3, 1])
-        dataset = dataset_column.text_input(
-            "Dataset",
-            key="new_job.dataset",
-            placeholder="demo-synth",
-            help=job_form.help_text("dataset"),
-        )
+        version_column, _ = st.columns([1, 3])
         version = version_column.text_input(
             "Version (optional)", key="new_job.version", help=job_form.help_text("version")
         )

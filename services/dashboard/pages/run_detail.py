@@ -3,7 +3,7 @@ checkpoint download. The run comes from the picker or the `run_id` query paramet
 
 import streamlit as st
 
-from services.dashboard import api_client, charts, detail, run_views, ui
+from services.dashboard import api_client, charts, detail, run_views, ui, uncertainty
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
@@ -90,9 +90,12 @@ def results(run: dict) -> None:
         table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="run_detail.settings"
     )
     values = detail.result_metrics(run)
+    test_note = uncertainty.test_accuracy_note(run)
     for row in (("train accuracy", "val accuracy", "test accuracy"), ("test F1 (macro)", "best val loss", "duration")):
         for column, label in zip(metrics_column.columns(3), row, strict=True):
-            column.metric(label, values[label])
+            column.metric(label, values[label], help=test_note if label == "test accuracy" else None)
+    if test_note:
+        metrics_column.caption(test_note)
     if values["start (UTC)"] == "—":
         metrics_column.caption("Not started yet.")
     else:
