@@ -66,7 +66,7 @@ def parse_args() -> argparse.Namespace:
 def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[TrainingSummary, float]:
     spec = JobSpec(
         model_name="custom_cnn",
-        dataset=str(args.data.resolve()),
+        dataset=args.data.resolve().name,
         epochs=args.epochs,
         patience=args.patience,
         batch_size=args.batch_size,
@@ -80,7 +80,8 @@ def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[T
         version="bench",
     )
     with tempfile.TemporaryDirectory() as artifacts:
-        settings = TrainerSettings(artifacts_root=Path(artifacts), device="cpu")
+        # The data root is the dataset's parent: a job names its dataset inside the data root.
+        settings = TrainerSettings(data_root=args.data.resolve().parent, artifacts_root=Path(artifacts), device="cpu")
 
         def progress(event) -> None:
             if event.type == "epoch_finished":

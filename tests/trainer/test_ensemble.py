@@ -33,7 +33,8 @@ TRAININGS_FIELDS = ORIGINAL_TRAININGS_FIELDS | {"dropout": (float, type(None))}
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory) -> dict[str, Path]:
-    """Four completed runs: a (32 px) and b (48 px) share a split; c has another split_seed, d other classes."""
+    """Four completed runs: a (32 px, seed 42) and b (48 px, seed 7) share their dataset's split, as
+    the demo's jobs of different seeds do; c has another split_seed, d other classes."""
     data_root, artifacts_root = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("artifacts")
     synthesize_dataset(data_root / "tiny", per_class=10, size=48, seed=3)
     synthesize_dataset(data_root / "other", per_class=10, size=48, seed=4)
@@ -42,7 +43,7 @@ def roots(tmp_path_factory) -> dict[str, Path]:
     common = {"model_name": "custom_cnn", "epochs": 2, "batch_size": 8, "image_size": 32}
     for run_id, overrides in {
         "a": {},
-        "b": {"image_size": 48, "dropout": 0.2},
+        "b": {"image_size": 48, "dropout": 0.2, "seed": 7},
         "c": {"split_seed": 7},
         "d": {"dataset": "other"},
     }.items():
