@@ -165,6 +165,13 @@ def field_error(field: str, message: str, *loc: str | int) -> HTTPException:
     )
 
 
+def query_error(parameter: str, message: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the query parameter."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": ["query", parameter], "msg": message, "type": "value_error"}]
+    )
+
+
 async def validation_error(_request: Request, error: Exception) -> JSONResponse:
     # Installed for RequestValidationError alone; Starlette types every handler's error as Exception.
     detail = [_with_allowed(dict(item)) for item in cast(RequestValidationError, error).errors()]

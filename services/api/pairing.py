@@ -9,7 +9,8 @@ tested on the same split (equal split hashes) and both kept their per-image pred
 from itertools import combinations
 from typing import Any
 
-from shared.schemas.jobs import PairedComparison
+from services.api.gallery import gallery_image
+from shared.schemas.jobs import ImageVerdicts, PairedComparison
 from shared.stats import mcnemar_exact
 
 # A difference with a two-sided p below this is called real ("A is better than B").
@@ -104,3 +105,32 @@ def _right_by_file(predictions: dict[str, Any]) -> dict[str, bool]:
 
 def _unpaired(run_a: str, run_b: str, reason: str) -> PairedComparison:
     return PairedComparison(run_a=run_a, run_b=run_b, paired=False, sentence=reason)
+
+
+def differing_images(
+    predictions_a: dict[str, Any], predictions_b: dict[str, Any]
+) -> tuple[int, list[ImageVerdicts], list[ImageVerdicts]]:
+    """The images both runs were tested on (their count), those only a got right and those only
+    b got right, each list with the wrong run's most confident mistakes first. The runs must
+    share a split (equal split hashes)."""
+    by_file_a = {e["file"]: gallery_image(e, predictions_a["class_names"]) for e in predictions_a["predictions"]}
+    by_file_b = {e["file"]: gallery_image(e, predictions_b["class_names"]) for e in predictions_b["predictions"]}
+    shared = sorted(by_file_a.keys() & by_file_b.keys())
+    verdicts = [
+        ImageVerdicts(
+            file=file,
+            group=by_file_a[file].group,
+            true_class=by_file_a[file].true_class,
+            predicted_a=by_file_a[file].predicted_class,
+            confidence_a=by_file_a[file].confidence,
+            predicted_b=by_file_b[file].predicted_class,
+            confidence_b=by_file_b[file].confidence,
+        )
+        for file in shared
+        if by_file_a[file].correct != by_file_b[file].correct
+    ]
+    only_a = [v for v in verdicts if v.predicted_a == v.true_class]
+    only_b = [v for v in verdicts if v.predicted_b == v.true_class]
+    only_a.sort(key=lambda v: v.confidence_b, reverse=True)
+    only_b.sort(key=lambda v: v.confidence_a, reverse=True)
+    return len(shared), only_a, only_b

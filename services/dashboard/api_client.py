@@ -188,6 +188,19 @@ def compare_studies(base_url: str, study_ids: tuple[str, ...]) -> dict[str, Any]
 
 
 @st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def gallery(base_url: str, run_id: str, limit: int, offset: int = 0, **filters: Any) -> dict[str, Any]:
+    """`GET /jobs/{run_id}/predictions`: a page of the run's test images, filtered by true_class,
+    predicted_class, correct, sorted by `sort`; each with its prediction and confidence."""
+    return get_json(base_url, f"/jobs/{run_id}/predictions", _params(limit=limit, offset=offset, **filters))
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def run_against_run(base_url: str, run_a: str, run_b: str) -> dict[str, Any]:
+    """`GET /compare/{a}/{b}/images`: the test images one run got right and the other wrong."""
+    return get_json(base_url, f"/compare/{run_a}/{run_b}/images")
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
 def models(base_url: str) -> list[dict[str, Any]]:
     """`GET /models`: [{"name", "description", "defaults"}]."""
     return get_json(base_url, "/models")["data"]

@@ -117,3 +117,35 @@ def can_retry(run: Run) -> bool:
 
 def has_checkpoint(run: Run) -> bool:
     return bool((run.get("checkpoints") or {}).get("best"))
+
+
+# The run detail's gallery: what "Predictions" and "Order" offer, and what they ask the API for.
+GALLERY_WHICH = {"all": None, "wrong": False, "right": True}
+GALLERY_ORDER = {"-confidence": "most confident first", "confidence": "least confident first", "file": "by file"}
+ANY_CLASS = "any"
+
+
+def gallery_filters(true_class: str, predicted_class: str, which: str, sort: str) -> dict[str, Any]:
+    """The gallery's choices as GET /jobs/{id}/predictions' query parameters."""
+    return {
+        "true_class": None if true_class == ANY_CLASS else true_class,
+        "predicted_class": None if predicted_class == ANY_CLASS else predicted_class,
+        "correct": GALLERY_WHICH[which],
+        "sort": sort,
+    }
+
+
+def gallery_caption(image: dict[str, Any]) -> str:
+    """'✅ Brownspot · 97 %' for a right answer; '❌ Brownspot → Leafsmut · 95 %' for a wrong one."""
+    confidence = f"{image['confidence']:.0%}"
+    if image["correct"]:
+        return f"✅ {image['true_class']} · {confidence}"
+    return f"❌ {image['true_class']} → {image['predicted_class']} · {confidence}"
+
+
+def verdicts_caption(image: dict[str, Any], label_a: str, label_b: str) -> str:
+    """'true Brownspot · A: Brownspot 97 % · B: Leafsmut 88 %' for an image two runs disagree on."""
+    return (
+        f"true {image['true_class']} · {label_a}: {image['predicted_a']} {image['confidence_a']:.0%} · "
+        f"{label_b}: {image['predicted_b']} {image['confidence_b']:.0%}"
+    )

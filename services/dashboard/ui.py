@@ -144,3 +144,16 @@ def show_notices(notices: Iterable[Notice]) -> None:
     """A dataset's warnings and notes (dataset_views.notices), as the Datasets and New job pages show them."""
     for notice in notices:
         (st.warning if notice.kind == "warning" else st.info)(notice.text)
+
+
+# Thumbnails of dataset images (copy groups, galleries): longest side in pixels.
+THUMBNAIL_PX = 160
+
+
+def thumbnail(column, dataset: str, file: str, caption: str | None = None) -> None:
+    """One image of a dataset as a thumbnail served by the API, or why it cannot be shown (the
+    file went away since, say)."""
+    try:
+        column.image(api_client.thumbnail(get_settings().api_url, dataset, file, THUMBNAIL_PX), caption=caption or file)
+    except ApiError as error:
+        column.caption(f"{file}: {error.detail}")

@@ -417,16 +417,54 @@ class PredictionPublic(BaseModel):
     probabilities: dict[str, float] = Field(description="every class of the run, summing to 1")
 
 
+class GalleryImage(ImagePrediction):
+    """One test image as a gallery shows it: the prediction and how sure the run was."""
+
+    confidence: float = Field(description="the probability of the predicted class")
+    correct: bool = Field(description="predicted class = true class")
+
+
+GallerySort = Literal["file", "confidence", "-confidence"]
+
+
 class TestPredictionsPublic(BaseModel):
-    """A run's prediction for every test image (GET /jobs/{run_id}/predictions)."""
+    """A run's predictions for its test images (GET /jobs/{run_id}/predictions), filtered and paged."""
 
     __test__ = False  # a schema, not a pytest test class
 
     run_id: str
+    dataset: str | None = Field(
+        None, description="the run's dataset: thumbnails are GET /datasets/{dataset}/images/{file}"
+    )
     split_hash: str = Field(description="runs with equal split hashes were tested on the same images")
     class_names: list[str] = Field(description="the order of each prediction's probabilities")
-    count: int
-    data: list[ImagePrediction]
+    total: int = Field(description="test images the run kept predictions for")
+    count: int = Field(description="images that match the filters (data holds one page of them)")
+    data: list[GalleryImage]
+
+
+class ImageVerdicts(BaseModel):
+    """One test image two runs disagree on: what each said, and how sure it was."""
+
+    file: str
+    group: str
+    true_class: str
+    predicted_a: str
+    confidence_a: float
+    predicted_b: str
+    confidence_b: float
+
+
+class RunAgainstRun(BaseModel):
+    """The test images one of two runs got right and the other wrong (GET /compare/{a}/{b}/images)."""
+
+    run_a: str
+    run_b: str
+    dataset: str | None = Field(None, description="thumbnails are GET /datasets/{dataset}/images/{file}")
+    split_hash: str
+    images: int = Field(description="test images both runs were evaluated on")
+    only_a_right: list[ImageVerdicts] = Field(description="a right, b wrong; b's most confident mistakes first")
+    only_b_right: list[ImageVerdicts] = Field(description="b right, a wrong; a's most confident mistakes first")
 
 
 class PairedComparison(BaseModel):

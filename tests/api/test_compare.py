@@ -5,7 +5,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from services.recorder.writer import BatchWriter
-from shared.schemas.events import EvaluationFinished
+from shared.schemas.events import EvaluationFinished, ImagePrediction, TestPredictions
 from tests.utils.api import detail
 from tests.utils.documents import stored_run
 from tests.utils.events import SPEC, paired_rights, predictions_event, run_events
@@ -101,14 +101,16 @@ def test_every_test_accuracy_carries_its_interval_and_image_count(client, runs):
 
 
 def test_a_runs_predictions_are_served_whole(client, runs):
-    response = client.get("/jobs/run-v1/predictions")
+    response = client.get("/jobs/run-v1/predictions", params={"sort": "file", "limit": 100})
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["run_id"], body["split_hash"], body["class_names"], body["count"]) == (
+    assert (body["run_id"], body["dataset"], body["split_hash"], body["class_names"], body["total"], body["count"]) == (
         "run-v1",
+        SPEC["dataset"],
         "split-1",
         ["a", "b"],
+        52,
         52,
     )
     assert body["data"][0] == {
@@ -117,8 +119,12 @@ def test_a_runs_predictions_are_served_whole(client, runs):
         "true_class": "a",
         "predicted_class": "a",
         "probabilities": [0.9, 0.1],
+        "confidence": 0.9,
+        "correct": True,
     }
-    assert [p["predicted_class"] == p["true_class"] for p in body["data"]] == runs["v1"]
+    assert [p["file"] for p in body["data"]] == sorted(p["file"] for p in body["data"])
+    right = {p["file"]: p["correct"] for p in body["data"]}
+    assert [right[f"{'ab'[i % 2]}/img-{i:03d}.png"] for i in range(52)] == runs["v1"]
 
 
 def test_predictions_of_an_unknown_run_or_a_run_without_them_are_404s(client, runs):
@@ -147,3 +153,113 @@ def test_a_sweeps_runs_carry_their_intervals_too(client, db):
     assert shown[done]["test_accuracy_interval"] == pytest.approx([0.7976, 0.9926], abs=1e-4)
     assert shown[waiting]["test_accuracy_interval"] is None
     assert sweep["best"]["test_accuracy_interval"] == shown[done]["test_accuracy_interval"]
+
+
+def gallery_event(run_id: str, seq: int, rows: list[tuple[str, str, list[float]]]) -> TestPredictions:
+    """test_predictions with chosen probabilities over classes a, b, c: (true class, file, probabilities)."""
+    return TestPredictions(
+        run_id=run_id,
+        seq=seq,
+        split_hash="split-g",
+        class_names=["a", "b", "c"],
+        predictions=[
+            ImagePrediction(
+                file=file,
+                group=file,
+                true_class=true_class,
+                predicted_class="abc"[probabilities.index(max(probabilities))],
+                probabilities=probabilities,
+            )
+            for true_class, file, probabilities in rows
+        ],
+    )
+
+
+@pytest.fixture
+def gallery_runs(db) -> None:
+    """Two runs on one split of six images: g1 wrong on a/2 (as b, 0.7), b/1 (as c, 0.95) and
+    c/1 (as a, 0.5); g2 wrong on a/1 (as c, 0.8) and c/1 (as b, 0.6)."""
+    rows = {
+        "g1": [
+            ("a", "a/1.png", [0.6, 0.3, 0.1]),
+            ("a", "a/2.png", [0.2, 0.7, 0.1]),
+            ("b", "b/1.png", [0.0, 0.05, 0.95]),
+            ("b", "b/2.png", [0.1, 0.8, 0.1]),
+            ("c", "c/1.png", [0.5, 0.2, 0.3]),
+            ("c", "c/2.png", [0.0, 0.01, 0.99]),
+        ],
+        "g2": [
+            ("a", "a/1.png", [0.1, 0.1, 0.8]),
+            ("a", "a/2.png", [0.9, 0.05, 0.05]),
+            ("b", "b/1.png", [0.2, 0.7, 0.1]),
+            ("b", "b/2.png", [0.1, 0.85, 0.05]),
+            ("c", "c/1.png", [0.1, 0.6, 0.3]),
+            ("c", "c/2.png", [0.0, 0.0, 1.0]),
+        ],
+    }
+    for run_id, kept in rows.items():
+        events = run_events(run_id, epochs=1, spec=SPEC | {"version": run_id})
+        BatchWriter(db).write([*events, gallery_event(run_id, events[-1].seq + 1, kept)])
+
+
+def files(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [image["file"] for image in response.json()["data"]]
+
+
+def test_the_gallery_filters_by_cell_and_sorts_by_confidence(client, gallery_runs):
+    url = "/jobs/g1/predictions"
+    # Most confident first by default; ties by file.
+    assert files(client.get(url)) == ["c/2.png", "b/1.png", "b/2.png", "a/2.png", "a/1.png", "c/1.png"]
+    assert files(client.get(url, params={"sort": "confidence"}))[0] == "c/1.png"
+    # A cell of the confusion matrix: true b, predicted c.
+    cell = client.get(url, params={"true_class": "b", "predicted_class": "c"}).json()
+    assert [(i["file"], i["confidence"], i["correct"]) for i in cell["data"]] == [("b/1.png", 0.95, False)]
+    assert (cell["count"], cell["total"]) == (1, 6)
+    # The mistakes, most confident first; the right answers of class a.
+    assert files(client.get(url, params={"correct": "false"})) == ["b/1.png", "a/2.png", "c/1.png"]
+    assert files(client.get(url, params={"correct": "true", "true_class": "a"})) == ["a/1.png"]
+    # Pages.
+    assert files(client.get(url, params={"limit": 2, "offset": 1})) == ["b/1.png", "b/2.png"]
+
+
+def test_the_gallery_refuses_a_class_the_run_does_not_have(client, gallery_runs):
+    response = client.get("/jobs/g1/predictions", params={"true_class": "Blast"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "true_class"]
+    assert "run g1 has no class 'Blast'; its classes: ['a', 'b', 'c']" in detail(response)
+    assert client.get("/jobs/g1/predictions", params={"sort": "size"}).status_code == 422
+
+
+def test_two_runs_differing_images_both_ways_with_each_runs_confidence(client, gallery_runs):
+    response = client.get("/compare/g1/g2/images")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["images"], body["split_hash"], body["dataset"]) == (6, "split-g", SPEC["dataset"])
+    # g1 right, g2 wrong: a/1 (g2 said c at 0.8).
+    assert body["only_a_right"] == [
+        {
+            "file": "a/1.png",
+            "group": "a/1.png",
+            "true_class": "a",
+            "predicted_a": "a",
+            "confidence_a": 0.6,
+            "predicted_b": "c",
+            "confidence_b": 0.8,
+        }
+    ]
+    # g2 right, g1 wrong: b/1 (g1 said c at 0.95) before a/2 (g1 said b at 0.7); c/1 both wrong.
+    assert [(i["file"], i["predicted_a"], i["confidence_a"]) for i in body["only_b_right"]] == [
+        ("b/1.png", "c", 0.95),
+        ("a/2.png", "b", 0.7),
+    ]
+
+
+def test_run_against_run_needs_two_runs_on_one_split_with_predictions(client, gallery_runs, runs):
+    other_split = client.get("/compare/g1/run-v1/images")
+    assert other_split.status_code == 409 and "tested on different splits" in detail(other_split)
+    queued = client.get("/compare/g1/run-v5/images")
+    assert queued.status_code == 404 and "run run-v5 has no per-image test predictions" in detail(queued)
+    assert client.get("/compare/g1/ghost/images").status_code == 404
+    assert client.get("/compare/g1/g1/images").status_code == 422

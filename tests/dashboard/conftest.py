@@ -13,7 +13,7 @@ import streamlit as st
 from infra.local_stack import LocalStack
 from services.dashboard.settings import get_settings
 from shared.datasets.synth import synthesize_dataset
-from tests.utils.dashboard import API_KEY, STACK_ENV, RunPublisher, statuses, wait_until_shown
+from tests.utils.dashboard import API_KEY, STACK_ENV, TINY_PER_CLASS, RunPublisher, statuses, wait_until_shown
 from tests.utils.stack import running_stack
 
 
@@ -30,7 +30,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
     state_dir = tmp_path_factory.mktemp("dashboard-stack")
     with running_stack(state_dir, ("redis", "mongo", "recorder", "api"), env=STACK_ENV) as running:
         # POST /jobs checks that the dataset exists; no trainer runs, so the job stays queued.
-        synthesize_dataset(state_dir / "data" / "tiny", per_class=2, size=32, seed=1)
+        synthesize_dataset(state_dir / "data" / "tiny", per_class=TINY_PER_CLASS, size=32, seed=1)
         yield running
 
 

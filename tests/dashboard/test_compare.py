@@ -277,3 +277,19 @@ def test_a_run_split_image_by_image_is_marked_may_leak(recorded_runs, api, event
     )
     others = table.drop(index=run.run_id)["test_interval"].dropna()
     assert len(others) and not others.str.contains("may leak").any()
+
+
+def test_two_chosen_runs_show_the_images_only_one_got_right(vggs, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE)
+    v1, v2, _v3 = vggs
+
+    app.multiselect(key="compare.overlay").set_value(vggs).run()
+
+    assert (app.selectbox(key="compare.run_a").value, app.selectbox(key="compare.run_b").value) == (v1, v2)
+    sides = [text.value for text in app.markdown if text.value.startswith("**Only ")]
+    assert sides == [f"**Only A ({v1}) right: 1 of 45 images**", f"**Only B ({v2}) right: 9 of 45 images**"]
+    captions = [caption for image in app.get("image") for caption in image.captions]
+    # Image 30 (class 30 mod 3 = Bacterialblight): v1 right, v2 said the next class.
+    assert captions[0] == "true Bacterialblight · A: Bacterialblight 90% · B: Brownspot 90%"
+    assert len(captions) == 10 and all(c.startswith("true ") for c in captions)

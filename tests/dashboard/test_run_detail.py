@@ -80,7 +80,38 @@ def test_a_completed_run_shows_settings_results_curves_and_its_confusion_matrix(
     assert epochs["val_acc"].tolist() == pytest.approx([0.5, 0.75, 1 - 0.5 / 3])
 
     assert [button.proto.label for button in app.get("download_button")] == ["Best checkpoint"]
-    assert [button.key for button in app.button] == ["run_detail.retry"]  # a finished run: no cancel
+    actions = [button.key for button in app.button if not button.key.startswith("run_detail.cell.")]
+    assert actions == ["run_detail.retry"]  # a finished run: no cancel
+
+
+def test_a_confusion_cell_opens_the_gallery_of_its_images(recorded_runs, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = page(PAGE, {"run_id": recorded_runs.completed})
+    # Nine cells, labelled with their counts; an empty cell cannot be opened.
+    cells = {button.key: button for button in app.button if button.key.startswith("run_detail.cell.")}
+    assert [cells[f"run_detail.cell.{t}.{p}"].label for t in range(3) for p in range(3)] == [
+        str(count) for row in CONFUSION for count in row
+    ]
+    assert cells["run_detail.cell.0.2"].disabled and not cells["run_detail.cell.0.1"].disabled
+    # The gallery starts with every test image, most confident first: a page of 24 of 45.
+    assert len(app.get("image")) == 24
+    assert "Images 1–24 of 45 matching (45 tested)." in [caption.value for caption in app.caption]
+
+    cells["run_detail.cell.1.2"].click().run()  # true Brownspot, predicted Leafsmut
+
+    assert app.selectbox(key="gallery.true").value == "Brownspot"
+    assert app.selectbox(key="gallery.predicted").value == "Leafsmut"
+    # The recorded run got its last 6 of 45 test images wrong, each as the next class: images 40
+    # and 43 are the Brownspot ones (the 14th and 15th), thumbnails of the `tiny` files themselves.
+    images = app.get("image")
+    assert [caption for image in images for caption in image.captions] == ["❌ Brownspot → Leafsmut · 90%"] * 2
+    assert all(url.endswith(".jpg") for image in images for url in image.value)
+    assert "Images 1–2 of 2 matching (45 tested)." in [caption.value for caption in app.caption]
+
+    app.selectbox(key="gallery.predicted").select("any").run()
+    app.selectbox(key="gallery.which").select("right").run()
+    captions = [caption for image in app.get("image") for caption in image.captions]
+    assert len(captions) == 13 and set(captions) == {"✅ Brownspot · 90%"}
 
 
 def test_a_failed_run_shows_its_error_and_can_be_retried(recorded_runs, api, api_url, dashboard_env):

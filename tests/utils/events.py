@@ -100,9 +100,11 @@ def run_events(
     return events
 
 
-def image_predictions(right: Sequence[bool], class_names: Sequence[str] = ("a", "b")) -> list[ImagePrediction]:
-    """One prediction per image: image i is of class i mod C (`<class>/img-<i>.png`), predicted
-    right where right[i] says, else as the next class."""
+def image_predictions(
+    right: Sequence[bool], class_names: Sequence[str] = ("a", "b"), files: Sequence[str] | None = None
+) -> list[ImagePrediction]:
+    """One prediction per image: image i is of class i mod C (`<class>/img-<i>.png` unless files
+    names it), predicted right where right[i] says, else as the next class."""
     entries = []
     for i, correct in enumerate(right):
         true_class = class_names[i % len(class_names)]
@@ -110,7 +112,7 @@ def image_predictions(right: Sequence[bool], class_names: Sequence[str] = ("a", 
         rest = round(0.1 / (len(class_names) - 1), 4)
         entries.append(
             ImagePrediction(
-                file=f"{true_class}/img-{i:03d}.png",
+                file=files[i] if files is not None else f"{true_class}/img-{i:03d}.png",
                 group=f"photo-{i // 2}",
                 true_class=true_class,
                 predicted_class=predicted,

@@ -1,5 +1,6 @@
 """Several runs side by side: their epochs lined up by epoch number, and every pair tested on the
-same images compared image by image (pairing.py)."""
+same images compared image by image (pairing.py); the images two runs disagree on; studies
+compared fold by fold (studies.py)."""
 
 import re
 from itertools import combinations
@@ -8,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from services.api.deps import StoreDep
-from services.api.pairing import paired_comparisons
-from services.api.presenting import find_runs, job_public
+from services.api.errors import query_error
+from services.api.pairing import differing_images, paired_comparisons
+from services.api.presenting import RunIdPath, find_runs, job_public, run_or_404
 from services.api.studies import STUDY_KINDS, compare_studies, study_intervals
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
@@ -17,6 +19,7 @@ from shared.schemas.jobs import (
     ComparePublic,
     CompareRow,
     EpochPublic,
+    RunAgainstRun,
     StudiesComparePublic,
     StudyMetric,
     StudySummary,
@@ -32,16 +35,10 @@ def distinct_ids(text: str, parameter: str, noun: str) -> list[str]:
     """The distinct ids of a comma-separated query parameter; a 422 unless MIN_RUNS to MAX_RUNS."""
     ids = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     if not MIN_RUNS <= len(ids) <= MAX_RUNS or not all(re.fullmatch(RUN_ID_PATTERN, one) for one in ids):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["query", parameter],
-                    "type": "value_error",
-                    "msg": f"give {MIN_RUNS} to {MAX_RUNS} distinct {noun} (letters, digits, '-' and '_'), "
-                    f"comma-separated; got {len(ids)}",
-                }
-            ],
+        raise query_error(
+            parameter,
+            f"give {MIN_RUNS} to {MAX_RUNS} distinct {noun} (letters, digits, '-' and '_'), "
+            f"comma-separated; got {len(ids)}",
         )
     return ids
 
@@ -123,4 +120,46 @@ def compare_studies_route(
             for study_id in ids
         ],
         pairs=[compare_studies(found[a], runs[a], found[b], runs[b], metric) for a, b in combinations(ids, 2)],
+    )
+
+
+@router.get(
+    "/compare/{run_a}/{run_b}/images",
+    response_model=RunAgainstRun,
+    responses={
+        404: {"description": "no such run, or one kept no per-image test predictions"},
+        409: {"description": "the runs were tested on different splits"},
+    },
+)
+def run_against_run(run_a: RunIdPath, run_b: RunIdPath, store: StoreDep) -> RunAgainstRun:
+    """Two runs tested on the same split, image by image: the images only a got right and those
+    only b got right, each with both runs' predicted class and confidence (the wrong run's most
+    confident mistakes first); thumbnails at GET /datasets/{dataset}/images/{file}."""
+    if run_a == run_b:
+        raise query_error("run_b", "compare a run with another run")
+    kept = {}
+    for run_id in (run_a, run_b):
+        run = run_or_404(store, run_id)
+        if (kept_run := store.get_test_predictions(run_id)) is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"run {run_id} has no per-image test predictions (it is {run['status']}, or ran before Paddy kept them)",
+            )
+        kept[run_id] = (run, kept_run)
+    (first, predictions_a), (_second, predictions_b) = kept[run_a], kept[run_b]
+    if predictions_a["split_hash"] != predictions_b["split_hash"]:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"runs {run_a} and {run_b} were tested on different splits (split hash {predictions_a['split_hash']} "
+            f"vs {predictions_b['split_hash']}), so on different images",
+        )
+    images, only_a, only_b = differing_images(predictions_a, predictions_b)
+    return RunAgainstRun(
+        run_a=run_a,
+        run_b=run_b,
+        dataset=(first.get("spec") or {}).get("dataset"),
+        split_hash=predictions_a["split_hash"],
+        images=images,
+        only_a_right=only_a,
+        only_b_right=only_b,
     )

@@ -12,7 +12,8 @@ from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
-from services.api.errors import field_error
+from services.api.errors import field_error, query_error
+from services.api.gallery import gallery
 from services.api.presenting import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, RunIdPath, job_public, run_or_404
 from services.api.queueing import queue_run, queue_study, spec_to_queue
 from shared import names
@@ -28,6 +29,7 @@ from shared.schemas.jobs import (
     RUN_SORT_FIELDS,
     EpochPublic,
     EpochsPublic,
+    GallerySort,
     JobCreated,
     JobPublic,
     JobSpec,
@@ -196,28 +198,53 @@ def get_job_epochs(run_id: RunIdPath, store: StoreDep) -> EpochsPublic:
 @router.get(
     "/{run_id}/predictions",
     response_model=TestPredictionsPublic,
-    responses={404: {"description": "no such run, or it kept no per-image test predictions"}},
+    responses={
+        404: {"description": "no such run, or it kept no per-image test predictions"},
+        422: {"description": "a class the run does not have"},
+    },
 )
-def get_job_predictions(run_id: RunIdPath, store: StoreDep) -> TestPredictionsPublic:
-    """The run's prediction for every test image: file (relative to the dataset folder), group,
-    true and predicted class, probabilities in `class_names` order. Kept once the run has been
-    evaluated on its test split; a 404 says when the run exists but has none (yet)."""
+def get_job_predictions(
+    run_id: RunIdPath,
+    store: StoreDep,
+    true_class: Annotated[
+        str | None, Query(max_length=MAX_LABEL_LENGTH, description="only images of this class")
+    ] = None,
+    predicted_class: Annotated[
+        str | None, Query(max_length=MAX_LABEL_LENGTH, description="only images predicted as this class")
+    ] = None,
+    correct: Annotated[bool | None, Query(description="only right (true) or wrong (false) predictions")] = None,
+    sort: Annotated[
+        GallerySort, Query(description="-confidence: most confident first (default); confidence; file")
+    ] = "-confidence",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> TestPredictionsPublic:
+    """The run's predictions for its test images, a gallery: file (relative to the dataset
+    folder, its thumbnail at GET /datasets/{dataset}/images/{file}), group, true and predicted
+    class, confidence, probabilities in `class_names` order. Filter by true and predicted class
+    (a cell of the confusion matrix) or by right and wrong; kept once the run has been evaluated
+    on its test split, and a 404 says when the run exists but has none (yet)."""
     kept = store.get_test_predictions(run_id)
+    run = run_or_404(store, run_id) if kept is None else store.get_run(run_id) or {}
     if kept is None:
-        run = run_or_404(store, run_id)
         why = (
             "it ran before Paddy kept them"
             if run["status"] == "completed"
             else f"it is {run['status']}; they are kept once it has been evaluated on its test split"
         )
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} has no per-image test predictions: {why}")
-    entries = kept["predictions"]
+    for name, value in (("true_class", true_class), ("predicted_class", predicted_class)):
+        if value is not None and value not in kept["class_names"]:
+            raise query_error(name, f"run {run_id} has no class {value!r}; its classes: {kept['class_names']}")
+    images = gallery(kept, true_class=true_class, predicted_class=predicted_class, correct=correct, sort=sort)
     return TestPredictionsPublic(
         run_id=run_id,
+        dataset=(run.get("spec") or {}).get("dataset"),
         split_hash=kept["split_hash"],
         class_names=kept["class_names"],
-        count=len(entries),
-        data=entries,
+        total=len(kept["predictions"]),
+        count=len(images),
+        data=images[offset : offset + limit],
     )
 
 

@@ -1,12 +1,13 @@
 """Compare: a filterable, sortable, paged table of runs; chosen runs' curves overlaid, their test
-accuracies with intervals and paired tests; studies (folds, seeds) compared fold by fold; a
-metric against a hyperparameter; a sweep in parallel coordinates; the best run of each model."""
+accuracies with intervals and paired tests, the images two of them disagree on; studies (folds,
+seeds) compared fold by fold; a metric against a hyperparameter; a sweep in parallel
+coordinates; the best run of each model."""
 
 import math
 
 import streamlit as st
 
-from services.dashboard import api_client, charts, comparison, ui, uncertainty
+from services.dashboard import api_client, charts, comparison, detail, ui, uncertainty
 from services.dashboard.run_views import STATUS_ICONS
 from services.dashboard.settings import get_settings
 from shared.models import ENSEMBLE
@@ -140,6 +141,36 @@ def show_verdict(line: str, significant: bool | None) -> None:
         st.caption(line)
 
 
+# Images run against run shows on each side, at most, in rows of this many.
+DIFFERING_SHOWN, DIFFERING_ROW = 12, 3
+
+
+def run_against_run(chosen: list[str]) -> None:
+    """Two of the chosen runs side by side: the test images one got right and the other wrong."""
+    st.subheader("Where two runs disagree")
+    column_a, column_b = st.columns(2)
+    run_a = column_a.selectbox("Run A", chosen, index=0, key="compare.run_a")
+    run_b = column_b.selectbox("Run B", chosen, index=1, key="compare.run_b")
+    if not run_a or not run_b or run_a == run_b:
+        st.info("Choose two different runs.")
+        return
+    found = api_client.run_against_run(settings.api_url, run_a, run_b)
+    sides = (
+        (column_a, "A", run_a, found["only_a_right"]),
+        (column_b, "B", run_b, found["only_b_right"]),
+    )
+    for column, label, run_id, images in sides:
+        with column:
+            st.markdown(f"**Only {label} ({run_id}) right: {len(images)} of {found['images']} images**")
+            shown = images[:DIFFERING_SHOWN]
+            for first in range(0, len(shown), DIFFERING_ROW):
+                row = shown[first : first + DIFFERING_ROW]
+                for cell, image in zip(st.columns(DIFFERING_ROW), row, strict=False):
+                    ui.thumbnail(cell, found["dataset"], image["file"], detail.verdicts_caption(image, "A", "B"))
+            if len(images) > len(shown):
+                st.caption(f"the {len(shown)} the other run was surest of; {len(images) - len(shown)} more")
+
+
 def studies() -> None:
     """Studies of folds or seeds side by side, each pair's difference fold by fold."""
     st.subheader("Studies: folds and seeds")
@@ -264,6 +295,7 @@ def body() -> None:
     chosen_runs = ui.section(overlay, page_runs) if page_runs else []
     if chosen_runs:
         ui.section(significance, chosen_runs)
+        ui.section(run_against_run, chosen_runs)
     ui.section(studies)
     metric = ui.section(hyperparameters, chosen) or st.session_state.get("compare.metric", "val_accuracy")
     ui.section(sweeps, page_runs, metric)

@@ -11,7 +11,6 @@ from services.dashboard.settings import get_settings
 
 PICKED = "datasets.dataset"
 AUDIT_ASKED = "datasets.audit_asked"
-THUMBNAIL_PX = 160
 
 settings = get_settings()
 
@@ -119,16 +118,9 @@ def copy_groups(name: str, audit: dict) -> None:
             st.markdown(dataset_views.group_title(group))
             files = group["files"][: dataset_views.FILES_SHOWN]
             for column, file in zip(st.columns(dataset_views.FILES_SHOWN), files, strict=False):
-                thumbnail(column, name, file)
+                ui.thumbnail(column, name, file)
             if len(group["files"]) > len(files):
                 st.caption(f"and {len(group['files']) - len(files)} more")
-
-
-def thumbnail(column, name: str, file: str) -> None:
-    try:
-        column.image(api_client.thumbnail(settings.api_url, name, file, THUMBNAIL_PX), caption=file)
-    except ApiError as error:  # the file went away since the audit, say
-        column.caption(f"{file}: {error.detail}")
 
 
 def body() -> None:

@@ -1,5 +1,5 @@
-"""Run detail: one run's settings, results, curves, confusion matrix and epochs; cancel, retry,
-checkpoint download. The run comes from the picker or the `run_id` query parameter."""
+"""Run detail: one run's settings, results, curves, confusion matrix (its cells open the gallery of
+their test images) and epochs; cancel, retry, checkpoint download. The run comes from the picker or the `run_id` query parameter."""
 
 import streamlit as st
 
@@ -9,6 +9,8 @@ from services.dashboard.settings import get_settings
 
 RUNS_LISTED = 500
 PICKED = "run_detail.run"
+# The gallery: images a page, in rows of this many.
+GALLERY_PAGE, GALLERY_ROW = 24, 6
 
 settings = get_settings()
 
@@ -144,6 +146,8 @@ def evaluation(run: dict) -> None:
     matrix.plotly_chart(
         charts.confusion_figure(summary["confusion_matrix"], summary["class_names"]), key="run_detail.confusion"
     )
+    with matrix:
+        confusion_cells(summary["confusion_matrix"], summary["class_names"])
     scores = detail.per_class_frame(summary)
     per_class.plotly_chart(charts.per_class_figure(scores), key="run_detail.per_class")
     st.dataframe(
@@ -157,6 +161,75 @@ def evaluation(run: dict) -> None:
     )
 
 
+def open_cell(true_class: str, predicted_class: str) -> None:
+    """A confusion-matrix cell clicked: the gallery shows that cell's images."""
+    st.session_state.update(
+        {
+            "gallery.true": true_class,
+            "gallery.predicted": predicted_class,
+            "gallery.which": "all",
+            "gallery.page": 1,
+        }
+    )
+
+
+def confusion_cells(matrix: list[list[int]], class_names: list[str]) -> None:
+    """The confusion matrix as buttons, rows the true class: a click opens the cell's images."""
+    st.caption("Click a cell to see its images (rows: true class, columns: predicted).")
+    for true_index, row in enumerate(matrix):
+        columns = st.columns([2] + [1] * len(row))
+        columns[0].markdown(f"**{class_names[true_index]}**")
+        for predicted_index, count in enumerate(row):
+            columns[predicted_index + 1].button(
+                str(count),
+                key=f"run_detail.cell.{true_index}.{predicted_index}",
+                help=f"true {class_names[true_index]}, predicted {class_names[predicted_index]}",
+                type="primary" if true_index == predicted_index else "secondary",
+                disabled=count == 0,
+                on_click=open_cell,
+                args=(class_names[true_index], class_names[predicted_index]),
+                width="stretch",
+            )
+
+
+def gallery(run: dict) -> None:
+    """The run's test images with what it predicted, filtered by cell, class or right / wrong."""
+    st.subheader("Test images")
+    class_names = (run.get("summary") or {}).get("class_names") or run.get("class_names") or []
+    dataset = (run.get("spec") or {}).get("dataset")
+    if not run.get("test_images") or not dataset:
+        st.info("The test images appear once the run has been evaluated on its test split.")
+        return
+    true_column, predicted_column, which_column, order_column = st.columns(4)
+    choices = [detail.ANY_CLASS, *class_names]
+    true_class = true_column.selectbox("True class", choices, key="gallery.true")
+    predicted_class = predicted_column.selectbox("Predicted class", choices, key="gallery.predicted")
+    which = which_column.selectbox("Predictions", list(detail.GALLERY_WHICH), key="gallery.which")
+    orders = list(detail.GALLERY_ORDER)
+    order = order_column.selectbox(
+        "Order", orders, format_func=lambda key: detail.GALLERY_ORDER[key], key="gallery.order"
+    )
+    filters = detail.gallery_filters(
+        true_class or detail.ANY_CLASS, predicted_class or detail.ANY_CLASS, which or "all", order or orders[0]
+    )
+    page = st.session_state.get("gallery.page", 1)
+    found = api_client.gallery(settings.api_url, run["run_id"], GALLERY_PAGE, (page - 1) * GALLERY_PAGE, **filters)
+    if not found["data"]:
+        st.info("No test image matches these choices.")
+        return
+    start = (page - 1) * GALLERY_PAGE
+    st.caption(
+        f"Images {start + 1}–{start + len(found['data'])} of {found['count']} matching ({found['total']} tested)."
+    )
+    for first in range(0, len(found["data"]), GALLERY_ROW):
+        row = found["data"][first : first + GALLERY_ROW]
+        for column, image in zip(st.columns(GALLERY_ROW), row, strict=False):
+            ui.thumbnail(column, dataset, image["file"], detail.gallery_caption(image))
+    pages = -(-found["count"] // GALLERY_PAGE)
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", 1, pages, key="gallery.page")
+
+
 def show_run(run_id: str) -> None:
     run = api_client.get_run(settings.api_url, run_id)
     header(run)
@@ -164,6 +237,8 @@ def show_run(run_id: str) -> None:
     results(run)
     curves(run)
     evaluation(run)
+    if run["status"] == "completed":
+        ui.section(gallery, run)
 
 
 def show_live_run(run_id: str) -> None:
