@@ -27,9 +27,12 @@ import redis
 from pymongo.errors import PyMongoError
 
 from infra import processes
+from shared import names
 
 # Every service this module knows, in the order they start; stop goes the other way.
 SERVICE_ORDER = ("redis", "mongo", "recorder", "api", "trainer", "flower", "dashboard")
+# Started with each trainer (one per trainer): the predict queue's own worker.
+PREDICTOR = "predictor"
 # Started and made ready before any Paddy service, stopped after all of them.
 BACKING_SERVICES = frozenset({"redis", "mongo"})
 STATE_FILE = "stack.json"
@@ -386,32 +389,10 @@ class LocalStack:
                 for index in range(1, config.trainers + 1):
                     # Celery logs "trainer-1@<host> ready." once it consumes; importing the
                     # task module (torch) takes a while, more so with several starting at once.
-                    # Every trainer consumes both queues: training jobs and predictions.
-                    services.append(
-                        _Service(
-                            f"trainer-{index}",
-                            [
-                                python,
-                                "-m",
-                                "celery",
-                                "-A",
-                                "services.trainer.celery_app",
-                                "worker",
-                                "-Q",
-                                "training,predict",
-                                "--concurrency",
-                                "1",
-                                "--pool",
-                                "prefork",
-                                "-n",
-                                f"trainer-{index}@%h",
-                                "--loglevel",
-                                "INFO",
-                            ],
-                            60,
-                            ready_log_line=rf"\btrainer-{index}@\S+ ready\.",
-                        )
-                    )
+                    # The trainer takes training jobs (and audits between them); its predictor
+                    # beside it serves predictions alone, so none waits behind a training job.
+                    services.append(self._celery_worker(f"trainer-{index}", names.TRAINER_QUEUES))
+                    services.append(self._celery_worker(f"{PREDICTOR}-{index}", names.PREDICTOR_QUEUES))
             elif name == "flower":
                 services.append(
                     _Service(
@@ -564,6 +545,13 @@ class LocalStack:
 
     def _redis_url(self) -> str:
         return f"redis://{self.config.host}:{self.config.redis_port}/0"
+
+    @staticmethod
+    def _celery_worker(name: str, queues: str) -> _Service:
+        """One Celery worker of the trainer's code, named name@<host>, one task at a time."""
+        command = [sys.executable, "-m", "celery", "-A", "services.trainer.celery_app", "worker", "-Q", queues]
+        command += ["--concurrency", "1", "--pool", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO"]
+        return _Service(name, command, 60, ready_log_line=rf"\b{name}@\S+ ready\.")
 
     def _service_url(self, name: str) -> str | None:
         config = self.config

@@ -16,11 +16,15 @@ LEASE_KEY = "paddy:lease:{run_id}"
 CANCEL_KEY = "paddy:cancel:{run_id}"
 CANCEL_FLAG_TTL_S = 86_400
 
-# Celery queues the trainers consume and the task names the API sends (by name: the API
-# never imports the trainer). Predictions have their own queue so that they are not queued
-# behind hours of training jobs; every trainer worker consumes both (`-Q training,predict`).
+# Celery queues and the task names the API sends (by name: the API never imports the trainer).
+# Each trainer worker consumes TRAINING_QUEUE and BACKGROUND_QUEUE (dataset audits: minutes of
+# work, between training jobs); beside it a predictor worker consumes PREDICT_QUEUE alone, so a
+# photo is never queued behind a training job or an audit (PREDICTOR_QUEUES, TRAINER_QUEUES).
 TRAINING_QUEUE = "training"
 PREDICT_QUEUE = "predict"
+BACKGROUND_QUEUE = "background"
+TRAINER_QUEUES = f"{TRAINING_QUEUE},{BACKGROUND_QUEUE}"
+PREDICTOR_QUEUES = PREDICT_QUEUE
 TRAIN_TASK = "paddy.train"
 ENSEMBLE_TASK = "paddy.ensemble"
 PREDICT_TASK = "paddy.predict"

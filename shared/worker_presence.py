@@ -51,3 +51,9 @@ def _document(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def trainers(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The workers that take training jobs; the others (predictors) serve predictions alone.
+    A document without queues (written before predictors had workers of their own) trains."""
+    return [w for w in workers if names.TRAINING_QUEUE in w.get("queues", [names.TRAINING_QUEUE])]

@@ -36,8 +36,12 @@ def post_job(api) -> str:
 
 
 def runs_by_trainer(health: dict) -> dict[str, str | None]:
-    """{"trainer-1": the run it trains or None, …} from a /health answer."""
-    return {w["hostname"].split("@")[0]: w["run_id"] for w in health["worker_details"]}
+    """{"trainer-1": the run it trains or None, …} from a /health answer (predictors left out)."""
+    return {
+        name: w["run_id"]
+        for w in health["worker_details"]
+        if (name := w["hostname"].split("@")[0]).startswith("trainer-")
+    }
 
 
 def test_busy_trainers_are_counted_and_a_stopped_one_drops_out(stack):

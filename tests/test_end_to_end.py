@@ -85,7 +85,7 @@ def test_a_job_trains_and_is_recorded_as_the_original_system_did(stack, api, db)
     assert [e["val_loss"] for e in api.get(f"/jobs/{run_id}/epochs").json()["data"]] == [e["val_loss"] for e in epochs]
 
     # Every test image's prediction is kept, and agrees with the test accuracy and its interval.
-    predictions = api.get(f"/jobs/{run_id}/predictions").json()
+    predictions = api.get(f"/jobs/{run_id}/predictions", params={"limit": 500}).json()
     assert predictions["count"] == status["split_sizes"]["test"] == run["test_images"]
     assert predictions["split_hash"] == training["split_hash"]
     right = sum(p["predicted_class"] == p["true_class"] for p in predictions["data"])

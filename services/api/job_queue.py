@@ -39,12 +39,13 @@ class JobQueue:
         self._send(names.ENSEMBLE_TASK, run_id, spec)
 
     def send_audit(self, dataset: str) -> None:
-        """A dataset's audit, on the predict queue: minutes of work that must not wait behind
-        hours of training jobs. Its report comes back as an event; nobody waits for the result."""
+        """A dataset's audit, on the background queue: minutes of work a trainer does between
+        training jobs, never in the way of a prediction. Its report comes back as an event;
+        nobody waits for the result."""
         self._celery.send_task(
             names.AUDIT_TASK,
             args=[dataset],
-            queue=names.PREDICT_QUEUE,
+            queue=names.BACKGROUND_QUEUE,
             retry=True,
             retry_policy=self._retry_policy,
             ignore_result=True,

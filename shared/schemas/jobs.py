@@ -648,6 +648,9 @@ class HealthPublic(BaseModel):
         description="live trainer workers, busy or idle: those whose presence key in Redis "
         "is fresh (each refreshes it every few seconds and deletes it when it stops)"
     )
+    predictors: int = Field(
+        0, description="live predictor workers: each serves the predict queue alone, beside a trainer"
+    )
     worker_details: list[dict[str, Any]] = Field(
         default_factory=list,
         description="each live worker's own report, by hostname: hostname, pid, queues, started_at, seen_at "

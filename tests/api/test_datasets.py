@@ -81,7 +81,7 @@ def test_an_audit_is_queued_once_while_it_waits(client, db, data_root, redis_cli
     assert first.status_code == 202 and first.json()["queued"] is True
     again = client.post("/datasets/leaves/audit")
     assert again.status_code == 202 and again.json() == {**first.json(), "queued": False}
-    assert queued_tasks(redis_client, names.PREDICT_QUEUE) == [(names.AUDIT_TASK, ["leaves"])]
+    assert queued_tasks(redis_client, names.BACKGROUND_QUEUE) == [(names.AUDIT_TASK, ["leaves"])]
     assert client.get("/datasets/leaves").json()["audit_request"] == {
         "requested_at": first.json()["requested_at"],
         "error": None,
@@ -91,7 +91,7 @@ def test_an_audit_is_queued_once_while_it_waits(client, db, data_root, redis_cli
     store_audit(db, data_root, audited_at=utc_now() + timedelta(seconds=1))
     assert client.get("/datasets/leaves").json()["audit_request"] is None
     assert client.post("/datasets/leaves/audit").json()["queued"] is True
-    assert len(queued_tasks(redis_client, names.PREDICT_QUEUE)) == 2
+    assert len(queued_tasks(redis_client, names.BACKGROUND_QUEUE)) == 2
 
 
 def test_a_failed_audit_says_why_and_can_be_asked_again(client, redis_client):
@@ -127,7 +127,7 @@ def test_what_is_no_dataset_is_refused(client, data_root, redis_client, method, 
     (data_root / "readme.txt").write_text("-")
     response = client.request(method, path)
     assert response.status_code == code and words in detail(response), response.text
-    assert queued_tasks(redis_client, names.PREDICT_QUEUE) == []
+    assert queued_tasks(redis_client, names.BACKGROUND_QUEUE) == []
 
 
 def jpeg_size(response) -> tuple[int, int]:

@@ -42,6 +42,7 @@ def test_health_when_all_is_well(client):
         "redis": "ok",
         "mongodb": "ok",
         "workers": 0,
+        "predictors": 0,
         "worker_details": [],
         "recorder": {"recorders": [], "lag": None},
     }

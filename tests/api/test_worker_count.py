@@ -35,3 +35,13 @@ def test_no_workers_while_redis_is_down_is_degraded_not_an_error(client, redis_c
     assert response.status_code == 503
     body = response.json()
     assert body["redis"].startswith("unreachable") and body["workers"] == 0 and body["worker_details"] == []
+
+
+def test_predictors_are_counted_apart_from_the_trainers(client, redis_client):
+    publish_worker(redis_client, worker_presence("trainer-1@box", queues=["background", "training"]), ttl_s=60)
+    publish_worker(redis_client, worker_presence("predictor-1@box", queues=["predict"]), ttl_s=60)
+    body = client.get("/health").json()
+    assert (body["workers"], body["predictors"]) == (1, 1)
+    assert [w["hostname"] for w in body["worker_details"]] == ["predictor-1@box", "trainer-1@box"]
+    values = metric_values(client.get("/metrics").text)
+    assert (values["paddy_workers"], values["paddy_predictors"]) == (1, 1)

@@ -98,7 +98,7 @@ def test_the_audit_button_queues_one_audit_and_shows_it_waiting(api_url, dashboa
     assert table_with(app, "label_conflicts").set_index("dataset").loc[name, "state"] == "⏳ audit queued"
     app.button(key="datasets.audit").click().run()
     assert texts(app.info)[0] == "An audit of this dataset is already queued; no second one was added."
-    audits = [args for task, args in queued_tasks(events, names.PREDICT_QUEUE) if task == names.AUDIT_TASK]
+    audits = [args for task, args in queued_tasks(events, names.BACKGROUND_QUEUE) if task == names.AUDIT_TASK]
     assert audits.count([name]) == 1
 
 

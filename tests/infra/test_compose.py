@@ -17,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKING_SERVICES = {"redis", "mongo"}
-PADDY_SERVICES = {"recorder", "api", "trainer", "dashboard", "flower"}
+PADDY_SERVICES = {"recorder", "api", "trainer", "predictor", "dashboard", "flower"}
+# The services built from the trainer's image (the only one with torch).
+TRAINER_IMAGE_SERVICES = {"trainer", "predictor"}
 TORCH_PINS = {"torch==2.14.1", "torchvision==0.29.1"}
 
 
@@ -150,8 +152,9 @@ def test_every_service_is_defined(services):
     assert set(services) == BACKING_SERVICES | PADDY_SERVICES
 
 
-def test_trainer_reserves_one_gpu_and_can_be_scaled(services):
-    trainer = services["trainer"]
+@pytest.mark.parametrize("name", sorted(TRAINER_IMAGE_SERVICES))
+def test_trainer_reserves_one_gpu_and_can_be_scaled(services, name):
+    trainer = services[name]
     devices = trainer["deploy"]["resources"]["reservations"]["devices"]
     assert [d for d in devices if d["driver"] == "nvidia" and "gpu" in d["capabilities"] and d.get("count") == 1], (
         devices
@@ -182,7 +185,7 @@ def test_paddy_services_reach_the_backing_services_by_name(services, name):
     assert environment["PADDY_ARTIFACTS_ROOT"] == "/artifacts"
 
 
-@pytest.mark.parametrize("name", ["recorder", "api", "trainer"])
+@pytest.mark.parametrize("name", ["recorder", "api", "trainer", "predictor"])
 def test_services_that_need_redis_and_mongo_wait_until_healthy(services, name):
     depends_on = services[name]["depends_on"]
     assert depends_on["redis"]["condition"] == depends_on["mongo"]["condition"] == "service_healthy"
@@ -279,8 +282,19 @@ def test_each_image_installs_only_extras_that_exist(services, extras, name):
 
 def test_only_the_trainer_image_installs_torch(services, extras):
     assert TORCH_PINS <= set(extras["trainer"])
-    assert installed_extras(services["trainer"]) == {"trainer"}
-    for name in PADDY_SERVICES - {"trainer"}:
+    for name in TRAINER_IMAGE_SERVICES:
+        assert installed_extras(services[name]) == {"trainer"}
+    for name in PADDY_SERVICES - TRAINER_IMAGE_SERVICES:
         requirements = [r for extra in installed_extras(services[name]) for r in extras[extra]]
         assert not [r for r in requirements if r.startswith("torch")], name
     assert not [d for extra, deps in extras.items() if extra != "trainer" for d in deps if d.startswith("torch")]
+
+
+def test_predictions_have_a_worker_of_their_own_beside_the_trainers(services):
+    def queues(name):
+        command = services[name]["command"]
+        return command[command.index("-Q") + 1].split(",")
+
+    assert queues("trainer") == ["training", "background"]
+    assert queues("predictor") == ["predict"]
+    assert services["predictor"]["command"][services["predictor"]["command"].index("--concurrency") + 1] == "1"

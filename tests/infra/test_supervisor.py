@@ -163,6 +163,7 @@ def test_killed_recorder_and_trainer_come_back_and_the_job_completes(state_dir):
         "recorder": "1",
         "api": "0",
         "trainer-1": "1",
+        "predictor-1": "0",
     }
     assert all(row["STATUS"] == "up" for row in rows.values())
     assert rows["api"]["URL"] == state["urls"]["api"]

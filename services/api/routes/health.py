@@ -12,12 +12,12 @@ from services.api.deps import RedisDep, StoreDep, check_api_key
 from shared import names
 from shared.recorder_state import read_recorder_states, recorder_lag
 from shared.schemas.jobs import HealthPublic, RunState
-from shared.worker_presence import read_workers
+from shared.worker_presence import read_workers, trainers
 
 router = APIRouter(tags=["service"])
 log = logging.getLogger(__name__)
 
-QUEUES = (names.TRAINING_QUEUE, names.PREDICT_QUEUE)
+QUEUES = (names.TRAINING_QUEUE, names.PREDICT_QUEUE, names.BACKGROUND_QUEUE)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -55,7 +55,8 @@ def health(redis_client: RedisDep, store: StoreDep) -> JSONResponse:
     body = HealthPublic(
         status="ok" if healthy else "degraded",
         **checks,
-        workers=len(workers),
+        workers=len(trainers(workers)),
+        predictors=len(workers) - len(trainers(workers)),
         worker_details=workers,
         recorder={"recorders": recorders, "lag": lag},
     )
@@ -86,10 +87,14 @@ def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
         "# TYPE paddy_recorder_lag_events gauge",
         f"paddy_recorder_lag_events {lag if lag is not None else 0}",
     ]
+    workers = read_workers(redis_client)
     lines += [
         "# HELP paddy_workers Trainer workers alive, busy or idle (their presence keys in Redis).",
         "# TYPE paddy_workers gauge",
-        f"paddy_workers {len(read_workers(redis_client))}",
+        f"paddy_workers {len(trainers(workers))}",
+        "# HELP paddy_predictors Predictor workers alive (the predict queue's own workers beside the trainers).",
+        "# TYPE paddy_predictors gauge",
+        f"paddy_predictors {len(workers) - len(trainers(workers))}",
     ]
     lines += [
         "# HELP paddy_visibility_refresh_misses_total Refreshes of a running job's broker message that found "
