@@ -18,15 +18,21 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The dashboard's browser test drives Debian's Chromium through Playwright (never a browser
-# download). Installed with apt when missing: as root directly, else through sudo.
+# download), with an emoji font so that screenshots show the dashboard's icons. Installed with
+# apt when missing: as root directly, else through sudo. Without apt, Chromium must be there
+# already (the font is then optional).
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+EMOJI_FONT := fonts-noto-color-emoji
 chromium:
-	@command -v chromium >/dev/null || { \
-	  command -v apt-get >/dev/null || { echo "chromium not found and no apt-get: install Chromium (the browser test needs it)"; exit 1; }; \
-	  [ -z "$(SUDO)" ] || command -v sudo >/dev/null || { echo "chromium not found: run 'apt-get install -y chromium' as root"; exit 1; }; \
-	  echo "installing chromium (apt-get)"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	}
+	@missing=""; \
+	  command -v chromium >/dev/null || missing="chromium"; \
+	  command -v dpkg >/dev/null && ! dpkg -s $(EMOJI_FONT) >/dev/null 2>&1 && missing="$$missing $(EMOJI_FONT)"; \
+	  [ -z "$$missing" ] || { \
+	    command -v apt-get >/dev/null || { echo "chromium not found and no apt-get: install Chromium (the browser test needs it)"; exit 1; }; \
+	    [ -z "$(SUDO)" ] || command -v sudo >/dev/null || { echo "run 'apt-get install -y$$missing' as root"; exit 1; }; \
+	    echo "installing$$missing (apt-get)"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  }
 
 demo: install
 	$(BIN)/paddy data synth --out $(STATE)/data/demo-synth --per-class 200 --size 96 --seed 0

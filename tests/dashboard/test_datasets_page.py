@@ -92,7 +92,7 @@ def test_the_audit_button_queues_one_audit_and_shows_it_waiting(api_url, dashboa
     app.button(key="datasets.audit").click().run()
 
     assert texts(app.success) == [
-        "Audit queued: a trainer runs it next to predictions, then this page shows its report."
+        "Audit queued: a trainer runs it between training jobs, then this page shows its report."
     ]
     assert any(text.startswith("An audit was queued at") for text in texts(app.info))
     assert table_with(app, "label_conflicts").set_index("dataset").loc[name, "state"] == "⏳ audit queued"

@@ -56,7 +56,7 @@ def audit_button(name: str) -> None:
     if "problem" in asked:
         ui.show_write_problem(asked["problem"])
     elif asked["queued"]:
-        st.success("Audit queued: a trainer runs it next to predictions, then this page shows its report.")
+        st.success("Audit queued: a trainer runs it between training jobs, then this page shows its report.")
     else:
         st.info("An audit of this dataset is already queued; no second one was added.")
 
