@@ -199,6 +199,17 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     assert page.get_by_role("button", name=re.compile("Best checkpoint")).count() == 1
     shoot(page, artifacts_dir / "run-detail.png")
 
+    # A cell of the confusion matrix opens the gallery of that cell's test images.
+    summary = api.get(f"/jobs/{run_id}").json()["summary"]
+    matrix, classes = summary["confusion_matrix"], summary["class_names"]
+    cell = next(i for i, row in enumerate(matrix) if row[i] > 0)
+    page.locator(f".st-key-run_detail-cell-{cell}-{cell} button").first.click()
+    shown = min(matrix[cell][cell], 24)
+    page.get_by_text(f"Images 1–{shown} of {matrix[cell][cell]} matching").wait_for()
+    settle(page)
+    captions = page.locator('[data-testid="stImage"]').filter(has_text=f"✅ {classes[cell]} ·")
+    assert captions.count() == shown
+
     # A prediction with the new run, on a photo from its dataset.
     open_page(page, "Predict")
     photo = next((stack.state_dir / "data" / DATASET / "Brownspot").glob("*.png"))
