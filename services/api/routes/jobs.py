@@ -207,10 +207,16 @@ def get_job_predictions(
     run_id: RunIdPath,
     store: StoreDep,
     true_class: Annotated[
-        str | None, Query(max_length=MAX_LABEL_LENGTH, description="only images of this class")
+        str | None,
+        Query(max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS, description="only images of this class"),
     ] = None,
     predicted_class: Annotated[
-        str | None, Query(max_length=MAX_LABEL_LENGTH, description="only images predicted as this class")
+        str | None,
+        Query(
+            max_length=MAX_LABEL_LENGTH,
+            pattern=NO_CONTROL_CHARACTERS,
+            description="only images predicted as this class",
+        ),
     ] = None,
     correct: Annotated[bool | None, Query(description="only right (true) or wrong (false) predictions")] = None,
     sort: Annotated[
@@ -224,8 +230,8 @@ def get_job_predictions(
     class, confidence, probabilities in `class_names` order. Filter by true and predicted class
     (a cell of the confusion matrix) or by right and wrong; kept once the run has been evaluated
     on its test split, and a 404 says when the run exists but has none (yet)."""
+    run = run_or_404(store, run_id)
     kept = store.get_test_predictions(run_id)
-    run = run_or_404(store, run_id) if kept is None else store.get_run(run_id) or {}
     if kept is None:
         why = (
             "it ran before Paddy kept them"
