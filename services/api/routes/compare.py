@@ -96,18 +96,17 @@ def compare_studies_route(
     for every pair of one kind the paired difference fold by fold (or seed by seed) with its
     95 % interval, in words."""
     ids = distinct_ids(study_ids, "study_ids", "study ids")
-    studies = {study_id: store.get_sweep(study_id) for study_id in ids}
-    unknown = [study_id for study_id, study in studies.items() if study is None]
+    found = {study_id: study for study_id in ids if (study := store.get_sweep(study_id)) is not None}
+    unknown = [study_id for study_id in ids if study_id not in found]
     if unknown:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown study id(s): {', '.join(unknown)}")
-    grids = [study_id for study_id, study in studies.items() if (study or {}).get("kind") not in STUDY_KINDS]
+    grids = [study_id for study_id in ids if found[study_id].get("kind") not in STUDY_KINDS]
     if grids:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"not a study of folds or repeats: {', '.join(grids)} (grid sweeps have no folds to pair)",
         )
     runs = {study_id: store.runs_of_sweep(study_id) for study_id in ids}
-    found = {study_id: study for study_id, study in studies.items() if study is not None}
     return StudiesComparePublic(
         metric=metric,
         studies=[
