@@ -190,11 +190,17 @@ def data_synth(
     per_class: Annotated[int, typer.Option(min=1, help="images per class")] = 100,
     size: Annotated[int, typer.Option(min=16, max=2048, help="image side in pixels")] = 128,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    masks: Annotated[
+        Path | None,
+        typer.Option(help="also write each image's lesion mask here (<class>/NNNN.png); keep it outside --out"),
+    ] = None,
 ) -> None:
     """Draw a synthetic rice-leaf dataset: Bacterialblight, Brownspot and Leafsmut."""
     from shared.datasets.synth import synthesize_dataset
 
-    counts = synthesize_dataset(out, per_class=per_class, size=size, seed=seed)
+    if masks is not None and masks.resolve().is_relative_to(out.resolve()):
+        _fail(f"paddy data synth: --masks {masks} lies inside --out {out}, where masks would read as images")
+    counts = synthesize_dataset(out, per_class=per_class, size=size, seed=seed, masks=masks)
     for class_name, count in counts.items():
         typer.echo(f"{count:>6}  {out / class_name}")
 
@@ -325,12 +331,29 @@ class _EpochLines:
 
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="image files")],
+    images: Annotated[
+        list[Path], typer.Argument(help="image files, or one folder: its images as a batch through the API")
+    ],
     run: Annotated[str, typer.Option(help="run id: a completed training run or an ensemble")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     artifacts: Annotated[Path | None, typer.Option(help="artifacts directory; default: the settings'")] = None,
+    api_url: Annotated[str, typer.Option(help="a folder: the API that classifies it")] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str,
+        typer.Option(
+            envvar="PADDY_API_KEY", show_default=False, help="a folder: the API's key (default: the local stack's)"
+        ),
+    ] = "",
+    out: Annotated[Path | None, typer.Option(help="a folder: write its CSV here (default: print it)")] = None,
 ) -> None:
-    """Classify images with a completed run: the class and the probability of every class."""
+    """Classify images with a completed run: the class and the probability of every class. Image
+    files are classified here; a folder is sent to the API as a batch (POST /batches), classified
+    by the stack's predictors with a progress bar, and its CSV printed or written to --out."""
+    if any(path.is_dir() for path in images):
+        if len(images) > 1:
+            _fail("paddy predict: give one folder, or image files", code=2)
+        _predict_folder(run, images[0], api_url, api_key, out)
+        return
     import json
 
     from services.trainer.predict import PredictionError, predict_images
@@ -356,6 +379,29 @@ def predict(
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         typer.echo("  ".join(cells).rstrip())
+
+
+def _predict_folder(run: str, folder: Path, api_url: str, api_key: str, out: Path | None) -> None:
+    from infra.audit_report import AuditProgress
+    from infra.batch_client import BatchError, predict_folder
+    from infra.local_stack import DEV_API_KEY
+
+    progress = AuditProgress()  # one bar on stderr, as `paddy data audit` shows its phases
+    try:
+        batch, csv_text = predict_folder(
+            api_url, api_key or DEV_API_KEY, run, folder, lambda b: progress("classifying", b["done"], b["total"])
+        )
+    except BatchError as error:
+        _fail(f"paddy predict: {error}")
+    finally:
+        progress.close()
+    summary = f"batch {batch['batch_id']}: {batch['total']} images, {batch['failed_images']} unreadable"
+    if out is None:  # the CSV alone on stdout, ready for a pipe
+        typer.echo(csv_text, nl=False)
+        typer.echo(summary, err=True)
+        return
+    out.write_text(csv_text, encoding="utf-8")
+    typer.echo(f"{summary} → {out}")
 
 
 def _trainer_settings(artifacts: Path | None):

@@ -33,6 +33,9 @@ from shared import names
 SERVICE_ORDER = ("redis", "mongo", "recorder", "api", "trainer", "flower", "dashboard")
 # Started with each trainer (one per trainer): the predict queue's own worker.
 PREDICTOR = "predictor"
+# A predictor's process keeps the models it served loaded; a batch prediction is a message per
+# chunk, so the trainers' 50 tasks a process (celeryconfig) would reload them every 800 images.
+PREDICTOR_MAX_TASKS_PER_CHILD = 1000
 # Started and made ready before any Paddy service, stopped after all of them.
 BACKING_SERVICES = frozenset({"redis", "mongo"})
 STATE_FILE = "stack.json"
@@ -392,7 +395,11 @@ class LocalStack:
                     # The trainer takes training jobs (and audits between them); its predictor
                     # beside it serves predictions alone, so none waits behind a training job.
                     services.append(self._celery_worker(f"trainer-{index}", names.TRAINER_QUEUES))
-                    services.append(self._celery_worker(f"{PREDICTOR}-{index}", names.PREDICTOR_QUEUES))
+                    services.append(
+                        self._celery_worker(
+                            f"{PREDICTOR}-{index}", names.PREDICTOR_QUEUES, PREDICTOR_MAX_TASKS_PER_CHILD
+                        )
+                    )
             elif name == "flower":
                 services.append(
                     _Service(
@@ -547,10 +554,12 @@ class LocalStack:
         return f"redis://{self.config.host}:{self.config.redis_port}/0"
 
     @staticmethod
-    def _celery_worker(name: str, queues: str) -> _Service:
+    def _celery_worker(name: str, queues: str, max_tasks_per_child: int | None = None) -> _Service:
         """One Celery worker of the trainer's code, named name@<host>, one task at a time."""
         command = [sys.executable, "-m", "celery", "-A", "services.trainer.celery_app", "worker", "-Q", queues]
         command += ["--concurrency", "1", "--pool", "prefork", "-n", f"{name}@%h", "--loglevel", "INFO"]
+        if max_tasks_per_child is not None:
+            command += ["--max-tasks-per-child", str(max_tasks_per_child)]
         return _Service(name, command, 60, ready_log_line=rf"\b{name}@\S+ ready\.")
 
     def _service_url(self, name: str) -> str | None:

@@ -33,6 +33,11 @@ PREDICT_TASK = "paddy.predict"
 # trainers (which write them and record their paths in checkpoint_saved events) and the API.
 RUNS_DIR = "runs"
 BEST_CHECKPOINT = "best.pt"
+# Grad-CAM overlays of some of a run's test images, written by the trainer when the run
+# completes (services/trainer/run_heatmaps.py) into RUNS_DIR/<run_id>/HEATMAPS_DIR/, listed by
+# HEATMAPS_INDEX there ({"files": {dataset-relative file: JPEG name}}), served by the API.
+HEATMAPS_DIR = "heatmaps"
+HEATMAPS_INDEX = "index.json"
 
 # MongoDB: database and collection names are those of the original system.
 DATABASE = "model_logs_db"
@@ -65,3 +70,13 @@ AUDIT_REQUEST_TTL_S = 86_400
 # One document per run (`_id` the run id): every test image's prediction (a test_predictions
 # event), for paired comparisons of runs tested on the same split (GET /compare).
 TEST_PREDICTIONS = "test_predictions"
+
+# Batch predictions (POST /batches): a folder of the data root or an uploaded zip, classified on
+# the predict queue a chunk of images per message; each chunk queues the next behind whatever
+# arrived meanwhile, so a single prediction never waits for more than one chunk. Their files
+# live in BATCHES_DIR/<batch_id>/ under the artifacts root; BATCH_KEY holds a batch's progress
+# (shared/batches.py) for BATCH_TTL_S seconds after its last change.
+BATCH_PREDICT_TASK = "paddy.predict_batch"
+BATCHES_DIR = "batches"
+BATCH_KEY = "paddy:batch:{batch_id}"
+BATCH_TTL_S = 7 * 86_400

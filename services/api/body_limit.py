@@ -5,13 +5,16 @@ limits are settings, and the 413 is JSON like every other error.)
 
 JSON bodies get PADDY_MAX_BODY_BYTES (1 MiB: a job spec is a few hundred bytes); the image
 upload of POST /predict gets PADDY_MAX_UPLOAD_BYTES plus room for its multipart framing (the
-file itself is then checked exactly by uploads.read_limited).
+file itself is then checked exactly by uploads.read_limited), the zip of POST /batches
+PADDY_MAX_BATCH_UPLOAD_BYTES likewise.
 """
 
 from collections.abc import Callable
 
 from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
+
+from services.api.settings import ApiSettings
 
 # Room for the multipart boundaries and the other form fields of an upload.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
@@ -25,14 +28,22 @@ class BodyTooLarge(HTTPException):
         super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, message)
 
 
-def body_limit(path: str, max_body_bytes: int, max_upload_bytes: int) -> tuple[int, str]:
+def body_limit(path: str, settings: ApiSettings) -> tuple[int, str]:
     """The most bytes a request to path may send, and the 413's message."""
     if path == "/predict":
         return (
-            max_upload_bytes + UPLOAD_OVERHEAD_BYTES,
-            f"the upload is larger than {max_upload_bytes} bytes (PADDY_MAX_UPLOAD_BYTES)",
+            settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES,
+            f"the upload is larger than {settings.max_upload_bytes} bytes (PADDY_MAX_UPLOAD_BYTES)",
         )
-    return max_body_bytes, f"the request body is larger than {max_body_bytes} bytes (PADDY_MAX_BODY_BYTES)"
+    if path == "/batches":
+        return (
+            settings.max_batch_upload_bytes + UPLOAD_OVERHEAD_BYTES,
+            f"the upload is larger than {settings.max_batch_upload_bytes} bytes (PADDY_MAX_BATCH_UPLOAD_BYTES)",
+        )
+    return (
+        settings.max_body_bytes,
+        f"the request body is larger than {settings.max_body_bytes} bytes (PADDY_MAX_BODY_BYTES)",
+    )
 
 
 class BodySizeLimit:

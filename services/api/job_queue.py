@@ -51,6 +51,18 @@ class JobQueue:
             ignore_result=True,
         )
 
+    def send_batch(self, batch_id: str) -> None:
+        """A batch's first chunk, on the predict queue. Each chunk queues the next behind whatever
+        arrived meanwhile, so a single prediction waits for at most one chunk of a batch."""
+        self._celery.send_task(
+            names.BATCH_PREDICT_TASK,
+            args=[batch_id, 0],
+            queue=names.PREDICT_QUEUE,
+            retry=True,
+            retry_policy=self._retry_policy,
+            ignore_result=True,
+        )
+
     def _send(self, task: str, run_id: str, spec: dict[str, Any]) -> None:
         # task_id = run_id: a message seen twice is the same run, and revoke finds it by run id.
         # ignore_result: nobody waits for it, so the result backend is not even subscribed to.
@@ -64,11 +76,12 @@ class JobQueue:
             ignore_result=True,
         )
 
-    def predict(self, run_id: str, image: bytes, timeout_s: float) -> dict[str, Any]:
-        """{"class", "probabilities"} for one image, from whichever trainer takes the task."""
+    def predict(self, run_id: str, image: bytes, timeout_s: float, heatmap: bool = False) -> dict[str, Any]:
+        """{"class", "probabilities"} for one image (and "heatmap", a base64 JPEG, when asked),
+        from whichever predictor takes the task."""
         result = self._celery.send_task(
             names.PREDICT_TASK,
-            args=[run_id, [base64.b64encode(image).decode()]],
+            args=[run_id, [base64.b64encode(image).decode()], heatmap],
             queue=names.PREDICT_QUEUE,
             retry=True,
             retry_policy=self._retry_policy,

@@ -11,6 +11,7 @@ from services.api import errors
 from services.api.body_limit import BodySizeLimit, body_limit
 from services.api.deps import check_api_key
 from services.api.routes import (
+    batches,
     compare,
     datasets,
     ensembles,
@@ -39,7 +40,8 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "missing or wrong X-API-Key (writes; reads when closed)"},
     413: {
         "model": ErrorPublic,
-        "description": "a request body larger than PADDY_MAX_BODY_BYTES (POST /predict: PADDY_MAX_UPLOAD_BYTES)",
+        "description": "a request body larger than PADDY_MAX_BODY_BYTES (POST /predict: PADDY_MAX_UPLOAD_BYTES; "
+        "POST /batches: PADDY_MAX_BATCH_UPLOAD_BYTES)",
     },
     500: {"model": ErrorPublic, "description": "unexpected error; the server log has it under the id given"},
     503: {"description": "Redis or MongoDB unreachable"},
@@ -56,13 +58,14 @@ app = FastAPI(
 errors.install(app)
 app.add_middleware(
     BodySizeLimit,
-    limit_for=lambda path: body_limit(path, get_settings().max_body_bytes, get_settings().max_upload_bytes),
+    limit_for=lambda path: body_limit(path, get_settings()),
 )
 for router in (
     jobs.router,
     sweeps.router,
     ensembles.router,
     predict.router,
+    batches.router,
     compare.router,
     models.router,
     datasets.router,

@@ -29,6 +29,17 @@ class ApiSettings(PaddySettings):
     max_image_pixels: int = Field(40_000_000, ge=1)
     # Seconds POST /predict waits for a trainer's answer before a 504.
     predict_timeout_s: float = Field(60.0, gt=0)
+    # POST /batches (services/api/zip_upload.py): the largest zip in bytes (this request's body
+    # limit); the most images a zip or a folder of the data root may hold; the most bytes a zip's
+    # images may unpack to, and how many times its compressed size one image may unpack to (zip
+    # bombs). Each image also has max_upload_bytes and max_image_pixels.
+    max_batch_upload_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    max_batch_files: int = Field(5_000, ge=1)
+    max_batch_unpacked_bytes: int = Field(1024 * 1024 * 1024, ge=1)
+    max_compression_ratio: float = Field(100.0, ge=1)
+    # Images a predictor classifies per message of a batch: a single prediction sent meanwhile
+    # waits for at most one such chunk (a fraction of a second for the small models on a CPU).
+    batch_chunk_images: int = Field(16, ge=1, le=1024)
 
     def insecure_reason(self) -> str | None:
         """Why these settings must not serve, or None. Checked at startup (main.lifespan)."""

@@ -1,5 +1,5 @@
-"""Thumbnails of a dataset's images (GET /datasets/{name}/images/{path}): the dashboard's copy
-groups show them. Small JPEGs, decoded at reduced scale where the format allows, and never from
+"""Thumbnails of a dataset's images (GET /datasets/{name}/images/{path}) and of a batch's
+(GET /batches/{batch_id}/images/{file}): the dashboard's copy groups and galleries show them. Small JPEGs, decoded at reduced scale where the format allows, and never from
 an image with more pixels than PADDY_MAX_IMAGE_PIXELS (checked from its header)."""
 
 import hashlib
@@ -7,12 +7,15 @@ import io
 import warnings
 from pathlib import Path
 
+from fastapi import HTTPException, Response, status
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Longest side of a thumbnail, in pixels: the default and the most a client may ask for.
 DEFAULT_SIZE = 160
 MAX_SIZE = 512
 MIN_SIZE = 16
+# Browsers and the dashboard keep a thumbnail this long, then ask again with its ETag.
+MAX_AGE_S = 3600
 
 
 class ThumbnailError(ValueError):
@@ -46,3 +49,16 @@ def etag(path: Path, size: int) -> str:
     """Changes when the file does (its size or modification time) or another size is asked for."""
     stat = path.stat()
     return '"' + hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}:{size}".encode()).hexdigest()[:20] + '"'
+
+
+def thumbnail_response(image: Path, size: int, if_none_match: str | None, max_pixels: int, named: str) -> Response:
+    """The thumbnail as an answer with its ETag, or 304 when the client has it already; 422 naming
+    the image (as `named`, never its server path) when it cannot be shown."""
+    headers = {"ETag": etag(image, size), "Cache-Control": f"private, max-age={MAX_AGE_S}"}
+    if if_none_match == headers["ETag"]:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    try:
+        data = thumbnail(image, size, max_pixels)
+    except ThumbnailError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{named}: {error}") from None
+    return Response(data, media_type="image/jpeg", headers=headers)

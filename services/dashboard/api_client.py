@@ -20,6 +20,8 @@ SLOW_TTL_S = get_settings().cache_ttl_s
 CONNECT_TIMEOUT_S = 3.0
 # Predictions wait for a trainer; the API gives up after PADDY_PREDICT_TIMEOUT_S (60 s).
 PREDICT_TIMEOUT_S = 90.0
+# A batch's zip may take a while to upload (up to PADDY_MAX_BATCH_UPLOAD_BYTES, 200 MB).
+UPLOAD_TIMEOUT_S = 300.0
 # A dataset's images change rarely: their thumbnails stay cached longer than any list, at most
 # this many of them (a few KB each).
 THUMBNAIL_TTL_S = 600.0
@@ -226,6 +228,37 @@ def thumbnail(base_url: str, name: str, path: str, size: int) -> bytes:
     ).content
 
 
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def batch(base_url: str, batch_id: str) -> dict[str, Any]:
+    """`GET /batches/{batch_id}`: {"state", "done", "total", "failed_images", "error", …}."""
+    return get_json(base_url, f"/batches/{batch_id}")
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def batch_predictions(base_url: str, batch_id: str, limit: int, offset: int = 0, **filters: Any) -> dict[str, Any]:
+    """`GET /batches/{batch_id}/predictions`: a page of the batch's images with their class and
+    confidence, filtered by predicted_class, sorted by `sort` (asked once the batch is done)."""
+    return get_json(base_url, f"/batches/{batch_id}/predictions", _params(limit=limit, offset=offset, **filters))
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def batch_csv(base_url: str, batch_id: str) -> bytes:
+    """`GET /batches/{batch_id}/predictions.csv`: file, class, a probability per class, error."""
+    return request(base_url, "GET", f"/batches/{batch_id}/predictions.csv").content
+
+
+@st.cache_data(ttl=THUMBNAIL_TTL_S, show_spinner=False, max_entries=THUMBNAILS_CACHED)
+def batch_thumbnail(base_url: str, batch_id: str, file: str, size: int) -> bytes:
+    """`GET /batches/{batch_id}/images/{file}`: a JPEG at most `size` pixels on its longest side."""
+    return request(base_url, "GET", f"/batches/{batch_id}/images/{quote(file)}", params={"size": size}).content
+
+
+@st.cache_data(ttl=SLOW_TTL_S, show_spinner=False)
+def run_heatmap(base_url: str, run_id: str, file: str) -> bytes:
+    """`GET /jobs/{run_id}/heatmaps/{file}`: the test image with the run's Grad-CAM map over it (JPEG)."""
+    return request(base_url, "GET", f"/jobs/{run_id}/heatmaps/{quote(file)}").content
+
+
 def checkpoint(base_url: str, run_id: str) -> bytes:
     """`GET /jobs/{run_id}/checkpoint`: the best checkpoint's bytes (fetched on click only)."""
     return request(base_url, "GET", f"/jobs/{run_id}/checkpoint").content
@@ -268,13 +301,26 @@ def queue_audit(base_url: str, name: str) -> dict[str, Any]:
     return request(base_url, "POST", f"/datasets/{quote(name, safe='')}/audit").json()
 
 
-def predict(base_url: str, run_id: str, file_name: str, content: bytes, mime: str) -> dict[str, Any]:
-    """`POST /predict` (multipart) → {"run_id", "class_name", "probabilities": {class: p}}."""
+def predict(
+    base_url: str, run_id: str, file_name: str, content: bytes, mime: str, heatmap: bool = False
+) -> dict[str, Any]:
+    """`POST /predict` (multipart) → {"run_id", "class_name", "probabilities": {class: p}}, and
+    "heatmap" (a base64 JPEG of the Grad-CAM overlay) when asked."""
     return request(
         base_url,
         "POST",
         "/predict",
         files={"file": (file_name, content, mime)},
-        data={"run_id": run_id},
+        data={"run_id": run_id, "heatmap": str(heatmap).lower()},
         timeout=PREDICT_TIMEOUT_S,
     ).json()
+
+
+def create_batch(
+    base_url: str, run_id: str, *, folder: str | None = None, zip_name: str = "", zip_bytes: bytes | None = None
+) -> dict[str, Any]:
+    """`POST /batches` with a zip (multipart) or a folder of the data root →
+    {"batch_id", "run_id", "images", "skipped", "skipped_count"}."""
+    files = {"file": (zip_name or "images.zip", zip_bytes, "application/zip")} if zip_bytes is not None else None
+    data = {"run_id": run_id} | ({"folder": folder} if folder else {})
+    return request(base_url, "POST", "/batches", data=data, files=files, timeout=UPLOAD_TIMEOUT_S).json()

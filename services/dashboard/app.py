@@ -18,6 +18,7 @@ PAGES = {
         st.Page("pages/compare.py", title="Compare", icon="📊"),
         st.Page("pages/time_filter.py", title="Time filter", icon="🗓️"),
         st.Page("pages/predict.py", title="Predict", icon="🌿"),
+        st.Page("pages/batch_predict.py", title="Batch predict", icon="🗃️"),
     ],
 }
 

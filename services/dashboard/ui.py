@@ -1,7 +1,7 @@
 """Pieces every page shares: API problems shown plainly, recovery, links to a run's detail."""
 
-from collections.abc import Callable, Iterable
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -153,7 +153,34 @@ THUMBNAIL_PX = 160
 def thumbnail(column, dataset: str, file: str, caption: str | None = None) -> None:
     """One image of a dataset as a thumbnail served by the API, or why it cannot be shown (the
     file went away since, say)."""
+    _thumbnail(column, lambda url: api_client.thumbnail(url, dataset, file, THUMBNAIL_PX), file, caption)
+
+
+def heatmap_thumbnail(column, run_id: str, file: str, caption: str | None = None) -> None:
+    """A test image with the run's Grad-CAM map over it (kept when the run completed)."""
+    _thumbnail(column, lambda url: api_client.run_heatmap(url, run_id, file), file, caption)
+
+
+def batch_thumbnail(column, batch_id: str, file: str, caption: str | None = None) -> None:
+    """One image of a batch prediction as a thumbnail served by the API, or why it cannot be shown."""
+    _thumbnail(column, lambda url: api_client.batch_thumbnail(url, batch_id, file, THUMBNAIL_PX), file, caption)
+
+
+def gallery(
+    images: Sequence[T], count: int, show: Callable[[Any, T], None], page_key: str, per_page: int, per_row: int
+) -> None:
+    """One page of a gallery, per_row images a row (show(column, image) draws one), and a page
+    picker (session state page_key) when the count of images needs more than one page."""
+    for first in range(0, len(images), per_row):
+        for column, image in zip(st.columns(per_row), images[first : first + per_row], strict=False):
+            show(column, image)
+    pages = -(-count // per_page)
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", 1, pages, key=page_key)
+
+
+def _thumbnail(column, fetch: Callable[[str], bytes], file: str, caption: str | None) -> None:
     try:
-        column.image(api_client.thumbnail(get_settings().api_url, dataset, file, THUMBNAIL_PX), caption=caption or file)
+        column.image(fetch(get_settings().api_url), caption=caption or file)
     except ApiError as error:
         column.caption(f"{file}: {error.detail}")

@@ -29,6 +29,7 @@ task_routes = {
     names.TRAIN_TASK: {"queue": names.TRAINING_QUEUE},
     names.ENSEMBLE_TASK: {"queue": names.TRAINING_QUEUE},
     names.PREDICT_TASK: {"queue": names.PREDICT_QUEUE},
+    names.BATCH_PREDICT_TASK: {"queue": names.PREDICT_QUEUE},
     names.AUDIT_TASK: {"queue": names.BACKGROUND_QUEUE},
 }
 task_serializer = "json"

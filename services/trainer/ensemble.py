@@ -22,8 +22,10 @@ from services.trainer.data import load_split_data, place
 from services.trainer.device import environment, pick_device
 from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, predict_logits
 from services.trainer.events import Publisher
+from services.trainer.gradcam import Explained
 from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
 from services.trainer.models import build_model
+from services.trainer.run_heatmaps import save_test_heatmaps
 from services.trainer.settings import TrainerSettings
 from services.trainer.splitting import run_split
 from services.trainer.summary import (
@@ -217,6 +219,16 @@ def evaluate_ensemble(spec: EnsembleSpec, settings: TrainerSettings, attempt: At
         )
     run_dir = checkpoints.run_dir(settings.artifacts_root, attempt.run_id)
     write_manifest(run_dir, spec, first.class_names, first.split_hash)
+    save_test_heatmaps(
+        run_dir,
+        [Explained.of(member) for member in members],
+        index,
+        votes.test_positions,
+        votes.labels["test"].tolist(),
+        combined["test"].argmax(1).tolist(),
+        settings.heatmaps_per_run,
+        settings.max_image_pixels,
+    )
     _train_loss, train_accuracy = loss_and_accuracy(combined["train"], votes.labels["train"])
     val_loss, val_accuracy = loss_and_accuracy(combined["val"], votes.labels["val"])
     summary = training_summary(

@@ -1,5 +1,6 @@
 """Predictions of a completed run — a training run or an ensemble — for a few images."""
 
+import base64
 import functools
 import io
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from services.trainer.data import ImageTensors, decode_image
 from services.trainer.device import pick_device
 from services.trainer.engine import predict_logits
 from services.trainer.ensemble import ENSEMBLE_FILE, Member, combine_logits, load_member, read_manifest
+from services.trainer.gradcam import Explained, explain, overlay_jpeg
 from services.trainer.settings import TrainerSettings
 
 # Loaded runs kept per process: a worker answering many predictions loads each run once.
@@ -31,9 +33,13 @@ class PredictionError(ValueError):
 class Prediction:
     class_name: str
     probabilities: dict[str, float]  # every class of the run, summing to 1
+    heatmap: bytes | None = None  # JPEG: the photo at the model's size, its Grad-CAM map over it
 
     def as_dict(self) -> dict:
-        return {"class": self.class_name, "probabilities": self.probabilities}
+        answer: dict = {"class": self.class_name, "probabilities": self.probabilities}
+        if self.heatmap is not None:
+            answer["heatmap"] = base64.b64encode(self.heatmap).decode()
+        return answer
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,11 @@ class Predictor:
     voting: str
 
 
-def predict_images(run_id: str, images: Sequence[ImageSource], settings: TrainerSettings) -> list[Prediction]:
-    """The class and the probability of every class for each image, in order."""
+def predict_images(
+    run_id: str, images: Sequence[ImageSource], settings: TrainerSettings, heatmaps: bool = False
+) -> list[Prediction]:
+    """The class and the probability of every class for each image, in order; with heatmaps,
+    also where the run looked for that class (Grad-CAM, services/trainer/gradcam.py)."""
     predictor = load_predictor(run_id, settings)
     if not images:
         return []
@@ -60,7 +69,15 @@ def predict_images(run_id: str, images: Sequence[ImageSource], settings: Trainer
     ]
     probabilities = combine_logits(logits, predictor.voting).double().softmax(1)
     names = predictor.class_names
-    return [Prediction(names[int(row.argmax())], dict(zip(names, row.tolist(), strict=True))) for row in probabilities]
+    classes = [int(row.argmax()) for row in probabilities]
+    overlays: list[bytes | None] = [None] * len(classes)
+    if heatmaps:
+        photos, maps = explain([Explained.of(member) for member in predictor.members], decoded, classes)
+        overlays = [overlay_jpeg(photo, heat) for photo, heat in zip(photos, maps, strict=True)]
+    return [
+        Prediction(names[c], dict(zip(names, row.tolist(), strict=True)), heatmap)
+        for c, row, heatmap in zip(classes, probabilities, overlays, strict=True)
+    ]
 
 
 def decode_images(images: Sequence[ImageSource], size: int, max_pixels: int) -> ImageTensors:

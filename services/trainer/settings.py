@@ -25,6 +25,10 @@ class TrainerSettings(LivenessSettings):
     pin_memory: bool = True
     # Images with more pixels are refused (decompression bombs).
     max_image_pixels: int = 50_000_000
+    # Grad-CAM overlays kept with a run when it completes (services/trainer/run_heatmaps.py):
+    # every misclassified test image first, then correct ones spread over the classes, this many
+    # in all (0: none).
+    heatmaps_per_run: int = Field(48, ge=0)
     # Keep freed memory in the process instead of unmapping it (services/trainer/memory.py):
     # much faster CPU training for about 50 % more peak memory.
     keep_freed_memory: bool = True

@@ -8,6 +8,7 @@ from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 
 from services.trainer.audit_job import run_audit
+from services.trainer.batch_job import run_batch_chunk
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
 from services.trainer.lease import StoodDown
@@ -65,10 +66,24 @@ def run_delivery(task, run_id: str, run: Callable[[str, Spec, TrainerSettings, s
 
 # The caller waits for this result: the one task whose result is stored (see celeryconfig).
 @app.task(name=names.PREDICT_TASK, ignore_result=False)
-def predict(run_id: str, images: list[str]) -> list[dict]:
-    """Base64-encoded image files in; [{"class", "probabilities"}] out, one per image, in order."""
+def predict(run_id: str, images: list[str], heatmaps: bool = False) -> list[dict]:
+    """Base64-encoded image files in; [{"class", "probabilities"}] out, one per image, in order;
+    with heatmaps, each answer also has "heatmap": a base64 JPEG of its Grad-CAM overlay."""
     raw = [base64.b64decode(image, validate=True) for image in images]
-    return [prediction.as_dict() for prediction in predict_images(run_id, raw, get_settings())]
+    return [prediction.as_dict() for prediction in predict_images(run_id, raw, get_settings(), heatmaps)]
+
+
+@app.task(name=names.BATCH_PREDICT_TASK)
+def predict_batch(batch_id: str, chunk: int) -> dict:
+    """One chunk of a batch prediction (services/trainer/batch_job.py). The next chunk goes to the
+    back of the predict queue as a new message, so a single prediction sent meanwhile waits for
+    one chunk at most, never for the whole batch."""
+
+    def send_chunk(next_chunk: int) -> None:
+        predict_batch.apply_async(args=[batch_id, next_chunk], queue=names.PREDICT_QUEUE)
+
+    done = run_batch_chunk(batch_id, chunk, get_settings(), send_chunk)
+    return {"batch_id": batch_id, "chunk": chunk, "done": done}
 
 
 @app.task(name=names.AUDIT_TASK)

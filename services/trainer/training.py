@@ -22,8 +22,10 @@ from services.trainer.engine import (
     make_setup,
     predict_logits,
 )
+from services.trainer.gradcam import Explained
 from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
 from services.trainer.models import build_model
+from services.trainer.run_heatmaps import save_test_heatmaps
 from services.trainer.settings import TrainerSettings
 from services.trainer.splitting import run_split
 from services.trainer.summary import (
@@ -155,6 +157,16 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
     evaluation = evaluation_of(logits, data.test.labels, index.class_names)
     publish_evaluation(attempt, evaluation)
     publish_test_predictions(attempt, split, logits, data.test.labels, data.test.positions)
+    save_test_heatmaps(
+        checkpoint_dir,
+        [Explained(model, spec.model_name, spec.image_size, setup)],
+        index,
+        data.test.positions,
+        data.test.labels.tolist(),
+        logits.argmax(1).tolist(),
+        settings.heatmaps_per_run,
+        settings.max_image_pixels,
+    )
     best = result.history[result.best_epoch - 1]
     summary = training_summary(
         attempt,

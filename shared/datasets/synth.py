@@ -4,6 +4,9 @@ Every image shows one green leaf blade on a varied background; the class is told
 lesions on the blade (Bacterialblight: yellow-white streaks from the margin or tip; Brownspot:
 oval brown spots with a yellow halo; Leafsmut: small black specks). Lesions are drawn only on the
 blade, so a model cannot learn the class from the background.
+
+Each image can come with its lesion mask (`masks=`): the pixels the lesions changed, so a
+heatmap of where a model looked can be scored against where the disease is (bench/gradcam_focus.py).
 """
 
 import math
@@ -35,8 +38,17 @@ class Leaf(NamedTuple):
     s: np.ndarray  # -1 .. 1 from one margin to the other
 
 
-def synthesize_dataset(out: Path, per_class: int, size: int, seed: int) -> dict[str, int]:
-    """Draw per_class images of size×size px for each class into out/<class>/NNNN.png; return {class: count}."""
+# A blade pixel belongs to a lesion when the lesions moved its colour by more than this (sum of
+# the three channels' changes, 0..765): halos count, the faint edge of a feather does not.
+LESION_CHANGE = 24.0
+
+
+def synthesize_dataset(out: Path, per_class: int, size: int, seed: int, masks: Path | None = None) -> dict[str, int]:
+    """Draw per_class images of size×size px for each class into out/<class>/NNNN.png; return {class: count}.
+
+    masks: also write each image's lesion mask (white on black, same size) to masks/<class>/NNNN.png;
+    keep it outside out, where it would read as images of the dataset.
+    """
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}")
     if size < 16:
@@ -52,10 +64,16 @@ def synthesize_dataset(out: Path, per_class: int, size: int, seed: int) -> dict[
         for stale in class_dir.glob("[0-9][0-9][0-9][0-9]*.png"):
             if stale.stem.isdigit() and stale.name not in names:
                 stale.unlink()
+        mask_dir = Path(masks) / class_name if masks is not None else None
+        if mask_dir is not None:
+            mask_dir.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             # One generator per image: image i is the same whatever per_class is.
             rng = np.random.default_rng([seed, class_index, i])
-            draw_image(rng, class_name, size).save(class_dir / f"{i:04d}.png", compress_level=1)
+            image, lesions = draw_image_and_mask(rng, class_name, size)
+            image.save(class_dir / f"{i:04d}.png", compress_level=1)
+            if mask_dir is not None:
+                lesions.save(mask_dir / f"{i:04d}.png", compress_level=1)
         counts[class_name] = per_class
     return counts
 
@@ -66,6 +84,11 @@ def draw_image(rng: np.random.Generator, class_name: str, size: int) -> Image.Im
     The leaf, background and camera come from their own streams of rng, apart from the lesions':
     equal generators give images of the three classes that differ only in their lesions.
     """
+    return draw_image_and_mask(rng, class_name, size)[0]
+
+
+def draw_image_and_mask(rng: np.random.Generator, class_name: str, size: int) -> tuple[Image.Image, Image.Image]:
+    """draw_image's photo, and its lesion mask: an L image, 255 where a lesion covers most of a pixel."""
     if class_name not in CLASS_NAMES:
         raise ValueError(f"unknown class {class_name!r}; choose one of {list(CLASS_NAMES)}")
     scene, lesions, camera = rng.spawn(3)
@@ -75,12 +98,15 @@ def draw_image(rng: np.random.Generator, class_name: str, size: int) -> Image.Im
     if scene.random() < 0.5:  # dust on every class, so that a few dark dots prove nothing
         dust = [(1.0, 0.0, 0.45, (105, 100, 80))]
         _draw_ovals(scene, leaf, rgb, int(scene.integers(1, 5)), (0.004, 0.008), dust)
+    healthy = rgb.copy()
     _draw_lesions(lesions, class_name, leaf, rgb)
+    changed = (np.abs(rgb - healthy).sum(axis=2) > LESION_CHANGE).astype(np.float32)
+    lesion_mask = Image.fromarray(((_downsample(changed) >= 0.5) * 255).astype(np.uint8))
     # The blade's share of each output pixel is the alpha of its antialiased edge.
     coverage = _downsample(leaf.mask.astype(np.float32))[..., None]
     blade = _downsample(rgb)  # black off the blade: premultiplied by coverage
     image = blade + (1 - coverage) * _background(scene, size)
-    return _photograph(camera, image)
+    return _photograph(camera, image), lesion_mask
 
 
 def _draw_lesions(rng: np.random.Generator, class_name: str, leaf: Leaf, rgb: np.ndarray) -> None:

@@ -415,6 +415,11 @@ class PredictionPublic(BaseModel):
     run_id: str
     class_name: str
     probabilities: dict[str, float] = Field(description="every class of the run, summing to 1")
+    heatmap: str | None = Field(
+        None,
+        description="asked for with heatmap=true: a base64 JPEG of the photo at the model's input size with "
+        "its Grad-CAM map over it (where the run looked for class_name; red the most)",
+    )
 
 
 class GalleryImage(ImagePrediction):
@@ -422,6 +427,9 @@ class GalleryImage(ImagePrediction):
 
     confidence: float = Field(description="the probability of the predicted class")
     correct: bool = Field(description="predicted class = true class")
+    heatmap: bool = Field(
+        False, description="a Grad-CAM overlay was kept for this image: GET /jobs/{run_id}/heatmaps/{file}"
+    )
 
 
 GallerySort = Literal["file", "confidence", "-confidence"]

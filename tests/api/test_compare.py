@@ -1,10 +1,13 @@
 """GET /compare's paired tests and GET /jobs/{run_id}/predictions, on runs the recorder's own
 write path stored from trainer events (real nx-27017, the API in-process)."""
 
+import json
+
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from services.recorder.writer import BatchWriter
+from shared import names
 from shared.schemas.events import EvaluationFinished, ImagePrediction, TestPredictions
 from tests.utils.api import detail
 from tests.utils.documents import stored_run
@@ -121,10 +124,35 @@ def test_a_runs_predictions_are_served_whole(client, runs):
         "probabilities": [0.9, 0.1],
         "confidence": 0.9,
         "correct": True,
+        "heatmap": False,
     }
     assert [p["file"] for p in body["data"]] == sorted(p["file"] for p in body["data"])
     right = {p["file"]: p["correct"] for p in body["data"]}
     assert [right[f"{'ab'[i % 2]}/img-{i:03d}.png"] for i in range(52)] == runs["v1"]
+
+
+def test_kept_grad_cam_overlays_are_marked_in_the_gallery_and_served(client, runs, settings):
+    kept = settings.artifacts_root / names.RUNS_DIR / "run-v1" / names.HEATMAPS_DIR
+    kept.mkdir(parents=True)
+    (kept / "0123456789abcdef0123.jpg").write_bytes(b"\xff\xd8 an overlay")
+    (kept.parent / "secret.jpg").write_bytes(b"not for the API")
+    files = {"a/img-000.png": "0123456789abcdef0123.jpg", "b/img-001.png": "../secret.jpg"}
+    (kept / names.HEATMAPS_INDEX).write_text(json.dumps({"files": files}))
+
+    page = client.get("/jobs/run-v1/predictions", params={"sort": "file", "limit": 3}).json()["data"]
+    # Only names of the trainer's own form count: the index cannot lead the API elsewhere.
+    assert [(p["file"], p["heatmap"]) for p in page] == [
+        ("a/img-000.png", True),
+        ("a/img-002.png", False),
+        ("a/img-004.png", False),
+    ]
+    response = client.get("/jobs/run-v1/heatmaps/a/img-000.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert response.content == b"\xff\xd8 an overlay"
+    for run_id, file in [("run-v1", "b/img-001.png"), ("run-v1", "a/img-002.png"), ("run-v2", "a/img-000.png")]:
+        response = client.get(f"/jobs/{run_id}/heatmaps/{file}")
+        assert response.status_code == 404 and "kept no Grad-CAM overlay" in detail(response)
+    assert client.get("/jobs/ghost/heatmaps/a/img-000.png").status_code == 404
 
 
 def test_predictions_of_an_unknown_run_or_a_run_without_them_are_404s(client, runs):

@@ -125,9 +125,12 @@ tiny_app = Celery("tiny-trainer", set_as_current=False)
 tiny_app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
 
 
-@tiny_app.task(name=names.PREDICT_TASK, ignore_result=False)
-def tiny_predict(run_id: str, images: list[str]) -> list[dict]:
-    """Answers with what it decoded, or fails like a trainer that cannot use the run."""
+# shared=False: a stand-in must not become the paddy.predict of every Celery app finalized later
+# in the session (the trainers' own app among them, which tests/test_batch_predict.py runs).
+@tiny_app.task(name=names.PREDICT_TASK, ignore_result=False, shared=False)
+def tiny_predict(run_id: str, images: list[str], heatmap: bool = False) -> list[dict]:
+    """Answers with what it decoded (and a stand-in heatmap when asked), or fails like a trainer
+    that cannot use the run."""
     raw = base64.b64decode(images[0], validate=True)
     if run_id == "broken":
         artifacts = PaddySettings().artifacts_root.resolve()
@@ -137,6 +140,7 @@ def tiny_predict(run_id: str, images: list[str]) -> list[dict]:
             "class": f"{run_id}:{len(raw)}:{Image.open(io.BytesIO(raw)).format}",
             "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25},
         }
+        | ({"heatmap": base64.b64encode(b"jpeg of " + raw[:4]).decode()} if heatmap else {})
     ]
 
 
@@ -159,7 +163,17 @@ def test_a_prediction_goes_to_the_predict_queue_and_comes_back(predict_env, tiny
         "run_id": "done",
         "class_name": f"done:{len(data)}:{fmt}",
         "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25},
+        "heatmap": None,
     }
+
+
+def test_a_heatmap_is_asked_for_and_comes_back_with_the_prediction(predict_env, tiny_trainer):
+    data = image_bytes("PNG")
+    response = predict_env.post(
+        "/predict", data={"run_id": "done", "heatmap": "true"}, files={"file": ("leaf.png", data, "image/png")}
+    )
+    assert response.status_code == 200, response.text
+    assert base64.b64decode(response.json()["heatmap"]) == b"jpeg of " + data[:4]
 
 
 def test_a_trainer_failure_is_422_without_server_paths(predict_env, tiny_trainer, db, settings):

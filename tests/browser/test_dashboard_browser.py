@@ -7,9 +7,11 @@ Debian's Chromium (`apt-get install chromium`) driven by Playwright's sync API, 
 stack is redis-server, nx-27017, recorder, API, one Celery trainer and Streamlit on free ports.
 """
 
+import csv
 import re
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,16 +211,49 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     settle(page)
     captions = page.locator('[data-testid="stImage"]').filter(has_text=f"✅ {classes[cell]} ·")
     assert captions.count() == shown
+    # Where the run looked: the overlays it kept when it completed replace the thumbnails.
+    kept = api.get(f"/jobs/{run_id}/predictions", params={"true_class": classes[cell], "limit": 24}).json()["data"]
+    assert any(image["heatmap"] for image in kept)
+    page.get_by_text("Show where the run looked (Grad-CAM)").click()
+    settle(page)
+    assert captions.count() == shown
+    assert page.get_by_text("kept no Grad-CAM overlay").count() == 0
 
     # A prediction with the new run, on a photo from its dataset.
     open_page(page, "Predict")
     photo = next((stack.state_dir / "data" / DATASET / "Brownspot").glob("*.png"))
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    page.get_by_text("Show where the run looked (Grad-CAM)").click()
     page.get_by_role("button", name=re.compile("Predict")).click()
     page.locator('[data-testid="stMetricLabel"]', has_text="most likely").wait_for(timeout=90_000)
     settle(page, charts=1)
     assert metric(page, "most likely") in {"Bacterialblight", "Brownspot", "Leafsmut"}
+    overlay = page.locator('[data-testid="stImage"]').filter(has_text="where the run looked (Grad-CAM)")
+    assert overlay.count() == 1
+    assert overlay.locator("img").evaluate("image => image.complete && image.naturalWidth") == 64
     shoot(page, artifacts_dir / "predict.png")
+
+    # A batch prediction of a zip of photos: progress, then a gallery and the CSV to download.
+    open_page(page, "Batch predict")
+    photos = sorted((stack.state_dir / "data" / DATASET).rglob("*.png"))[::50]
+    archive = artifacts_dir / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for photo in photos:
+            zipped.write(photo, f"field/{photo.parent.name}-{photo.name}")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(archive))
+    page.get_by_role("button", name=re.compile("Classify")).click()
+    download_button = page.locator(".st-key-batch-csv button")
+    download_button.wait_for(timeout=90_000)
+    settle(page)
+    assert page.locator('[data-testid="stImage"]').count() == len(photos)
+    with page.expect_download() as downloading:
+        download_button.click()
+    rows = list(csv.reader(downloading.value.path().read_text().splitlines()))
+    assert rows[0] == ["file", "class", "Bacterialblight", "Brownspot", "Leafsmut", "error"]
+    assert sorted(row[0] for row in rows[1:]) == sorted(f"field/{p.parent.name}-{p.name}" for p in photos)
+    for row in rows[1:]:
+        assert row[1] in rows[0][2:5] and sum(map(float, row[2:5])) == pytest.approx(1, abs=1e-3)
+    shoot(page, artifacts_dir / "batch-predict.png")
 
     # A small sweep next to it (4 runs), then the compare page overlays the best three runs.
     sweep = api.post(
@@ -237,6 +272,14 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     # The chosen runs' test accuracies with their intervals, and each pair's paired test in words.
     assert page.get_by_role("heading", name="Is the difference real?").count() == 1
     assert page.get_by_text(re.compile(r"on this test set|no significant difference|no difference")).count() >= 1
+    # Two runs' differing test images, both ways, each with the two runs' verdicts.
+    assert page.get_by_role("heading", name="Where two runs disagree").count() == 1
+    only = [
+        page.get_by_text(re.compile(rf"^Only {side} \(\w+\) right: \d+ of \d+ images$")).inner_text() for side in "AB"
+    ]
+    differing = sum(int(re.search(r"right: (\d+) of", text).group(1)) for text in only)
+    thumbnails = page.locator('[data-testid="stImage"]').count()
+    assert (thumbnails > 0) == (differing > 0) and thumbnails <= differing, (only, thumbnails)
     shoot(page, artifacts_dir / "compare.png")
 
     open_page(page, "Time filter")

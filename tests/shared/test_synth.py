@@ -8,7 +8,7 @@ from PIL import Image
 
 from shared.datasets.imagefolder import scan_image_folder
 from shared.datasets.splits import stratified_split
-from shared.datasets.synth import CLASS_NAMES, draw_image, synthesize_dataset
+from shared.datasets.synth import CLASS_NAMES, draw_image, draw_image_and_mask, synthesize_dataset
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -124,3 +124,48 @@ def test_classes_differ_in_the_colour_of_their_lesions():
     for name, colour in LESION_COLOURS.items():
         others = [means[other][colour] for other in CLASS_NAMES if other != name]
         assert means[name][colour] > 2 * max(others), (name, colour, means)
+
+
+def test_lesion_masks_mark_the_lesions_and_nothing_else(tmp_path):
+    """A mask per image, the image's size, white where the lesions changed the leaf: the same
+    scene drawn with another class's lesions differs from it only near either's lesions."""
+    synthesize_dataset(tmp_path / "images", per_class=3, size=64, seed=5, masks=tmp_path / "masks")
+    images, masks = sorted((tmp_path / "images").rglob("*.png")), sorted((tmp_path / "masks").rglob("*.png"))
+    assert [p.relative_to(tmp_path / "images") for p in images] == [p.relative_to(tmp_path / "masks") for p in masks]
+    shares = {}
+    for path in masks:
+        with Image.open(path) as mask:
+            assert mask.mode == "L" and mask.size == (64, 64)
+            values = np.asarray(mask)
+        assert set(np.unique(values)) <= {0, 255}
+        shares.setdefault(path.parent.name, []).append((values > 0).mean())
+    assert all(0 < share < 0.6 for values in shares.values() for share in values), shares
+    # Equal generators: equal scenes, only the lesions differ; outside both masks the photos agree.
+    (a, mask_a), (b, mask_b) = (
+        (np.asarray(image, np.int16), np.asarray(mask) > 0)
+        for image, mask in (
+            draw_image_and_mask(np.random.default_rng([9, 0, 0]), name, 64) for name in ("Brownspot", "Leafsmut")
+        )
+    )
+    change = np.abs(a - b).sum(axis=2)
+    healthy_in_both = ~(binary_grown(mask_a) | binary_grown(mask_b))
+    # Outside the masks: a lesion's faint feather here and there (under the mask's threshold).
+    assert change[healthy_in_both].mean() < 1
+    assert change[mask_a].mean() > 30  # Brownspot's spots are where its mask says
+
+
+def binary_grown(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by two pixels: the camera's blur carries a lesion's colour a little further."""
+    grown = mask.copy()
+    for _ in range(2):
+        grown[1:] |= grown[:-1].copy()
+        grown[:-1] |= grown[1:].copy()
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+    return grown
+
+
+def test_masks_are_optional_and_the_images_the_same_with_or_without(tmp_path):
+    synthesize_dataset(tmp_path / "plain", per_class=2, size=32, seed=1)
+    synthesize_dataset(tmp_path / "masked", per_class=2, size=32, seed=1, masks=tmp_path / "masks")
+    assert digests(tmp_path / "plain") == digests(tmp_path / "masked")

@@ -1,15 +1,18 @@
 """Predictions of tiny real runs and of an ensemble of them (CPU, 32 and 48 px)."""
 
 import base64
+import io
+import json
 from pathlib import Path
 
 import pytest
 from celery import Celery
+from PIL import Image
 
 from infra.local_stack import LocalStack
 from services.trainer.ensemble import evaluate_ensemble
 from services.trainer.lifecycle import Attempt
-from services.trainer.local_run import LocalPublisher, train_locally
+from services.trainer.local_run import EVENTS_FILE, LocalPublisher, train_locally
 from services.trainer.predict import PredictionError, _cached_predictor, predict_images
 from services.trainer.settings import TrainerSettings
 from shared import names
@@ -61,6 +64,39 @@ def test_a_softmax_ensemble_predicts_its_members_mean_probabilities(trained, ima
     for a, b, both in zip(member_a, member_b, ensemble, strict=True):
         mean = {name: (a.probabilities[name] + b.probabilities[name]) / 2 for name in CLASSES}
         assert both.probabilities == pytest.approx(mean, abs=1e-6)
+
+
+@pytest.mark.parametrize(("run_id", "size"), [("a", 32), ("b", 48), ("ab", 48)])
+def test_a_prediction_can_show_where_the_run_looked(trained, images, run_id, size):
+    plain, explained = (predict_images(run_id, images[:2], trained, heatmaps=wanted) for wanted in (False, True))
+    assert [p.heatmap for p in plain] == [None, None]
+    for with_map, without in zip(explained, plain, strict=True):
+        assert with_map.probabilities == without.probabilities  # the map changes nothing else
+        assert "heatmap" in with_map.as_dict() and "heatmap" not in without.as_dict()
+        with Image.open(io.BytesIO(with_map.heatmap)) as overlay:
+            assert overlay.format == "JPEG" and overlay.size == (size, size)  # an ensemble's: its largest member's
+
+
+@pytest.mark.parametrize("run_id", ["a", "ab"])
+def test_a_completed_run_keeps_overlays_of_its_mistakes_and_some_correct_images(trained, run_id):
+    kept_dir = trained.artifacts_root / "runs" / run_id / names.HEATMAPS_DIR
+    files = json.loads((kept_dir / names.HEATMAPS_INDEX).read_text())["files"]
+    test_images = {e["file"] for e in kept_test_predictions(trained, run_id)}
+    assert files and set(files) <= test_images
+    assert len(files) == min(len(test_images), trained.heatmaps_per_run)
+    for name in files.values():
+        with Image.open(kept_dir / name) as overlay:
+            assert overlay.format == "JPEG"
+
+
+def kept_test_predictions(settings: TrainerSettings, run_id: str) -> list[dict]:
+    """The test_predictions event of a run of train_runs (the ensemble's events are in ab.jsonl)."""
+    log = settings.artifacts_root / ("ab.jsonl" if run_id == "ab" else f"runs/{run_id}/{EVENTS_FILE}")
+    for line in log.read_text().splitlines():
+        event = json.loads(line)
+        if event["type"] == "test_predictions":
+            return event["predictions"]
+    raise AssertionError(f"run {run_id} published no test predictions")
 
 
 def test_an_unreadable_image_is_refused_by_name(trained, images, tmp_path):

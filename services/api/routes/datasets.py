@@ -21,7 +21,7 @@ from services.api.datasets import (
 )
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
 from services.api.settings import ApiSettings
-from services.api.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailError, etag, thumbnail
+from services.api.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, thumbnail_response
 from shared.audit_requests import open_request, open_requests, record_request
 from shared.datasets.imagefolder import DatasetError, ImageFolderIndex
 from shared.paths import shown
@@ -53,8 +53,6 @@ NAME_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such folder under the data root"},
     422: {"description": "the name is no folder's name, leads outside the data root, or the folder is no dataset"},
 }
-# Browsers and the dashboard keep a thumbnail this long, then ask again with its ETag.
-THUMBNAIL_MAX_AGE_S = 3600
 
 
 def _refused(error: DatasetError) -> HTTPException:
@@ -166,11 +164,6 @@ def get_image_thumbnail(
         image = dataset_image(name, path, settings.data_root)
     except DatasetError as error:
         raise _refused(error) from None
-    headers = {"ETag": etag(image, size), "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE_S}"}
-    if request.headers.get("if-none-match") == headers["ETag"]:
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    try:
-        data = thumbnail(image, size, settings.max_image_pixels)
-    except ThumbnailError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"image path {shown(path)}: {error}") from None
-    return Response(data, media_type="image/jpeg", headers=headers)
+    return thumbnail_response(
+        image, size, request.headers.get("if-none-match"), settings.max_image_pixels, f"image path {shown(path)}"
+    )

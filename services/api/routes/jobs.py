@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter, Body, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
 from services.api.errors import field_error, query_error
 from services.api.gallery import gallery
+from services.api.heatmaps import heatmap_file, kept_heatmaps
 from services.api.presenting import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, RunIdPath, job_public, run_or_404
 from services.api.queueing import queue_run, queue_study, spec_to_queue
 from shared import names
@@ -206,6 +207,7 @@ def get_job_epochs(run_id: RunIdPath, store: StoreDep) -> EpochsPublic:
 def get_job_predictions(
     run_id: RunIdPath,
     store: StoreDep,
+    settings: SettingsDep,
     true_class: Annotated[
         str | None,
         Query(max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS, description="only images of this class"),
@@ -243,6 +245,8 @@ def get_job_predictions(
         if value is not None and value not in kept["class_names"]:
             raise query_error(name, f"run {run_id} has no class {value!r}; its classes: {kept['class_names']}")
     images = gallery(kept, true_class=true_class, predicted_class=predicted_class, correct=correct, sort=sort)
+    page = images[offset : offset + limit]
+    overlays = kept_heatmaps(settings.artifacts_root, run_id)
     return TestPredictionsPublic(
         run_id=run_id,
         dataset=(run.get("spec") or {}).get("dataset"),
@@ -250,8 +254,32 @@ def get_job_predictions(
         class_names=kept["class_names"],
         total=len(kept["predictions"]),
         count=len(images),
-        data=images[offset : offset + limit],
+        data=[image.model_copy(update={"heatmap": image.file in overlays}) for image in page],
     )
+
+
+@router.get(
+    "/{run_id}/heatmaps/{file:path}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the test image with the run's Grad-CAM map over it"},
+        404: {"description": "no such run, or no overlay kept for this image"},
+    },
+)
+def get_job_heatmap(
+    run_id: RunIdPath,
+    file: str,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> Response:
+    """Where the run looked in one of its test images (`file`: relative to the dataset folder) (Grad-CAM, for the class it predicted), as
+    a JPEG: kept for its misclassified test images and a sample of the correct ones when it
+    completed; the gallery marks them (`heatmap`). For any other photo: POST /predict with heatmap."""
+    run_or_404(store, run_id)
+    path = heatmap_file(settings.artifacts_root, run_id, file)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"run {run_id} kept no Grad-CAM overlay of {file!r}")
+    return Response(path.read_bytes(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post(

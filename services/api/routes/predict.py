@@ -36,15 +36,19 @@ def predict(
     store: StoreDep,
     queue: QueueDep,
     settings: SettingsDep,
+    heatmap: Annotated[
+        bool, Form(description="also return where the run looked (a Grad-CAM overlay, base64 JPEG)")
+    ] = False,
 ) -> PredictionPublic:
-    """Classify one image with a completed run; a trainer (Celery `predict` queue) computes it."""
+    """Classify one image with a completed run; a predictor worker (Celery `predict` queue)
+    computes it. With heatmap, the answer also shows where the run looked for the class it gave."""
     data = read_limited(file, settings.max_upload_bytes)
     check_image(data, settings.max_image_pixels)
     run = run_or_404(store, run_id)
     if run["status"] != "completed":
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} is {run['status']}; only completed runs predict")
     try:
-        answer = queue.predict(run_id, data, settings.predict_timeout_s)
+        answer = queue.predict(run_id, data, settings.predict_timeout_s, heatmap)
     except PredictTimeout as error:
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"{error} (PADDY_PREDICT_TIMEOUT_S)") from None
     except PredictFailed as error:
@@ -56,4 +60,9 @@ def predict(
     except (OperationalError, OSError) as error:
         log.error("could not send the prediction of run %s: %s", run_id, error)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
-    return PredictionPublic(run_id=run_id, class_name=answer["class"], probabilities=answer["probabilities"])
+    return PredictionPublic(
+        run_id=run_id,
+        class_name=answer["class"],
+        probabilities=answer["probabilities"],
+        heatmap=answer.get("heatmap"),
+    )

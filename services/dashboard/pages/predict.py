@@ -1,5 +1,7 @@
 """Predict: upload a leaf photo, choose a completed run or ensemble, see the class probabilities."""
 
+import base64
+
 import streamlit as st
 
 from services.dashboard import api_client, charts, ui
@@ -38,17 +40,31 @@ def body() -> None:
         st.info("Upload a photo of a rice leaf to classify it.")
         return
     photo, result_column = st.columns([1, 2])
-    photo.image(upload.getvalue(), caption=upload.name, width="stretch")
+    looked = result_column.toggle(
+        "Show where the run looked (Grad-CAM)",
+        key="predict.heatmap",
+        help="A heatmap over the photo: red where the run saw the most of the class it gives.",
+    )
     if result_column.button("Predict", type="primary", icon="🌿", key="predict.go"):
         try:
-            with st.spinner("A trainer is classifying the photo…"):
+            with st.spinner("A predictor is classifying the photo…"):
                 st.session_state[RESULT] = api_client.predict(
-                    settings.api_url, run_id, upload.name, upload.getvalue(), upload.type or "application/octet-stream"
+                    settings.api_url,
+                    run_id,
+                    upload.name,
+                    upload.getvalue(),
+                    upload.type or "application/octet-stream",
+                    heatmap=looked,
                 )
         except (ApiUnavailable, ApiError) as error:
             st.session_state.pop(RESULT, None)
             ui.show_write_problem(error)
     result = st.session_state.get(RESULT)
+    heatmap = result.get("heatmap") if result and result.get("run_id") == run_id else None
+    if heatmap:
+        photo.image(base64.b64decode(heatmap), caption="where the run looked (Grad-CAM)", width="stretch")
+    else:
+        photo.image(upload.getvalue(), caption=upload.name, width="stretch")
     if result and result.get("run_id") == run_id:
         probabilities = result["probabilities"]
         result_column.metric("most likely", result["class_name"])

@@ -221,13 +221,28 @@ def gallery(run: dict) -> None:
     st.caption(
         f"Images {start + 1}–{start + len(found['data'])} of {found['count']} matching ({found['total']} tested)."
     )
-    for first in range(0, len(found["data"]), GALLERY_ROW):
-        row = found["data"][first : first + GALLERY_ROW]
-        for column, image in zip(st.columns(GALLERY_ROW), row, strict=False):
-            ui.thumbnail(column, dataset, image["file"], detail.gallery_caption(image))
-    pages = -(-found["count"] // GALLERY_PAGE)
-    if pages > 1:
-        st.number_input(f"Page (of {pages})", 1, pages, key="gallery.page")
+    looked = st.toggle(
+        "Show where the run looked (Grad-CAM)",
+        key="gallery.heatmaps",
+        help="Kept for every misclassified test image and a sample of the correct ones: red is where "
+        "the run saw the most of the class it predicted.",
+    )
+
+    def show(column, image: dict) -> None:
+        caption = detail.gallery_caption(image)
+        if looked and image.get("heatmap"):
+            ui.heatmap_thumbnail(column, run["run_id"], image["file"], caption)
+        else:
+            ui.thumbnail(column, dataset, image["file"], caption)
+
+    ui.gallery(
+        found["data"],
+        found["count"],
+        show,
+        "gallery.page",
+        GALLERY_PAGE,
+        GALLERY_ROW,
+    )
 
 
 def show_run(run_id: str) -> None:

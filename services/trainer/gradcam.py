@@ -1,0 +1,138 @@
+"""Grad-CAM heatmaps: where in a photo a model looked for the class it gave.
+
+The maps come from the `grad-cam` library (pytorch_grad_cam) on each family's last
+convolutional stage, before its last pooling where there is one (the finest map that still
+sees the whole image). An ensemble's map is the mean of its members' maps for the class the
+ensemble gave, as soft voting means their probabilities.
+
+A map is an H×W float array at the model's input size, 0 where the model saw nothing for the
+class and 1 where it saw the most. `overlay` draws it over the photo for people.
+"""
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+from services.trainer.data import ImageTensors, iterate_batches
+from services.trainer.engine import TrainSetup, prepare_inputs
+
+# Images per backward pass: a ResNet50 at 224 px keeps every activation of the batch.
+BATCH_SIZE = 16
+# How much of the overlay is the heatmap's colour where the heat is highest.
+OVERLAY_OPACITY = 0.55
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A model to make maps for: a training run's model, or one member of an ensemble."""
+
+    model: nn.Module
+    model_name: str
+    image_size: int
+    setup: TrainSetup
+
+    @classmethod
+    def of(cls, member: Any) -> "Explained":
+        """From anything with a model, a spec and a setup: an ensemble's Member, a Predictor's member."""
+        return cls(member.model, member.spec.model_name, member.spec.image_size, member.setup)
+
+
+def explain(
+    models: Sequence[Explained], decoded: Mapping[int, ImageTensors], classes: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Photos (N×H×W×3 uint8) and their maps (N×H×W) for the class given with each image.
+
+    decoded: the images at every model's input size; photos and maps come at the largest. With
+    several models (an ensemble) each image's map is the mean of theirs.
+    """
+    size = max(model.image_size for model in models)
+    per_model = [class_heatmaps(m.model, m.model_name, m.setup, decoded[m.image_size], classes) for m in models]
+    if len(per_model) == 1:
+        maps = per_model[0]
+    else:
+        maps = np.stack([mean_heatmap([own[i] for own in per_model], (size, size)) for i in range(len(classes))])
+    photos = decoded[size].images.permute(0, 2, 3, 1).cpu().numpy()
+    return photos, maps.reshape(len(classes), size, size)
+
+
+# Each family's layer whose activations and gradients make the map (nn.Module.get_submodule names).
+TARGET_LAYERS = {
+    "custom_cnn": "2.2",  # the last block's ReLU, before its max pooling: twice the resolution
+    "resnet50": "layer4.2",  # the last bottleneck
+    "vgg16": "features.29",  # the last ReLU, before the last max pooling
+    "mobilenet_v2": "features.18",  # the last 1×1 convolution block
+}
+
+
+def target_layer(model: nn.Module, model_name: str) -> nn.Module:
+    try:
+        return model.get_submodule(TARGET_LAYERS[model_name])
+    except KeyError:
+        raise ValueError(f"no Grad-CAM layer known for model {model_name!r}") from None
+
+
+def class_heatmaps(
+    model: nn.Module, model_name: str, setup: TrainSetup, images: ImageTensors, classes: Sequence[int]
+) -> np.ndarray:
+    """One map per image (N×H×W float32 in 0..1) for the class given with it, in order.
+
+    Gradients flow from the input even where the backbone is frozen (feature extraction), so a
+    map exists for every run. fp32 throughout: a map is a difference of small gradients.
+    """
+    if len(classes) != len(images):
+        raise ValueError(f"{len(images)} images and {len(classes)} classes do not line up")
+    maps = []
+    was_training = model.training
+    with GradCAM(model=model, target_layers=[target_layer(model, model_name)]) as cam:
+        start = 0
+        for batch, _labels in iterate_batches(images, BATCH_SIZE):
+            targets = [ClassifierOutputTarget(int(c)) for c in classes[start : start + len(batch)]]
+            start += len(batch)
+            with torch.enable_grad():
+                inputs = prepare_inputs(batch, setup).float().requires_grad_(True)
+                maps.append(cam(input_tensor=inputs, targets=targets))
+    model.train(was_training)
+    return np.concatenate(maps) if maps else np.empty((0, *images.images.shape[2:]), np.float32)
+
+
+def mean_heatmap(maps: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """Members' maps of one image (each at its member's input size) averaged at size (H, W)."""
+    resized = [np.asarray(Image.fromarray(m).resize(size[::-1], Image.Resampling.BILINEAR)) for m in maps]
+    mean = np.mean(resized, axis=0)
+    return (mean / max(float(mean.max()), 1e-7)).astype(np.float32)
+
+
+def share_inside(heat: np.ndarray, mask: np.ndarray) -> float:
+    """The part of a map's total heat that lies on the mask's pixels (mask: bool, same H×W)."""
+    total = float(heat.sum())
+    return float(heat[mask].sum()) / total if total > 0 else 0.0
+
+
+def colormap(heat: np.ndarray) -> np.ndarray:
+    """H×W in 0..1 → H×W×3 uint8, dark blue (nothing) through green and yellow to red (most)."""
+    stops = np.array([[0, 0, 130], [0, 90, 255], [0, 220, 160], [255, 230, 0], [230, 30, 0]], np.float32)
+    scaled = np.clip(heat, 0, 1) * (len(stops) - 1)
+    low = np.floor(scaled).astype(int).clip(0, len(stops) - 2)
+    fraction = (scaled - low)[..., None]
+    return (stops[low] * (1 - fraction) + stops[low + 1] * fraction).astype(np.uint8)
+
+
+def overlay(photo: np.ndarray, heat: np.ndarray) -> Image.Image:
+    """The photo (H×W×3 uint8) with the map over it: opaque where hot, clear where cold."""
+    alpha = (OVERLAY_OPACITY * np.clip(heat, 0, 1))[..., None]
+    blended = photo.astype(np.float32) * (1 - alpha) + colormap(heat).astype(np.float32) * alpha
+    return Image.fromarray(blended.round().astype(np.uint8))
+
+
+def overlay_jpeg(photo: np.ndarray, heat: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    overlay(photo, heat).save(out, format="JPEG", quality=85)
+    return out.getvalue()
