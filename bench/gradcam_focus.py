@@ -1,14 +1,19 @@
 """Does the model look at the disease? Grad-CAM heat inside the lesions of synthetic leaves.
 
-    python -m bench.gradcam_focus [--per-class 200] [--image-size 96] [--epochs 30]
+    python -m bench.gradcam_focus [--per-class 300] [--image-size 96] [--epochs 40]
 
 Draws a synthetic dataset with each image's lesion mask (`paddy data synth --masks`), trains a
 custom_cnn on it through Paddy's own training code, then makes the Grad-CAM map of every test
 image it classifies correctly (for its class) and prints, per class and over all of them, the
-share of each map's total heat that lies on the lesion mask. Goal: at least 0.60 on average.
+share of each map's total heat that lies on the lesion mask (goal: at least 0.60 on average).
+
+A Grad-CAM map is only as fine as the layer it comes from (the custom CNN's last block: a cell
+every 4 pixels), and a Leafsmut speck is a pixel or two across; so the bench also prints the
+share on the map's own grid, where a cell counts as lesion when any of its pixels is.
 """
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -21,21 +26,24 @@ from PIL import Image
 
 from services.trainer.data import ImageTensors, decode_image
 from services.trainer.device import pick_device
-from services.trainer.ensemble import load_member
-from services.trainer.gradcam import class_heatmaps, share_inside
-from services.trainer.local_run import train_locally
+from services.trainer.engine import prepare_inputs
+from services.trainer.ensemble import Member, load_member
+from services.trainer.gradcam import class_heatmaps, share_inside, target_layer
+from services.trainer.local_run import EVENTS_FILE, train_locally
 from services.trainer.settings import TrainerSettings
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import JobSpec
 
 GOAL = 0.60
+RUN_ID = "focus"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=200)
+    parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--learning-rate", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=0, help="the data's seed; the training seed is 1")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
@@ -47,61 +55,91 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         synthesize_dataset(root / "data" / "synth", args.per_class, args.image_size, args.seed, masks=root / "masks")
-        settings = TrainerSettings(data_root=root / "data", artifacts_root=root / "artifacts", device="cpu")
+        settings = TrainerSettings(
+            data_root=root / "data", artifacts_root=root / "artifacts", device="cpu", heatmaps_per_run=0
+        )
         spec = JobSpec(
             model_name="custom_cnn",
             dataset="synth",
             epochs=args.epochs,
+            patience=args.epochs,
             image_size=args.image_size,
             batch_size=32,
+            learning_rate=args.learning_rate,
             seed=1,
             version="bench",
         )
         started = time.perf_counter()
-        summary = train_locally("focus", spec, settings)
-        trained_s = time.perf_counter() - started
+        summary = train_locally(RUN_ID, spec, settings)
         print(
-            f"custom_cnn {args.image_size} px, {summary.epochs_run} epochs in {trained_s:.0f} s: "
+            f"custom_cnn {args.image_size} px, {summary.epochs_run} epochs in {time.perf_counter() - started:.0f} s: "
             f"test accuracy {summary.test_accuracy:.3f}"
         )
-        shares = heat_shares(root, settings, summary)
-    print(f"{'class':<16} {'images':>6} {'heat on lesions':>16}")
+        member = load_member(RUN_ID, settings.artifacts_root, pick_device("cpu"))
+        cell = map_cell(member)
+        shares = heat_shares(root, member, cell)
+    print(f"{'class':<16} {'images':>6} {'on lesion pixels':>17} {f'on lesion cells ({cell} px)':>24}")
     for class_name, values in shares.items():
-        print(f"{class_name:<16} {len(values):>6} {statistics.mean(values) if values else float('nan'):>16.3f}")
+        pixels, cells = means(values)
+        print(f"{class_name:<16} {len(values):>6} {pixels:>17.3f} {cells:>24.3f}")
     every = [value for values in shares.values() for value in values]
     if not every:
         print("no test image was classified correctly: no figure")
         return 1
-    mean = statistics.mean(every)
-    print(f"{'all':<16} {len(every):>6} {mean:>16.3f}")
-    print(f"heat on lesions {mean:.3f} (goal >= {GOAL:.2f}): {'met' if mean >= GOAL else 'NOT met'}")
-    return 0 if mean >= GOAL else 1
+    pixels, cells = means(every)
+    print(f"{'all':<16} {len(every):>6} {pixels:>17.3f} {cells:>24.3f}")
+    print(f"heat on lesions {pixels:.3f} (goal >= {GOAL:.2f}): {'met' if pixels >= GOAL else 'NOT met'}")
+    print(f"heat on lesion cells {cells:.3f} (the map's {cell}-pixel grid)")
+    return 0 if pixels >= GOAL else 1
 
 
-def heat_shares(root: Path, settings: TrainerSettings, summary) -> dict[str, list[float]]:
-    """Per class: the share of heat on the lesion mask, for each correctly classified test image."""
-    member = load_member("focus", settings.artifacts_root, pick_device("cpu"))
-    kept = summary_predictions(root)
-    shares: dict[str, list[float]] = {name: [] for name in member.class_names}
-    correct = [entry for entry in kept if entry["true_class"] == entry["predicted_class"]]
+def means(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean of each figure of the pairs; nan for none."""
+    if not pairs:
+        return float("nan"), float("nan")
+    on_pixels, on_cells = zip(*pairs, strict=True)
+    return statistics.mean(on_pixels), statistics.mean(on_cells)
+
+
+def map_cell(member: Member) -> int:
+    """Input pixels per cell of the map: the input size over the target layer's output size."""
+    seen = []
+    layer = target_layer(member.model, member.spec.model_name)
+    hook = layer.register_forward_hook(lambda _module, _inputs, output: seen.append(output.shape[-1]))
+    size = member.spec.image_size
+    with torch.inference_mode():
+        member.model(prepare_inputs(torch.zeros(1, 3, size, size, dtype=torch.uint8), member.setup))
+    hook.remove()
+    return size // seen[0]
+
+
+def heat_shares(root: Path, member: Member, cell: int) -> dict[str, list[tuple[float, float]]]:
+    """Per class, for each correctly classified test image: the share of its map's heat on the
+    lesion mask's pixels, and on the map's cells that hold a lesion pixel."""
+    correct = [entry for entry in test_predictions(root) if entry["true_class"] == entry["predicted_class"]]
     size = member.spec.image_size
     pixels = np.stack([decode_image(root / "data" / "synth" / entry["file"], size, 10**8) for entry in correct])
     images = ImageTensors(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.zeros(len(correct)))
     classes = [member.class_names.index(entry["true_class"]) for entry in correct]
     maps = class_heatmaps(member.model, member.spec.model_name, member.setup, images, classes)
+    shares: dict[str, list[tuple[float, float]]] = {name: [] for name in member.class_names}
     for entry, heat in zip(correct, maps, strict=True):
         mask = np.asarray(Image.open(root / "masks" / entry["file"]).resize((size, size))) > 127
-        shares[entry["true_class"]].append(share_inside(heat, mask))
+        shares[entry["true_class"]].append((share_inside(heat, mask), share_inside(*on_grid(heat, mask, cell))))
     return shares
 
 
-def summary_predictions(root: Path) -> list[dict]:
+def on_grid(heat: np.ndarray, mask: np.ndarray, cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """The map's heat per cell, and which cells hold any lesion pixel."""
+    rows, columns = heat.shape[0] // cell, heat.shape[1] // cell
+    heat = heat[: rows * cell, : columns * cell].reshape(rows, cell, columns, cell).sum(axis=(1, 3))
+    mask = mask[: rows * cell, : columns * cell].reshape(rows, cell, columns, cell).any(axis=(1, 3))
+    return heat, mask
+
+
+def test_predictions(root: Path) -> list[dict]:
     """The run's test predictions, read back from its local event log."""
-    import json
-
-    from services.trainer.local_run import EVENTS_FILE
-
-    for line in (root / "artifacts" / "runs" / "focus" / EVENTS_FILE).read_text().splitlines():
+    for line in (root / "artifacts" / "runs" / RUN_ID / EVENTS_FILE).read_text().splitlines():
         event = json.loads(line)
         if event.get("type") == "test_predictions":
             return event["predictions"]

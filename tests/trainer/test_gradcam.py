@@ -122,4 +122,6 @@ def test_the_lesion_focus_bench_prints_its_figure(tmp_path):
     share = float(figure.split()[3])
     assert 0 < share < 1
     assert completed.returncode == (0 if share >= 0.6 else 1), completed.stderr[-2000:]
+    [on_grid] = [line for line in lines if line.startswith("heat on lesion cells ")]
+    assert 0 < float(on_grid.split()[4]) < 1 and "4-pixel grid" in on_grid  # custom_cnn's last block: 1/4 the input
     assert any(line.startswith("Leafsmut") for line in lines)
