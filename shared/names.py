@@ -57,8 +57,8 @@ WORKER_PRESENCE_KEY = "paddy:worker:{hostname}"
 # the API's /metrics exposes.
 VISIBILITY_MISSES_KEY = "paddy:visibility:refresh_misses"
 
-# Dataset audits (services/trainer/audit/): the task the API sends by name, on the predict queue
-# (an audit takes minutes, never hours behind training jobs); the recorder keeps the latest audit
+# Dataset audits (services/trainer/audit/): the task the API sends by name, on BACKGROUND_QUEUE
+# (minutes of work a trainer takes between training jobs); the recorder keeps the latest audit
 # of each dataset in AUDITS (one document per dataset name). AUDIT_REQUEST_KEY holds an audit
 # asked for and not stored yet, or why it failed (shared/audit_requests.py), for
 # AUDIT_REQUEST_TTL_S seconds.
