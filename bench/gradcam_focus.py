@@ -1,9 +1,9 @@
 """Does the model look at the disease? Grad-CAM heat inside the lesions of synthetic leaves.
 
-    python -m bench.gradcam_focus [--per-class 300] [--image-size 96] [--epochs 40]
+    python -m bench.gradcam_focus [--per-class 300] [--image-size 96] [--epochs 20]
 
 Draws a synthetic dataset with each image's lesion mask (`paddy data synth --masks`), trains a
-custom_cnn on it through Paddy's own training code, then makes the Grad-CAM map of every test
+custom_cnn on it through Paddy's own training code with the demo jobs' recipe (infra/demo.py), then makes the Grad-CAM map of every test
 image it classifies correctly (for its class) and prints, per class and over all of them, the
 share of each map's total heat that lies on the lesion mask (goal: at least 0.60 on average).
 
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from infra.demo import demo_specs
 from services.trainer.data import ImageTensors, decode_image
 from services.trainer.device import pick_device
 from services.trainer.engine import prepare_inputs
@@ -42,8 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=300)
     parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--learning-rate", type=float, default=0.003)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="the data's seed; the training seed is 1")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args()
@@ -58,16 +58,13 @@ def main() -> int:
         settings = TrainerSettings(
             data_root=root / "data", artifacts_root=root / "artifacts", device="cpu", heatmaps_per_run=0
         )
-        spec = JobSpec(
-            model_name="custom_cnn",
-            dataset="synth",
-            epochs=args.epochs,
-            patience=args.epochs,
-            image_size=args.image_size,
-            batch_size=32,
-            learning_rate=args.learning_rate,
-            seed=1,
-            version="bench",
+        spec = JobSpec.model_validate(
+            {
+                **demo_specs("synth", args.epochs)[0],
+                "image_size": args.image_size,
+                "patience": args.epochs,
+                "version": "bench",
+            }
         )
         started = time.perf_counter()
         summary = train_locally(RUN_ID, spec, settings)
