@@ -35,9 +35,9 @@ chromium:
 	  }
 
 demo: install
-	$(BIN)/paddy data synth --out $(STATE)/data/demo-synth --per-class 200 --size 96 --seed 0
+	$(BIN)/python -m infra.demo $(STATE)/data
 	$(BIN)/paddy up --detach --state-dir $(STATE)
-	$(BIN)/paddy demo --dataset demo-synth
+	$(BIN)/paddy demo
 	@echo
 	@echo "Paddy is running: dashboard http://127.0.0.1:8501  API http://127.0.0.1:8000/docs  Flower http://127.0.0.1:5555"
 	@echo "Stop it with: make down"

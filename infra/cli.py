@@ -5,6 +5,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from infra.demo import DEMO_DATA, DEMO_EPOCHS
 from shared.models import MODELS, TRANSFER_MODELS
 from shared.schemas.jobs import JobSpec
 
@@ -170,17 +171,21 @@ def restart(
 @app.command()
 def demo(
     api_url: Annotated[str, typer.Option(help="the API to queue jobs on")] = "http://127.0.0.1:8000",
-    dataset: Annotated[str, typer.Option(help="dataset, relative to the data root")] = "demo-synth",
-    epochs: int = 30,
+    dataset: Annotated[str, typer.Option(help="dataset, relative to the data root")] = DEMO_DATA.dataset,
+    epochs: int = DEMO_EPOCHS,
     api_key: Annotated[
         str, typer.Option(envvar="PADDY_API_KEY", show_default=False, help="the API's key (default: the local stack's)")
     ] = "",
 ) -> None:
     """Queue a few small jobs that finish in minutes on a CPU."""
-    from infra.demo import queue_demo_jobs
+    from infra.demo import DemoError, queue_demo_jobs
     from infra.local_stack import DEV_API_KEY
 
-    for run_id, spec in queue_demo_jobs(api_url, dataset, epochs, api_key or DEV_API_KEY):
+    try:
+        queued = queue_demo_jobs(api_url, dataset, epochs, api_key or DEV_API_KEY)
+    except DemoError as error:
+        _fail(f"paddy demo: {error}")
+    for run_id, spec in queued:
         typer.echo(f"queued {run_id}  {spec}")
 
 
