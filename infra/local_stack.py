@@ -72,6 +72,9 @@ class StackConfig:
     dashboard_port: int = 8501
     flower_port: int = 5555
     services: tuple[str, ...] = SERVICE_ORDER
+    # A predictor beside each trainer (the predict queue's own worker). A stack that never
+    # predicts (tests of training alone) may leave them out: each is a process importing torch.
+    predictors: bool = True
     # Added to every service's environment after the PADDY_* values (tests pass short timeouts).
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -395,11 +398,12 @@ class LocalStack:
                     # The trainer takes training jobs (and audits between them); its predictor
                     # beside it serves predictions alone, so none waits behind a training job.
                     services.append(self._celery_worker(f"trainer-{index}", names.TRAINER_QUEUES))
-                    services.append(
-                        self._celery_worker(
-                            f"{PREDICTOR}-{index}", names.PREDICTOR_QUEUES, PREDICTOR_MAX_TASKS_PER_CHILD
+                    if config.predictors:
+                        services.append(
+                            self._celery_worker(
+                                f"{PREDICTOR}-{index}", names.PREDICTOR_QUEUES, PREDICTOR_MAX_TASKS_PER_CHILD
+                            )
                         )
-                    )
             elif name == "flower":
                 services.append(
                     _Service(

@@ -20,7 +20,7 @@ SIZE_FEATURES = {"width", "height", "aspect_ratio", "file_bytes"}
 
 
 def test_an_audit_asked_through_the_api_finds_the_planted_copy_and_shortcut(tmp_path):
-    with running_stack(tmp_path, TRAINING_STACK) as stack, api_client(stack) as api:
+    with running_stack(tmp_path, TRAINING_STACK, predictors=False) as stack, api_client(stack) as api:
         generated_dataset(tmp_path / "data" / "planted")
         listed = api.get("/datasets").json()["data"]
         assert [dataset["name"] for dataset in listed] == ["planted"] and listed[0]["audit"] is None

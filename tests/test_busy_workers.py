@@ -25,7 +25,7 @@ POLLS_WHILE_BUSY = 10
 @pytest.fixture
 def stack(tmp_path):
     env = {"PADDY_WORKER_PRESENCE_REFRESH_S": "1", "PADDY_WORKER_PRESENCE_TTL_S": str(PRESENCE_TTL_S)}
-    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env) as running:
+    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env, predictors=False) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=3)
         yield running
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("paddy")
-    with running_stack(state_dir, TRAINING_STACK, env={"PADDY_HEARTBEAT_INTERVAL_S": "2"}) as running:
+    with running_stack(state_dir, TRAINING_STACK, env={"PADDY_HEARTBEAT_INTERVAL_S": "2"}, predictors=False) as running:
         for name in ("tiny", "doomed"):
             synthesize_dataset(state_dir / "data" / name, per_class=12, size=64, seed=1)
         yield running

@@ -40,7 +40,7 @@ TEST_GROUP = "fencing-test"  # reads nothing: the recorder's trimming keeps ever
 def stack(tmp_path):
     # A progress event after every batch: an old attempt that trained on would show it at once.
     env = {**TIMINGS, "PADDY_PROGRESS_EVERY_BATCHES": "1"}
-    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env) as running:
+    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env, predictors=False) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=60, size=96, seed=5)
         yield running
 

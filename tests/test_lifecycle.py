@@ -31,7 +31,7 @@ LONG_JOB = {
 def stack(tmp_path_factory):
     state_dir = tmp_path_factory.mktemp("paddy")
     env = {"PADDY_HEARTBEAT_INTERVAL_S": "1", "PADDY_HEARTBEAT_TIMEOUT_S": "4", "PADDY_REAP_INTERVAL_S": "1"}
-    with running_stack(state_dir, TRAINING_STACK, env=env) as running:
+    with running_stack(state_dir, TRAINING_STACK, env=env, predictors=False) as running:
         synthesize_dataset(state_dir / "data" / "leaves", per_class=30, size=64, seed=1)
         yield running
 

@@ -32,7 +32,7 @@ OUTAGE_S = 4
 @pytest.fixture
 def stack(tmp_path):
     env = {"PADDY_EVENT_SPILL_THRESHOLD": "3", "PADDY_PROGRESS_EVERY_BATCHES": "2", "PADDY_HEARTBEAT_INTERVAL_S": "1"}
-    with running_stack(tmp_path, ("redis", "mongo", "recorder", "trainer"), env=env) as running:
+    with running_stack(tmp_path, ("redis", "mongo", "recorder", "trainer"), env=env, predictors=False) as running:
         fsync_every_write(running)
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=60, size=64, seed=4)
         yield running

@@ -28,7 +28,7 @@ def stack(tmp_path):
         "PADDY_HEARTBEAT_TIMEOUT_S": "4",
         "PADDY_REAP_INTERVAL_S": "1",
     }
-    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env) as running:
+    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env, predictors=False) as running:
         synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)
         yield running
 

@@ -22,13 +22,19 @@ def free_port() -> int:
 
 
 def stack_config(
-    state_dir: Path, services: tuple[str, ...], trainers: int = 1, env: Mapping[str, str] | None = None
+    state_dir: Path,
+    services: tuple[str, ...],
+    trainers: int = 1,
+    env: Mapping[str, str] | None = None,
+    predictors: bool = True,
 ) -> StackConfig:
-    """These services, every port a free one, `env` added to each service's environment."""
+    """These services, every port a free one, `env` added to each service's environment;
+    predictors=False: trainers without their predictors (for stacks that never predict)."""
     return StackConfig(
         state_dir=state_dir,
         services=services,
         trainers=trainers,
+        predictors=predictors,
         redis_port=free_port(),
         mongo_port=free_port(),
         api_port=free_port(),
@@ -40,10 +46,14 @@ def stack_config(
 
 @contextmanager
 def running_stack(
-    state_dir: Path, services: tuple[str, ...], trainers: int = 1, env: Mapping[str, str] | None = None
+    state_dir: Path,
+    services: tuple[str, ...],
+    trainers: int = 1,
+    env: Mapping[str, str] | None = None,
+    predictors: bool = True,
 ) -> Iterator[LocalStack]:
     """The stack of stack_config(...), started; stopped with everything it started on exit."""
-    with LocalStack(stack_config(state_dir, services, trainers, env)) as stack:
+    with LocalStack(stack_config(state_dir, services, trainers, env, predictors)) as stack:
         yield stack
 
 
