@@ -25,7 +25,7 @@ from infra.local_stack import DEV_API_KEY, LocalStack
 from infra.supervisor import Supervisor
 from shared.datasets.synth import synthesize_dataset
 from tests.utils.processes import live_group_members
-from tests.utils.stack import free_port, queue_job, stack_config
+from tests.utils.stack import free_ports, queue_job, stack_config
 from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def paddy(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
 
 def up_options(state_dir: Path, services: str, **ports: int) -> list[str]:
     """`paddy up`'s options for these services in state_dir: each port a free one unless given."""
-    ports = {"redis": free_port(), "mongo": free_port(), "api": free_port()} | ports
+    ports = dict(zip(("redis", "mongo", "api"), free_ports(3), strict=True)) | ports
     port_options = [option for name, port in ports.items() for option in (f"--{name}-port", str(port))]
     return ["--state-dir", str(state_dir), "--services", services, *port_options]
 

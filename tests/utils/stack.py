@@ -4,7 +4,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,9 +16,17 @@ TRAINING_STACK = ("redis", "mongo", "recorder", "api", "trainer")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """count different free ports: each socket stays bound until all are chosen, or the system
+    may hand one port out twice (a stack with its Redis and API on one port fails to start)."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def stack_config(
@@ -30,16 +38,17 @@ def stack_config(
 ) -> StackConfig:
     """These services, every port a free one, `env` added to each service's environment;
     predictors=False: trainers without their predictors (for stacks that never predict)."""
+    redis_port, mongo_port, api_port, dashboard_port, flower_port = free_ports(5)
     return StackConfig(
         state_dir=state_dir,
         services=services,
         trainers=trainers,
         predictors=predictors,
-        redis_port=free_port(),
-        mongo_port=free_port(),
-        api_port=free_port(),
-        dashboard_port=free_port(),
-        flower_port=free_port(),
+        redis_port=redis_port,
+        mongo_port=mongo_port,
+        api_port=api_port,
+        dashboard_port=dashboard_port,
+        flower_port=flower_port,
         extra_env=dict(env or {}),
     )
 
