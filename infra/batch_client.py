@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import httpx
 
-from infra.demo import _api_message as api_message  # FastAPI's `detail` in words, as `paddy demo` says it
+from infra.api_calls import api_client, call_api
 from shared.batches import BATCH_IMAGE_EXTENSIONS
 
 # Seconds between two looks at the batch's progress.
@@ -44,7 +44,7 @@ def predict_folder(
 ) -> tuple[dict[str, Any], str]:
     """(the batch as GET /batches/{id} shows it at the end, its CSV); on_progress(batch) after
     each look at it. Raises BatchError saying what went wrong."""
-    with _client(api_url, api_key) as client:
+    with api_client(api_url, api_key) as client:
         with tempfile.TemporaryFile() as archive:
             images = zip_images(folder, archive)
             if not images:
@@ -63,17 +63,5 @@ def predict_folder(
             time.sleep(POLL_S)
 
 
-def _client(api_url: str, api_key: str) -> httpx.Client:
-    return httpx.Client(base_url=api_url.rstrip("/"), timeout=30, headers={"X-API-Key": api_key})
-
-
 def _answer(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    try:
-        response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as error:
-        raise BatchError(f"cannot reach the API at {client.base_url}: {error}; is `paddy up` running?") from None
-    if response.status_code == 401:
-        raise BatchError("the API refused the key: pass --api-key (or set PADDY_API_KEY) to the API's key")
-    if not response.is_success:
-        raise BatchError(f"the API answered {response.status_code}: {api_message(response)}")
-    return response.json()
+    return call_api(client, BatchError, "the API answered {code}: {detail}", method, path, **kwargs).json()

@@ -8,10 +8,7 @@ checks these jobs against the goal below) all read it from here.
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import httpx
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -74,32 +71,16 @@ def synthesize_demo_data(data_root: Path, data: DemoData = DEMO_DATA) -> dict[st
 def queue_demo_jobs(api_url: str, dataset: str, epochs: int, api_key: str) -> list[tuple[str, dict]]:
     """POST each demo spec to `{api_url}/jobs` with the API key; returns (run_id, spec) for
     every queued job."""
-    import httpx  # here: the Makefile and `paddy`'s other commands import this module without it
+    from infra.api_calls import api_client, call_api  # httpx: `paddy`'s other commands import this module without it
 
     queued = []
-    with httpx.Client(base_url=api_url.rstrip("/"), timeout=30, headers={"X-API-Key": api_key}) as client:
+    with api_client(api_url, api_key) as client:
         for spec in demo_specs(dataset, epochs):
-            try:
-                response = client.post("/jobs", json=spec)
-            except httpx.HTTPError as error:
-                raise DemoError(f"cannot reach the API at {api_url}: {error}; is `paddy up` running?") from None
-            if response.status_code == 401:
-                raise DemoError("the API refused the key: pass --api-key (or set PADDY_API_KEY) to the API's key")
-            if not response.is_success:
-                raise DemoError(f"the API refused the job ({response.status_code}): {_api_message(response)}")
+            response = call_api(
+                client, DemoError, "the API refused the job ({code}): {detail}", "POST", "/jobs", json=spec
+            )
             queued.append((response.json()["run_id"], spec))
     return queued
-
-
-def _api_message(response: "httpx.Response") -> str:
-    """FastAPI's `detail`: a string, or a list of validation errors naming their fields."""
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        return response.text
-    if isinstance(detail, list):
-        return "; ".join(f"{'.'.join(map(str, error.get('loc', [])))}: {error.get('msg')}" for error in detail)
-    return str(detail)
 
 
 def main(argv: list[str] | None = None) -> int:
