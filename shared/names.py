@@ -14,6 +14,9 @@ LEASE_KEY = "paddy:lease:{run_id}"
 # Set by the API to cancel a run; the trainer looks for it before and while training. It
 # expires after CANCEL_FLAG_TTL_S seconds, long after any redelivery of the job could start.
 CANCEL_KEY = "paddy:cancel:{run_id}"
+# The cancel flag's value when a sweep's pruner stops the run (services/api/sweep_driver.py): the
+# run then ends `pruned`, not `cancelled`. Any other value is a person's cancel.
+PRUNE_FLAG_VALUE = "pruned"
 CANCEL_FLAG_TTL_S = 86_400
 
 # Celery queues and the task names the API sends (by name: the API never imports the trainer).
@@ -80,3 +83,8 @@ BATCH_PREDICT_TASK = "paddy.predict_batch"
 BATCHES_DIR = "batches"
 BATCH_KEY = "paddy:batch:{batch_id}"
 BATCH_TTL_S = 7 * 86_400
+
+# Optuna's journal of every random or tpe sweep (services/api/search.py), and the lock one
+# sweep driver holds while it advances a sweep (services/api/sweep_driver.py).
+OPTUNA_PREFIX = "paddy:optuna"
+SWEEP_LOCK_KEY = "paddy:sweep-lock:{sweep_id}"

@@ -194,6 +194,23 @@ class Store:
     def get_sweep(self, sweep_id: str) -> dict[str, Any] | None:
         return self.db[SWEEPS].find_one({"sweep_id": sweep_id}, {"_id": 0})
 
+    def list_sweeps(self, limit: int) -> list[dict[str, Any]]:
+        """The newest sweeps and studies first, without their trials."""
+        found = self.db[SWEEPS].find({}, {"_id": 0, "search": 0}).sort("created_at", DESCENDING).limit(limit)
+        return list(found)
+
+    def running_searches(self) -> list[str]:
+        """The random and tpe sweeps a driver still advances (`state` running)."""
+        return [doc["sweep_id"] for doc in self.db[SWEEPS].find({"state": "running"}, {"sweep_id": 1})]
+
+    def save_search(self, sweep_id: str, search: dict[str, Any]) -> None:
+        """A search's state as its driver leaves it; written whole, since nx-27017 turns a
+        datetime given to `$set` into a string. One driver at a time writes a sweep (its lock)."""
+        sweep = self.db[SWEEPS].find_one({"sweep_id": sweep_id})
+        if sweep is not None:
+            sweep.update(search=search, state=search["state"])
+            self.db[SWEEPS].replace_one({"_id": sweep["_id"]}, sweep)
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.status.find_one({"run_id": run_id}, {"_id": 0})
 

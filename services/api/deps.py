@@ -7,9 +7,12 @@ from typing import Annotated
 import redis
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
+from optuna.storages.journal import JournalStorage
 
+from services.api import search
 from services.api.job_queue import JobQueue
 from services.api.settings import ApiSettings, get_settings
+from services.api.sweep_driver import Services
 from shared.store import Store, connect, ensure_indexes
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -41,10 +44,21 @@ def get_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
 
 
+@lru_cache
+def get_search_storage() -> JournalStorage:
+    return search.storage(get_settings().redis_url)
+
+
+def get_sweep_services() -> Services:
+    """What the sweep driver works with: the same clients the handlers get."""
+    return Services(get_store(), get_queue(), get_redis(), get_search_storage())
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+SweepServicesDep = Annotated[Services, Depends(get_sweep_services)]
 
 
 def check_api_key(

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from services.api import errors
 from services.api.body_limit import BodySizeLimit, body_limit
-from services.api.deps import check_api_key
+from services.api.deps import check_api_key, get_sweep_services
 from services.api.routes import (
     batches,
     compare,
@@ -22,12 +22,16 @@ from services.api.routes import (
     sweeps,
 )
 from services.api.settings import get_settings
+from services.api.sweep_driver import SweepDriver
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    get_settings()  # refuses to start without a key, or with the example key outside development
-    yield
+    settings = get_settings()  # refuses to start without a key, or with the example key outside development
+    # Random and tpe sweeps advance from here (services/api/sweep_driver.py); it connects lazily,
+    # so the API serves (and answers 503s) while MongoDB or Redis is away.
+    with SweepDriver(get_sweep_services, settings.sweep_poll_s):
+        yield
 
 
 class ErrorPublic(BaseModel):

@@ -49,13 +49,15 @@ def queue_run(
     ensemble: bool = False,
     sweep_id: str | None = None,
     retry_of: str | None = None,
+    run_id: str | None = None,
 ) -> JobCreated:
     """Store the run as queued, send its Celery task, announce it on the event stream.
 
     The run is stored first, so that it is visible at once and a trainer's first event always
-    finds it; when the broker is down it is marked failed and the client gets a 503.
+    finds it; when the broker is down it is marked failed and the client gets a 503. A sweep's
+    driver names its trials' runs itself (`run_id`); any other run gets a new id.
     """
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     version = spec.get("version") or store.next_version(spec["model_name"])
     spec = {**spec, "version": version}
     document = new_status_document(run_id, spec, version, created_at=utc_now())

@@ -18,8 +18,11 @@ class ApiSettings(PaddySettings):
     environment: Literal["development", "production"] = "production"
     # Seconds a POST /jobs waits for the broker before answering 503.
     broker_timeout_s: float = 5.0
-    # Most runs one POST /sweeps may queue (the grid's cartesian product).
+    # Most runs one POST /sweeps may queue (the grid's cartesian product, a search's max_runs).
     max_sweep_runs: int = Field(100, ge=1)
+    # Seconds between two passes of the sweep driver (services/api/sweep_driver.py): how soon a
+    # finished epoch is judged by the pruner and a finished run replaced by the next trial.
+    sweep_poll_s: float = Field(1.0, gt=0)
     # Largest request body in bytes (413 past it, counted while the body is read); POST /predict
     # has max_upload_bytes instead.
     max_body_bytes: int = Field(1024 * 1024, ge=1)

@@ -14,12 +14,13 @@ STATUS_ICONS = {
     "completed": "✅",
     "failed": "❌",
     "cancelled": "🚫",
+    "pruned": "✂️",
     "lost": "⚠️",
 }
 # Runs whose silence means something: a heartbeat age is shown only for these.
 WATCHED_STATES = frozenset({"in_progress", "lost"})
 # Runs that have ended: the live monitor shows the most recent of them under the active ones.
-ENDED_STATES = ("completed", "failed", "cancelled")
+ENDED_STATES = ("completed", "failed", "cancelled", "pruned")
 ACTIVE_STATES = ("queued", "in_progress", "lost")
 # Rows that need someone's attention.
 ALARM_STATES = frozenset({"failed", "lost"})

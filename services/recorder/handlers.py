@@ -36,6 +36,7 @@ from shared.schemas.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunPruned,
     RunQueued,
     RunStarted,
     TestPredictions,
@@ -144,6 +145,10 @@ def on_run_cancelled(doc: Document, event: RunCancelled) -> None:
     doc.update(status="cancelled", end_time=event.time)
 
 
+def on_run_pruned(doc: Document, event: RunPruned) -> None:
+    doc.update(status="pruned", end_time=event.time, epochs_done=event.epochs_done, progress=None)
+
+
 STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
     RunStarted: on_run_started,
     Heartbeat: on_heartbeat,
@@ -156,6 +161,7 @@ STATUS_HANDLERS: dict[type, Callable[[Document, Any], None]] = {
     RunCompleted: on_run_completed,
     RunFailed: on_run_failed,
     RunCancelled: on_run_cancelled,
+    RunPruned: on_run_pruned,
 }
 
 
@@ -265,8 +271,8 @@ def epoch_document(
 
 
 def ended_runs(events: list[Event]) -> list[str]:
-    """Runs that a cancel or a failure ended in these events: their unfinished epoch is removed."""
-    return sorted({event.run_id for event in events if isinstance(event, RunCancelled | RunFailed)})
+    """Runs that a cancel, a prune or a failure ended in these events: their unfinished epoch is removed."""
+    return sorted({event.run_id for event in events if isinstance(event, RunCancelled | RunPruned | RunFailed)})
 
 
 def fold_writes(writes: list[DocumentWrite]) -> list[DocumentWrite]:

@@ -1,8 +1,9 @@
-"""Whether someone asked to cancel a run: the API sets names.CANCEL_KEY, the trainer looks."""
+"""Whether someone asked to stop a run: the API sets names.CANCEL_KEY (a person's cancel, or
+names.PRUNE_FLAG_VALUE when a sweep's pruner stops it), the trainer looks."""
 
 import logging
 import threading
-from typing import Self
+from typing import Literal, Self
 
 import redis
 
@@ -10,6 +11,8 @@ from shared import names
 from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
+
+StopReason = Literal["cancelled", "pruned"]
 
 
 class CancelFlag(Periodic):
@@ -25,6 +28,7 @@ class CancelFlag(Periodic):
         self._client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self._key = names.CANCEL_KEY.format(run_id=run_id)
         self._cancelled = threading.Event()
+        self._reason: StopReason = "cancelled"
         self._unreachable = False
 
     def __enter__(self) -> Self:
@@ -38,9 +42,15 @@ class CancelFlag(Periodic):
     def is_set(self) -> bool:
         return self._cancelled.is_set()
 
+    def reason(self) -> StopReason:
+        """Why the run must stop, once is_set: a person cancelled it, or its sweep pruned it."""
+        return self._reason
+
     def _look(self) -> None:
         try:
-            if self._client.exists(self._key):
+            value = self._client.get(self._key)
+            if value is not None:
+                self._reason = "pruned" if value.decode(errors="replace") == names.PRUNE_FLAG_VALUE else "cancelled"
                 self._cancelled.set()
                 self.stop()  # a cancelled run stays cancelled: nothing more to look for
             self._unreachable = False

@@ -23,7 +23,7 @@ from services.trainer.device import environment, pick_device
 from services.trainer.engine import TrainSetup, loss_and_accuracy, make_setup, predict_logits
 from services.trainer.events import Publisher
 from services.trainer.gradcam import Explained
-from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
+from services.trainer.lifecycle import Attempt, Outcome, completed_run, run_attempt, stopped_run
 from services.trainer.models import build_model
 from services.trainer.run_heatmaps import save_test_heatmaps
 from services.trainer.settings import TrainerSettings
@@ -207,7 +207,7 @@ def evaluate_ensemble(spec: EnsembleSpec, settings: TrainerSettings, attempt: At
     publish_run_started(attempt, spec, split, device)
     votes = collect_votes(members, index, positions, settings, spec.batch_size, attempt.should_stop)
     if votes is None:
-        return cancelled_run(attempt.publisher, attempt.run_id, 0, "while its members voted")
+        return stopped_run(attempt.publisher, attempt.run_id, 0, "while its members voted", attempt.stop_reason())
     combined = {name: combine_logits([m[name] for m in votes.logits], spec.voting) for name in SPLIT_NAMES}
     evaluation = evaluation_of(combined["test"], votes.labels["test"], first.class_names)
     publish_evaluation(attempt, evaluation)

@@ -3,7 +3,7 @@
 An attempt takes the run's lease (lease.py), publishes its events from a buffer (events.py)
 with heartbeats that renew the lease, watches the run's cancel flag (cancel.py), refuses to
 run a job whose workers kept dying, and ends the run the one way it ended: run_completed,
-run_cancelled or run_failed. An attempt that finds a newer one holding the run stands down
+run_cancelled, run_pruned or run_failed. An attempt that finds a newer one holding the run stands down
 (StoodDown): it publishes nothing more, and the newer attempt owns the run.
 """
 
@@ -19,13 +19,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from services.trainer import checkpoints
-from services.trainer.cancel import CancelFlag
+from services.trainer.cancel import CancelFlag, StopReason
 from services.trainer.events import EventPublisher, Heartbeater, Publisher
 from services.trainer.lease import RunLease, StoodDown, Unleased
 from services.trainer.settings import TrainerSettings
 from services.trainer.spill import earlier_spill_files, spill_path
 from shared import names
-from shared.schemas.events import RunCancelled, RunCompleted, RunFailed, TrainingSummary
+from shared.schemas.events import RunCancelled, RunCompleted, RunFailed, RunPruned, TrainingSummary
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,16 @@ def never() -> bool:
     return False
 
 
+def cancelled() -> StopReason:
+    return "cancelled"
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One attempt at a run, as the work sees it: where its events go and when it must stop.
 
-    should_stop is asked after every batch: True once the run is cancelled; it raises StoodDown
-    once a newer attempt holds the run. Checkpoints are replaced only while `lease` holds
+    should_stop is asked after every batch: True once the run is cancelled or pruned (stop_reason
+    says which); it raises StoodDown once a newer attempt holds the run. Checkpoints are replaced only while `lease` holds
     (Unleased: no other attempt competes, as in `paddy train`).
     """
 
@@ -49,17 +53,19 @@ class Attempt:
     publisher: Publisher
     lease: RunLease | Unleased = field(default_factory=Unleased)
     should_stop: Callable[[], bool] = never
+    stop_reason: Callable[[], StopReason] = cancelled
 
 
 @dataclass(frozen=True)
-class CancelledRun:
-    """What the work returns for a run stopped on request: no summary."""
+class StoppedRun:
+    """What the work returns for a run stopped on request (cancelled, or pruned by its sweep): no summary."""
 
     run_id: str
     epochs_run: int
+    reason: StopReason = "cancelled"
 
 
-Outcome = TrainingSummary | CancelledRun
+Outcome = TrainingSummary | StoppedRun
 
 
 class TooManyAttempts(RuntimeError):
@@ -72,18 +78,18 @@ def run_attempt(run_id: str, settings: TrainerSettings, worker: str, work: Calla
     than settings.max_attempts times. Publishes run_failed (and re-raises) on errors."""
     with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
         if cancel.is_set():
-            return cancelled_run(publisher, run_id, 0, "before it started")
+            return stopped_run(publisher, run_id, 0, "before it started", cancel.reason())
         if lease.attempt > settings.max_attempts:
             # Raised inside published_run: the run is recorded as failed with this reason.
             raise TooManyAttempts(
                 f"run {run_id} was delivered {lease.attempt} times; its worker died during each of the "
                 f"last {lease.attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})"
             )
-        return work(Attempt(run_id, lease.attempt, worker, publisher, lease, stop_check(lease, cancel)))
+        return work(Attempt(run_id, lease.attempt, worker, publisher, lease, stop_check(lease, cancel), cancel.reason))
 
 
 def stop_check(lease: RunLease, cancel: CancelFlag) -> Callable[[], bool]:
-    """The loop's should_stop: True once cancelled; raises StoodDown once a newer attempt holds the run."""
+    """The loop's should_stop: True once cancelled or pruned; raises StoodDown once a newer attempt holds the run."""
 
     def should_stop() -> bool:
         lease.check()
@@ -159,11 +165,13 @@ def reporting_failure(publisher: Publisher) -> Iterator[None]:
         raise
 
 
-def cancelled_run(publisher: Publisher, run_id: str, epochs_done: int, when: str) -> CancelledRun:
-    """Publish run_cancelled for a run stopped on request (`when`: at what point, for the log)."""
-    log.info("run %s cancelled %s", run_id, when)
-    publisher.publish(RunCancelled, epochs_done=epochs_done)
-    return CancelledRun(run_id, epochs_run=epochs_done)
+def stopped_run(
+    publisher: Publisher, run_id: str, epochs_done: int, when: str, reason: StopReason = "cancelled"
+) -> StoppedRun:
+    """Publish run_cancelled or run_pruned for a run stopped on request (`when`: at what point, for the log)."""
+    log.info("run %s %s %s", run_id, reason, when)
+    publisher.publish(RunPruned if reason == "pruned" else RunCancelled, epochs_done=epochs_done)
+    return StoppedRun(run_id, epochs_run=epochs_done, reason=reason)
 
 
 def completed_run(attempt: Attempt, summary: TrainingSummary) -> TrainingSummary:

@@ -12,7 +12,7 @@ from services.trainer.batch_job import run_batch_chunk
 from services.trainer.celery_app import app
 from services.trainer.ensemble import run_ensemble
 from services.trainer.lease import StoodDown
-from services.trainer.lifecycle import CancelledRun, Outcome
+from services.trainer.lifecycle import Outcome, StoppedRun
 from services.trainer.memory import keep_freed_memory
 from services.trainer.predict import predict_images
 from services.trainer.settings import TrainerSettings, get_settings
@@ -59,8 +59,8 @@ def run_delivery(task, run_id: str, run: Callable[[str, Spec, TrainerSettings, s
     except StoodDown as stood_down:
         log.warning("%s", stood_down)
         return {"run_id": run_id, "stood_down": True}
-    if isinstance(outcome, CancelledRun):
-        return {"run_id": run_id, "cancelled": True, "epochs_run": outcome.epochs_run}
+    if isinstance(outcome, StoppedRun):
+        return {"run_id": run_id, outcome.reason: True, "epochs_run": outcome.epochs_run}
     return {"run_id": run_id, "test_accuracy": outcome.test_accuracy}
 
 

@@ -23,7 +23,7 @@ from services.trainer.engine import (
     predict_logits,
 )
 from services.trainer.gradcam import Explained
-from services.trainer.lifecycle import Attempt, Outcome, cancelled_run, completed_run, run_attempt
+from services.trainer.lifecycle import Attempt, Outcome, completed_run, run_attempt, stopped_run
 from services.trainer.models import build_model
 from services.trainer.run_heatmaps import save_test_heatmaps
 from services.trainer.settings import TrainerSettings
@@ -151,7 +151,8 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
     result = fit(spec, state, placed, setup, reporter, attempt.should_stop, settings.progress_every_batches)
     epochs_run = len(result.history)
     if result.stopped_by_request:
-        return cancelled_run(attempt.publisher, attempt.run_id, epochs_run, f"after {epochs_run} epochs")
+        when = f"after {epochs_run} epochs"
+        return stopped_run(attempt.publisher, attempt.run_id, epochs_run, when, attempt.stop_reason())
 
     logits = predict_logits(model, placed.test, setup, spec.batch_size)
     evaluation = evaluation_of(logits, data.test.labels, index.class_names)

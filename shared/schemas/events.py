@@ -199,6 +199,13 @@ class RunCancelled(_Event):
     epochs_done: int = Field(0, ge=0, description="epochs finished before it stopped; their checkpoints are kept")
 
 
+class RunPruned(_Event):
+    """A sweep's pruner stopped the run after an epoch: it was clearly losing to the sweep's other runs."""
+
+    type: Literal["run_pruned"] = "run_pruned"
+    epochs_done: int = Field(0, ge=0, description="epochs finished before it stopped; their checkpoints are kept")
+
+
 class DatasetAudited(_Event):
     """A dataset was audited: by the `paddy.audit` task, or by a training run that had to find
     its copy groups. It concerns a dataset, not a run: `run_id` only names the publisher (the
@@ -222,6 +229,7 @@ Event = Annotated[
     | RunCompleted
     | RunFailed
     | RunCancelled
+    | RunPruned
     | DatasetAudited,
     Field(discriminator="type"),
 ]

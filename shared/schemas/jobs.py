@@ -11,8 +11,9 @@ from shared.paths import MAX_PATH_LENGTH
 from shared.schemas.events import ImagePrediction
 from shared.schemas.splits import SplitMethod
 
-RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "lost"]
-FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+# pruned: a sweep's pruner stopped the run early because it was clearly losing (its checkpoints stay).
+RunState = Literal["queued", "in_progress", "completed", "failed", "cancelled", "pruned", "lost"]
+FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "pruned"})
 # Runs POST /jobs/{run_id}/retry starts again (a lost run's trainer may never come back).
 RETRYABLE_STATES: frozenset[str] = FINISHED_STATES | {"lost"}
 # The `trainings` metrics copied into a completed run's `status` document (`metrics`), where
@@ -315,8 +316,51 @@ SweepField = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,64}$")]
 SweepValue = bool | int | float | PathText | None
 
 
+class SearchRange(BaseModel):
+    """A range to sample from: floats for float fields, integers for integer fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    low: int | float
+    high: int | float
+    log: bool = Field(False, description="sample evenly on a log scale (learning rates); low must be > 0")
+    step: int | float | None = Field(None, gt=0, description="sample only low, low+step, …; not with log")
+
+    @model_validator(mode="after")
+    def ordered(self) -> "SearchRange":
+        if self.low > self.high:
+            raise ValueError("low must be at most high")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("choose log or step, not both")
+        return self
+
+
+class SearchChoices(BaseModel):
+    """Values to choose from, in no order (model names, augmentations, booleans)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    choices: list[SweepValue] = Field(min_length=1, max_length=MAX_GRID_VALUES)
+
+
+SearchParam = SearchRange | SearchChoices
+SweepStrategy = Literal["grid", "random", "tpe"]
+PrunerName = Literal["none", "median", "asha", "hyperband"]
+# What the sampler optimises and the pruner judges after each epoch; the run's summary
+# metric (val_accuracy: the best epoch's) is the trial's final value.
+SweepMetric = Literal["val_accuracy", "val_loss"]
+MAX_SWEEP_PARALLEL = 64
+
+
 class SweepCreate(BaseModel):
-    """A grid search: one job per combination of the grid's values, on top of `base`."""
+    """A search over JobSpec fields on top of `base`.
+
+    grid: one job per combination of `grid`'s values, all queued at once (no pruning).
+    random / tpe: Optuna samples `space` one trial at a time, `parallel` runs in flight, until
+    `max_runs` runs or `budget_epochs` epochs are spent; `pruner` stops clearly losing runs.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -327,19 +371,68 @@ class SweepCreate(BaseModel):
                 {
                     "base": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
                     "grid": {"learning_rate": [0.001, 0.0003], "dropout": [0.3, 0.5]},
-                }
+                },
+                {
+                    "strategy": "tpe",
+                    "base": {"model_name": "custom_cnn", "dataset": "rice-leaf-real", "epochs": 20, "image_size": 96},
+                    "space": {
+                        "learning_rate": {"low": 0.0001, "high": 0.01, "log": True},
+                        "dropout": {"low": 0.0, "high": 0.6},
+                        "batch_size": {"choices": [16, 32, 64]},
+                    },
+                    "max_runs": 30,
+                    "parallel": 2,
+                    "budget_epochs": 200,
+                    "pruner": "asha",
+                },
             ]
         },
     )
 
+    strategy: SweepStrategy = Field("grid", description="grid: every combination; random or tpe: Optuna samples")
     base: dict[SweepField, SweepValue] = Field(
         max_length=len(JobSpec.model_fields), description="JobSpec fields every run shares (a partial JobSpec)"
     )
     grid: dict[SweepField, Annotated[list[SweepValue], Field(max_length=MAX_GRID_VALUES)]] = Field(
-        min_length=1,
+        default_factory=dict,
         max_length=len(JobSpec.model_fields),
-        description="JobSpec field → the values to try; the runs are their cartesian product",
+        description="strategy grid: JobSpec field → the values to try; the runs are their cartesian product",
     )
+    space: dict[SweepField, SearchParam] = Field(
+        default_factory=dict,
+        max_length=len(JobSpec.model_fields),
+        description="strategy random or tpe: JobSpec field → {low, high, log?, step?} or {choices}",
+    )
+    first_trials: list[dict[SweepField, SweepValue]] = Field(
+        default_factory=list,
+        max_length=MAX_GRID_VALUES,
+        description="random or tpe: points of the space tried first, in order (a known good setting)",
+    )
+    max_runs: int | None = Field(None, ge=1, description="random or tpe: most runs (default 20)")
+    parallel: int = Field(2, ge=1, le=MAX_SWEEP_PARALLEL, description="random or tpe: runs in flight at once")
+    budget_epochs: int | None = Field(
+        None, ge=1, description="random or tpe: most training epochs all runs together may spend (default: no limit)"
+    )
+    pruner: PrunerName = Field("none", description="random or tpe: stops runs that are clearly losing")
+    metric: SweepMetric = Field("val_accuracy", description="random or tpe: what is optimised and pruned on")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="random or tpe: seeds the sampler")
+
+    @model_validator(mode="after")
+    def one_strategy(self) -> "SweepCreate":
+        searched = self.strategy != "grid"
+        if not searched and not self.grid:
+            raise ValueError("strategy grid needs `grid`: JobSpec field → values")
+        if searched and not self.space:
+            raise ValueError(f"strategy {self.strategy} needs `space`: JobSpec field → a range or choices")
+        if searched and self.grid:
+            raise ValueError(f"strategy {self.strategy} samples `space`; `grid` is for strategy grid")
+        if not searched:
+            given = [name for name in ("space", "first_trials", "max_runs", "budget_epochs") if getattr(self, name)]
+            if self.pruner != "none":
+                given.append("pruner")
+            if given:
+                raise ValueError(f"{given} need strategy random or tpe; a grid queues every combination at once")
+        return self
 
 
 class SweepCreated(BaseModel):
@@ -355,7 +448,7 @@ class SweepCreated(BaseModel):
 
 
 StudyKind = Literal["folds", "repeats"]
-SweepKind = Literal["grid", "folds", "repeats"]
+SweepKind = Literal["grid", "random", "tpe", "folds", "repeats"]
 
 
 class StudyCreated(SweepCreated):
@@ -381,11 +474,67 @@ class MetricInterval(BaseModel):
     runs: int = Field(description="completed runs with this metric")
 
 
+TrialState = Literal["running", "completed", "pruned", "failed"]
+SearchState = Literal["running", "finished"]
+
+
+class TrialPublic(BaseModel):
+    """One trial of a random or tpe search: the point Optuna sampled and the run that tried it."""
+
+    number: int = Field(description="0, 1, …: the order Optuna proposed the trials in")
+    run_id: str
+    state: TrialState
+    params: dict[str, SweepValue] = Field(description="the sampled JobSpec fields")
+    value: float | None = Field(
+        None, description="the run's metric: its summary's when completed, else its last epoch's"
+    )
+    epochs: int = Field(0, description="epochs the run trained")
+    intermediate: dict[int, float] = Field(default_factory=dict, description="epoch → the metric after it")
+
+
+class SearchPublic(BaseModel):
+    """A random or tpe search as its driver last left it (services/api/sweep_driver.py)."""
+
+    strategy: SweepStrategy
+    space: dict[str, Any]
+    pruner: PrunerName
+    metric: SweepMetric
+    max_runs: int
+    parallel: int
+    budget_epochs: int | None
+    seed: int
+    state: SearchState = Field(description="finished once no trial runs and the budget or max_runs is spent")
+    epochs_spent: int = Field(description="epochs trained by all its runs so far")
+    best_value: float | None = None
+    trials: list[TrialPublic]
+    importance: dict[str, float] = Field(
+        default_factory=dict, description="each sampled field's share of the metric's variance (Optuna's PED-ANOVA)"
+    )
+    finished_at: datetime | None = None
+
+
+class SweepSummaryPublic(BaseModel):
+    sweep_id: str
+    kind: SweepKind
+    created_at: datetime
+    model_name: str | None = None
+    dataset: str | None = None
+    state: SearchState | None = Field(None, description="random and tpe searches only")
+
+
+class SweepsPublic(BaseModel):
+    data: list[SweepSummaryPublic]
+    count: int
+
+
 class SweepPublic(BaseModel):
     sweep_id: str
     kind: SweepKind = Field(
-        "grid", description="grid: POST /sweeps; folds or repeats: a study queued by POST /jobs with folds or repeats"
+        "grid",
+        description="grid, random, tpe: POST /sweeps; folds or repeats: a study queued by POST /jobs with "
+        "folds or repeats",
     )
+    search: SearchPublic | None = Field(None, description="random and tpe: the trials, budget and importance")
     metric: str = Field(description="the summary metric `best` is chosen by")
     count: int
     runs: list[JobPublic]

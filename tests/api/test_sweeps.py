@@ -43,7 +43,7 @@ def test_bad_grids_and_bases_are_422_naming_the_field(client, redis_client):
         (sweep(epochs=[]), "no values"),
         ({"base": {"model_name": "custom_cnn", "dataset": "leaves", "speed": 1}, "grid": {"epochs": [1]}}, "speed"),
         ({"base": {"model_name": "custom_cnn", "dataset": "nowhere"}, "grid": {"epochs": [1]}}, "nowhere"),
-        ({"base": {"model_name": "custom_cnn", "dataset": "leaves"}, "grid": {}}, "at least 1"),
+        ({"base": {"model_name": "custom_cnn", "dataset": "leaves"}, "grid": {}}, "needs `grid`"),
         (sweep(model_name=["custom_cnn", "resnet9000"]), "resnet9000"),
     ]:
         response = client.post("/sweeps", json=body)

@@ -198,7 +198,9 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     page.get_by_role("heading", name=re.compile(r"custom_cnn v\d+ · ✅ completed")).wait_for()
     settle(page, charts=5)
     assert metric(page, "test accuracy").endswith("%")
-    assert page.get_by_role("button", name=re.compile("Best checkpoint")).count() == 1
+    stored = api.get(f"/jobs/{run_id}").json()
+    checkpoint = page.get_by_role("button", name=re.compile("Best checkpoint"))
+    assert checkpoint.count() == 1, f"no checkpoint button; the run as stored: {stored}"
     shoot(page, artifacts_dir / "run-detail.png")
 
     # A cell of the confusion matrix opens the gallery of that cell's test images.

@@ -14,6 +14,7 @@ from shared.schemas.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunPruned,
     RunQueued,
     RunStarted,
 )
@@ -188,6 +189,14 @@ def test_a_cancelled_run_ends_at_the_event_time():
     doc = apply_to_status(doc, RunCancelled(run_id="r1", seq=11, time=stopped, epochs_done=1))
     assert (doc["status"], doc["end_time"]) == ("cancelled", stopped)
     assert [h["status"] for h in doc["status_history"]] == ["queued", "in_progress", "cancelled"]
+
+
+def test_a_pruned_run_ends_pruned_with_the_epochs_it_trained():
+    doc = apply_to_status(queued(), started(10))
+    stopped = T0 + timedelta(minutes=1)
+    doc = apply_to_status(doc, RunPruned(run_id="r1", seq=11, time=stopped, epochs_done=3))
+    assert (doc["status"], doc["end_time"], doc["epochs_done"]) == ("pruned", stopped, 3)
+    assert [h["status"] for h in doc["status_history"]] == ["queued", "in_progress", "pruned"]
 
 
 def test_a_run_cancelled_while_queued_stays_cancelled_when_a_worker_reports_it():

@@ -13,7 +13,7 @@ from services.recorder.settings import RecorderSettings
 from services.trainer import checkpoints, ensemble
 from services.trainer.data import load_split_data
 from services.trainer.ensemble import ENSEMBLE_FILE, EnsembleError, run_ensemble
-from services.trainer.lifecycle import CancelledRun
+from services.trainer.lifecycle import StoppedRun
 from services.trainer.local_run import train_locally
 from services.trainer.models import build_model
 from services.trainer.settings import TrainerSettings
@@ -183,7 +183,7 @@ def test_the_ensemble_is_recorded_like_a_training_run(trainer_settings, redis_cl
 def test_an_ensemble_cancelled_before_it_starts_is_skipped(trainer_settings, redis_client, roots):
     redis_client.set(names.CANCEL_KEY.format(run_id="ens-skip"), 1)
     result = run_ensemble("ens-skip", EnsembleSpec(members=["a", "b"]), trainer_settings, worker="test")
-    assert result == CancelledRun("ens-skip", epochs_run=0)
+    assert result == StoppedRun("ens-skip", epochs_run=0)
     assert [e.type for e in published(redis_client)] == ["run_cancelled"]
     assert not (checkpoints.run_dir(roots["artifacts"], "ens-skip") / ENSEMBLE_FILE).exists()
 
@@ -202,7 +202,7 @@ def test_an_ensemble_cancelled_while_voting_stops_after_the_batch(trainer_settin
 
     monkeypatch.setattr(ensemble, "predict_logits", predict_while_cancelled)
     result = run_ensemble("ens-stop", EnsembleSpec(members=["a", "b"], batch_size=2), trainer_settings, worker="test")
-    assert result == CancelledRun("ens-stop", epochs_run=0)
+    assert result == StoppedRun("ens-stop", epochs_run=0)
     assert batches_run == [1]  # one batch of the first member's first split (18 images), nothing after
     assert [e.type for e in published(redis_client)] == ["run_started", "run_cancelled"]
     assert not (checkpoints.run_dir(roots["artifacts"], "ens-stop") / ENSEMBLE_FILE).exists()

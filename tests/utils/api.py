@@ -10,7 +10,7 @@ from services.api import settings as api_settings
 from shared import names
 
 API_KEY = "api-test-key-0123456789"
-CACHED = (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis)
+CACHED = (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis, deps.get_search_storage)
 
 
 def clear_caches() -> None:
