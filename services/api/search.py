@@ -9,6 +9,7 @@ only builds what it needs, also for bench/sweep_efficiency.py.
 
 import hashlib
 import types
+import warnings
 from typing import Any, Literal, Union, get_args, get_origin
 
 import optuna
@@ -51,7 +52,9 @@ class SpaceError(ValueError):
 
 def storage(redis_url: str) -> JournalStorage:
     """Every study's journal, in Redis under names.OPTUNA_PREFIX."""
-    return JournalStorage(JournalRedisBackend(redis_url, prefix=names.OPTUNA_PREFIX))
+    with warnings.catch_warnings():  # "experimental" since Optuna 3.1; pinned, and tested here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return JournalStorage(JournalRedisBackend(redis_url, prefix=names.OPTUNA_PREFIX))
 
 
 def study_name(sweep_id: str) -> str:

@@ -10,7 +10,8 @@ from tests.utils.api import API_KEY, clear_caches
 
 @pytest.fixture
 def api_env(settings, monkeypatch) -> dict[str, str]:
-    values = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "production"}
+    # The sweep driver's thread makes one pass at startup; tests drive sweeps themselves.
+    values = {"PADDY_API_KEY": API_KEY, "PADDY_ENVIRONMENT": "production", "PADDY_SWEEP_POLL_S": "3600"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values

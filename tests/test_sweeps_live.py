@@ -1,0 +1,134 @@
+"""Random and tpe sweeps on a real stack: a losing run is pruned and ends `pruned`, tpe proposes
+from its history, and a sweep survives the API, the recorder and a trainer being killed.
+
+Real processes: redis-server, nx-27017, the recorder, the API (with its sweep driver) and two
+Celery trainers.
+"""
+
+import pytest
+
+from services.api import search
+from shared.datasets.synth import synthesize_dataset
+from tests.utils.stack import TRAINING_STACK, api_client, kill_service, running_stack
+from tests.utils.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+# The same initial weights (seed) learn with GOOD and stay where they started with BAD, so after
+# one epoch BAD's validation loss is clearly the higher one.
+GOOD, BAD = 0.003, 1e-7
+EPOCHS = 10
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("sweeps")
+    env = {
+        "PADDY_SWEEP_POLL_S": "0.3",
+        # A killed trainer's job comes back after ~10 s; lease and lost timeout shrink with it.
+        "PADDY_VISIBILITY_TIMEOUT_S": "10",
+        "PADDY_HEARTBEAT_INTERVAL_S": "2",
+        "PADDY_LEASE_TTL_S": "4",
+        "PADDY_HEARTBEAT_TIMEOUT_S": "4",
+        "PADDY_REAP_INTERVAL_S": "1",
+    }
+    with running_stack(state_dir, TRAINING_STACK, trainers=2, env=env, predictors=False) as running:
+        synthesize_dataset(state_dir / "data" / "leaves", per_class=60, size=32, seed=2)
+        yield running
+
+
+def base(epochs: int) -> dict:
+    return {
+        "model_name": "custom_cnn",
+        "dataset": "leaves",
+        "epochs": epochs,
+        "patience": epochs,
+        "image_size": 32,
+        "batch_size": 8,
+    }
+
+
+def finished_search(api, sweep_id: str, timeout_s: float) -> dict:
+    return wait_for(
+        lambda: (s := api.get(f"/sweeps/{sweep_id}").json()["search"])["state"] == "finished" and s,
+        timeout_s,
+        f"sweep {sweep_id} to finish",
+    )
+
+
+def test_a_losing_run_is_pruned_and_tpe_then_proposes_from_its_history(stack):
+    api = api_client(stack)
+    body = {
+        "strategy": "tpe",
+        "base": base(EPOCHS),
+        "space": {"learning_rate": {"choices": [BAD, GOOD]}},
+        "first_trials": [{"learning_rate": GOOD}, {"learning_rate": BAD}],
+        "max_runs": 3,
+        "parallel": 1,
+        "pruner": "asha",
+        "metric": "val_loss",
+    }
+    response = api.post("/sweeps", json=body)
+    assert response.status_code == 202, response.text
+    sweep_id = response.json()["sweep_id"]
+    found = finished_search(api, sweep_id, 300)
+
+    assert [(t["number"], t["state"]) for t in found["trials"]] == [(0, "completed"), (1, "pruned"), (2, "completed")]
+    # Trial 2 is TPE's own proposal (the first two were given): the setting that learned.
+    assert [t["params"]["learning_rate"] for t in found["trials"]] == [GOOD, BAD, GOOD]
+
+    pruned = api.get(f"/jobs/{found['trials'][1]['run_id']}").json()
+    assert pruned["status"] == "pruned" and "pruned" in [h["status"] for h in pruned["status_history"]]
+    assert 1 <= pruned["epochs_done"] < EPOCHS  # stopped long before its last epoch
+    assert pruned["checkpoints"].get("best"), "a pruned run keeps its checkpoint"
+    listed = api.get("/jobs", params={"status": "pruned"}).json()["data"]
+    assert [run["run_id"] for run in listed] == [pruned["run_id"]]
+    epochs = api.get(f"/jobs/{pruned['run_id']}/epochs").json()["data"]
+    assert [e["epoch"] for e in epochs] == list(range(1, pruned["epochs_done"] + 1))
+
+    shown = api.get(f"/sweeps/{sweep_id}").json()
+    assert shown["best"]["run_id"] in (found["trials"][0]["run_id"], found["trials"][2]["run_id"])
+    assert found["epochs_spent"] == 2 * EPOCHS + pruned["epochs_done"]
+
+
+def test_a_sweep_killed_in_every_service_but_the_stores_loses_no_trial_and_runs_none_twice(stack):
+    api = api_client(stack)
+    epochs, budget = 4, 12  # three runs of 4 epochs; the budget never lets a fourth start
+    body = {
+        "strategy": "random",
+        "base": base(epochs),
+        "space": {"learning_rate": {"low": 0.001, "high": 0.005, "log": True}, "dropout": {"choices": [0.0, 0.3]}},
+        "max_runs": 10,
+        "parallel": 2,
+        "budget_epochs": budget,
+        "seed": 7,
+    }
+    response = api.post("/sweeps", json=body)
+    assert response.status_code == 202, response.text
+    sweep_id, first = response.json()["sweep_id"], response.json()["run_ids"]
+    assert len(first) == 2
+    running = wait_for(
+        lambda: (r := api.get(f"/jobs/{first[0]}").json())["epochs_done"] >= 1 and r, 180, "the first run's epoch"
+    )
+
+    # Kill the API (and its sweep driver), the recorder, and the trainer of the first run.
+    victim = running["worker"].split("@")[0]
+    for name in ("api", "recorder", victim):
+        kill_service(stack, name)
+    for name in ("recorder", "api", victim):
+        stack.restart(name)
+    api = api_client(stack)
+
+    found = finished_search(api, sweep_id, 420)
+    run_ids = [search.trial_run_id(sweep_id, number) for number in range(3)]
+    assert [(t["run_id"], t["state"]) for t in found["trials"]] == [(run_id, "completed") for run_id in run_ids]
+    assert found["epochs_spent"] == budget
+    runs = api.get("/jobs", params={"sweep_id": sweep_id}).json()
+    assert runs["count"] == 3 and sorted(run["run_id"] for run in runs["data"]) == sorted(run_ids)
+    for run_id in run_ids:
+        run = api.get(f"/jobs/{run_id}").json()
+        assert (run["status"], run["epochs_done"]) == ("completed", epochs), run_id
+        epochs_seen = [e["epoch"] for e in api.get(f"/jobs/{run_id}/epochs").json()["data"]]
+        assert epochs_seen == [1, 2, 3, 4], (run_id, epochs_seen)  # each epoch recorded once
+    resumed = api.get(f"/jobs/{first[0]}").json()
+    assert resumed["attempt"] == 2  # the killed trainer's run went on from its checkpoint, not again
