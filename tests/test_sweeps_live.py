@@ -9,7 +9,7 @@ import pytest
 
 from services.api import search
 from shared.datasets.synth import synthesize_dataset
-from tests.utils.stack import TRAINING_STACK, api_client, kill_service, running_stack
+from tests.utils.stack import api_client, kill_service
 from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -18,32 +18,23 @@ pytestmark = pytest.mark.integration
 # one epoch BAD's validation loss is clearly the higher one.
 GOOD, BAD = 0.003, 1e-7
 EPOCHS = 10
+DATASET = "sweep-leaves"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("sweeps")
-    env = {
-        "PADDY_SWEEP_POLL_S": "0.3",
-        # A killed trainer's job comes back after ~10 s; lease and lost timeout shrink with it.
-        "PADDY_VISIBILITY_TIMEOUT_S": "10",
-        "PADDY_HEARTBEAT_INTERVAL_S": "2",
-        "PADDY_LEASE_TTL_S": "4",
-        "PADDY_HEARTBEAT_TIMEOUT_S": "4",
-        "PADDY_REAP_INTERVAL_S": "1",
-    }
-    with running_stack(state_dir, TRAINING_STACK, trainers=2, env=env, predictors=False) as running:
-        synthesize_dataset(state_dir / "data" / "leaves", per_class=60, size=32, seed=2)
-        yield running
+def stack(crash_stack):
+    """Two trainers, short liveness timings and a sweep driver passing every 0.3 s (conftest.py)."""
+    synthesize_dataset(crash_stack.state_dir / "data" / DATASET, per_class=60, size=32, seed=2)
+    return crash_stack
 
 
-def base(epochs: int) -> dict:
+def base(epochs: int, image_size: int = 32) -> dict:
     return {
         "model_name": "custom_cnn",
-        "dataset": "leaves",
+        "dataset": DATASET,
         "epochs": epochs,
         "patience": epochs,
-        "image_size": 32,
+        "image_size": image_size,
         "batch_size": 8,
     }
 
@@ -93,10 +84,10 @@ def test_a_losing_run_is_pruned_and_tpe_then_proposes_from_its_history(stack):
 
 def test_a_sweep_killed_in_every_service_but_the_stores_loses_no_trial_and_runs_none_twice(stack):
     api = api_client(stack)
-    epochs, budget = 4, 12  # three runs of 4 epochs; the budget never lets a fourth start
+    epochs, budget = 5, 15  # three runs of 5 epochs; the budget never lets a fourth start
     body = {
         "strategy": "random",
-        "base": base(epochs),
+        "base": base(epochs, image_size=64),  # epochs slow enough to kill a run's trainer mid-run
         "space": {"learning_rate": {"low": 0.001, "high": 0.005, "log": True}, "dropout": {"choices": [0.0, 0.3]}},
         "max_runs": 10,
         "parallel": 2,
@@ -111,9 +102,10 @@ def test_a_sweep_killed_in_every_service_but_the_stores_loses_no_trial_and_runs_
         lambda: (r := api.get(f"/jobs/{first[0]}").json())["epochs_done"] >= 1 and r, 180, "the first run's epoch"
     )
 
-    # Kill the API (and its sweep driver), the recorder, and the trainer of the first run.
+    # Kill the trainer of the first run (first: the run must still be training), the API (and
+    # its sweep driver) and the recorder; then start them again, as the supervisor would.
     victim = running["worker"].split("@")[0]
-    for name in ("api", "recorder", victim):
+    for name in (victim, "api", "recorder"):
         kill_service(stack, name)
     for name in ("recorder", "api", victim):
         stack.restart(name)
@@ -129,6 +121,6 @@ def test_a_sweep_killed_in_every_service_but_the_stores_loses_no_trial_and_runs_
         run = api.get(f"/jobs/{run_id}").json()
         assert (run["status"], run["epochs_done"]) == ("completed", epochs), run_id
         epochs_seen = [e["epoch"] for e in api.get(f"/jobs/{run_id}/epochs").json()["data"]]
-        assert epochs_seen == [1, 2, 3, 4], (run_id, epochs_seen)  # each epoch recorded once
+        assert epochs_seen == list(range(1, epochs + 1)), (run_id, epochs_seen)  # each epoch recorded once
     resumed = api.get(f"/jobs/{first[0]}").json()
     assert resumed["attempt"] == 2  # the killed trainer's run went on from its checkpoint, not again

@@ -3,34 +3,24 @@
 Real processes: redis-server, nx-27017, the recorder, the API and two Celery trainers.
 """
 
-import os
-import signal
 import time
 
 import pytest
 
 from shared.datasets.synth import synthesize_dataset
-from tests.utils.stack import TRAINING_STACK, api_client, queue_job, running_stack
+from tests.conftest import CRASH_TIMINGS
+from tests.utils.stack import api_client, kill_service, queue_job
 from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-VISIBILITY_TIMEOUT_S = 10
+VISIBILITY_TIMEOUT_S = int(CRASH_TIMINGS["PADDY_VISIBILITY_TIMEOUT_S"])
 
 
-@pytest.fixture
-def stack(tmp_path):
-    # A dead worker's job comes back after ~10 s instead of ~1 min.
-    # The lease and the lost timeout shrink with it (shared.settings.LivenessSettings).
-    env = {
-        "PADDY_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
-        "PADDY_HEARTBEAT_INTERVAL_S": "2",
-        "PADDY_LEASE_TTL_S": "4",
-        "PADDY_HEARTBEAT_TIMEOUT_S": "4",
-        "PADDY_REAP_INTERVAL_S": "1",
-    }
-    with running_stack(tmp_path, TRAINING_STACK, trainers=2, env=env, predictors=False) as running:
-        synthesize_dataset(tmp_path / "data" / "leaves", per_class=40, size=128, seed=2)
-        yield running
+@pytest.fixture(scope="module")
+def stack(crash_stack):
+    """Two trainers whose dead worker's job comes back after VISIBILITY_TIMEOUT_S (conftest.py)."""
+    synthesize_dataset(crash_stack.state_dir / "data" / "leaves", per_class=40, size=128, seed=2)
+    return crash_stack
 
 
 def post_job(api, epochs: int) -> str:
@@ -66,7 +56,7 @@ def test_a_killed_trainers_job_resumes_on_the_other_and_completes(stack):
     )
     assert run["status"] == "in_progress"
     victim = run["worker"].split("@")[0]  # "trainer-1" or "trainer-2"
-    os.killpg(stack.process(victim).pid, signal.SIGKILL)  # the worker and its pool child
+    kill_service(stack, victim)  # the worker and its pool child
 
     done = wait_for(
         lambda: (r := api.get(f"/jobs/{run_id}").json())["status"] in ("completed", "failed") and r,
@@ -81,3 +71,4 @@ def test_a_killed_trainers_job_resumes_on_the_other_and_completes(stack):
     assert all(e["val_loss"] is not None for e in epochs)
 
     assert done["resumed_from_epoch"] >= 2  # picked up after the last checkpointed epoch
+    stack.restart(victim)  # the stack is shared (conftest.crash_stack)

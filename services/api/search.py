@@ -122,7 +122,15 @@ def distribution(field: str, param: SearchParam) -> BaseDistribution:
 
 
 def distributions(space: dict[str, SearchParam]) -> dict[str, BaseDistribution]:
-    return {field: distribution(field, param) for field, param in space.items()}
+    found = {}
+    for field, param in space.items():
+        try:
+            found[field] = distribution(field, param)
+        except SpaceError:
+            raise
+        except ValueError as error:  # what Optuna itself refuses
+            raise SpaceError(field, f"{field}: {error}") from None
+    return found
 
 
 def check_space(

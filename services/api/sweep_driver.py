@@ -35,7 +35,10 @@ from shared.store import Store
 
 log = logging.getLogger(__name__)
 
-LOCK_TIMEOUT_S = 60
+# A pass takes well under a second; a driver killed holding the lock holds its sweep this long.
+LOCK_TIMEOUT_S = 20
+# What an outage of Redis, MongoDB or the broker raises: the next pass tries again.
+OUTAGES = (PyMongoError, redis.RedisError, OperationalError, OSError, HTTPException)
 # Trial states as GET /sweeps/{id} names them.
 TRIAL_STATES = {
     TrialState.RUNNING: "running",
@@ -313,9 +316,20 @@ class SweepDriver(Periodic):
         try:
             self._services = self._services or self._connect()
             for sweep_id in self._services.store.running_searches():
-                advance(sweep_id, self._services)
+                self._advance_one(sweep_id, self._services)
             self._failing = False
-        except (PyMongoError, redis.RedisError, OperationalError, OSError, HTTPException) as error:
+        except OUTAGES as error:
             if not self._failing:  # said once per outage; the next pass tries again
                 log.warning("sweep driver: %s", error)
             self._failing = True
+
+    @staticmethod
+    def _advance_one(sweep_id: str, services: Services) -> None:
+        """One sweep's pass; a sweep that cannot be advanced (its study gone from Redis, a bug)
+        is logged and skipped, never the end of the driver's thread for every other sweep."""
+        try:
+            advance(sweep_id, services)
+        except OUTAGES:
+            raise
+        except Exception:
+            log.exception("sweep %s: the driver's pass failed; trying again next pass", sweep_id)
