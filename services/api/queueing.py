@@ -1,4 +1,5 @@
-"""Queueing a run: jobs, studies, sweeps, retries and ensembles all go through here."""
+"""Queueing a run (jobs, studies, sweeps, retries and ensembles all go through here), and
+cancelling one."""
 
 import logging
 import uuid
@@ -73,6 +74,23 @@ def queue_run(
         events, RunQueued(run_id=run_id, seq=0, model_name=spec["model_name"], version=version, sweep_id=sweep_id)
     )
     return JobCreated(run_id=run_id, status="queued", version=version)
+
+
+def cancel_run(run_id: str, status_now: str, store: Store, queue: JobQueue, flags: redis.Redis) -> None:
+    """Cancel a queued or running run: a queued one is `cancelled` at once and its task revoked;
+    a running (or lost) one stops within one batch once its trainer sees the cancel flag."""
+    try:
+        # Set first, whatever the status: a worker that takes the job anyway, or has just
+        # started it, sees the flag and stops.
+        flags.set(names.CANCEL_KEY.format(run_id=run_id), 1, ex=names.CANCEL_FLAG_TTL_S)
+    except redis.RedisError as error:
+        log.error("could not set the cancel flag of run %s: %s", run_id, error)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
+    if status_now == "queued" and store.mark_cancelled(run_id, utc_now()):
+        try:
+            queue.revoke(run_id)
+        except (OperationalError, OSError) as error:
+            log.warning("could not revoke run %s (its cancel flag is set): %s", run_id, error)
 
 
 def publish_queued(events: redis.Redis, event: RunQueued) -> None:

@@ -13,6 +13,8 @@ sweep keeps two API processes from advancing one sweep at once.
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,25 +126,51 @@ def create_study(settings: SearchSettings, storage: JournalStorage, first_trials
         study.enqueue_trial(point)
 
 
+@contextmanager
+def holding(sweep_id: str, services: Services, wait_s: float) -> Iterator[bool]:
+    """The sweep's lock, waiting up to wait_s for it (0: not at all); yields whether it is held."""
+    lock = services.events.lock(names.SWEEP_LOCK_KEY.format(sweep_id=sweep_id), timeout=LOCK_TIMEOUT_S)
+    held = lock.acquire(blocking=wait_s > 0, blocking_timeout=wait_s or None)
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:  # it expired during a very slow pass
+                pass
+
+
 def advance(sweep_id: str, services: Services, wait_s: float = 0) -> dict[str, Any] | None:
     """One pass over one sweep, under its lock (waiting up to wait_s for it); returns the search
     state it stored (None if another driver held the sweep, or it is not a running search)."""
-    lock = services.events.lock(names.SWEEP_LOCK_KEY.format(sweep_id=sweep_id), timeout=LOCK_TIMEOUT_S)
-    if not lock.acquire(blocking=wait_s > 0, blocking_timeout=wait_s or None):
-        return None
-    try:
-        sweep = services.store.get_sweep(sweep_id)
+    with holding(sweep_id, services, wait_s) as held:
+        sweep = services.store.get_sweep(sweep_id) if held else None
         if sweep is None or sweep.get("state") != "running":
             return None
         state = _advance(SearchSettings.of(sweep), services)
         if state != sweep.get("search"):
             services.store.save_search(sweep_id, state)
         return state
-    finally:
-        try:
-            lock.release()
-        except redis.exceptions.LockError:  # it expired during a very slow pass
-            pass
+
+
+def cancel(sweep_id: str, services: Services, wait_s: float) -> dict[str, Any] | None:
+    """Stop a running search for good: its running trials fail (the caller cancels their runs
+    next) and no driver advances it again. None if it was not running."""
+    with holding(sweep_id, services, wait_s) as held:
+        if not held:
+            raise redis.exceptions.LockError(f"sweep {sweep_id} stayed held by a driver's pass")
+        sweep = services.store.get_sweep(sweep_id)
+        if sweep is None or sweep.get("state") != "running":
+            return None
+        settings = SearchSettings.of(sweep)
+        study = settings.study(services.storage)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            study.tell(trial.number, state=TrialState.FAIL)
+        runs = {run["run_id"]: run for run in services.store.runs_of_sweep(sweep_id)}
+        state = {**_state(study, settings, runs), "state": "cancelled", "finished_at": utc_now()}
+        services.store.save_search(sweep_id, state)
+        return state
 
 
 def _advance(settings: SearchSettings, services: Services) -> dict[str, Any]:

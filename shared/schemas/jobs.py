@@ -475,7 +475,7 @@ class MetricInterval(BaseModel):
 
 
 TrialState = Literal["running", "completed", "pruned", "failed"]
-SearchState = Literal["running", "finished"]
+SearchState = Literal["running", "finished", "cancelled"]
 
 
 class TrialPublic(BaseModel):
@@ -503,7 +503,10 @@ class SearchPublic(BaseModel):
     parallel: int
     budget_epochs: int | None
     seed: int
-    state: SearchState = Field(description="finished once no trial runs and the budget or max_runs is spent")
+    state: SearchState = Field(
+        description="finished once no trial runs and the budget or max_runs is spent; cancelled by "
+        "POST /sweeps/{id}/cancel"
+    )
     epochs_spent: int = Field(description="epochs trained by all its runs so far")
     best_value: float | None = None
     trials: list[TrialPublic]

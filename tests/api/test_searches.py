@@ -182,3 +182,22 @@ def test_a_trial_proposed_by_a_driver_that_died_is_queued_once(client, db, redis
     run_ids = [args[0] for _, args in queued_tasks(redis_client)]
     assert run_ids == [search.trial_run_id(sweep_id, number) for number in (0, 1, 2)]
     assert trials(state) == [(0, "completed"), (1, "running"), (2, "running")]
+
+
+def test_a_cancelled_search_queues_nothing_more_and_cancels_its_runs(client, db, redis_client):
+    sweep_id = start(client, parallel=2, max_runs=6)
+    running = search.trial_run_id(sweep_id, 0)
+    store_epochs(db, running, [0.5])
+    response = client.post(f"/sweeps/{sweep_id}/cancel")
+    assert response.status_code == 202
+    found = response.json()["search"]
+    assert found["state"] == "cancelled" and trials(found) == [(0, "failed"), (1, "failed")]
+    assert redis_client.get(names.CANCEL_KEY.format(run_id=running)) == b"1"  # a person's cancel, not a prune
+    queued = client.get(f"/jobs/{search.trial_run_id(sweep_id, 1)}").json()
+    assert queued["status"] == "cancelled"
+    finish_run(db, running, [0.5, 0.6], status="cancelled")
+    assert advance(sweep_id, deps.get_sweep_services()) is None  # no driver advances it again
+    assert len(queued_tasks(redis_client)) == 2
+    assert client.post(f"/sweeps/{sweep_id}/cancel").status_code == 409
+    assert client.post("/sweeps/nope/cancel").status_code == 404
+    assert client.get("/sweeps").json()["data"][0]["state"] == "cancelled"

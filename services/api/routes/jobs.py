@@ -5,10 +5,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import redis
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
-from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep
@@ -16,8 +14,7 @@ from services.api.errors import field_error, query_error
 from services.api.gallery import gallery
 from services.api.heatmaps import heatmap_file, kept_heatmaps
 from services.api.presenting import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, RunIdPath, job_public, run_or_404
-from services.api.queueing import queue_run, queue_study, spec_to_queue
-from shared import names
+from services.api.queueing import cancel_run, queue_run, queue_study, spec_to_queue
 from shared.models import ENSEMBLE
 from shared.run_queries import RunListing
 from shared.schemas.events import utc_now
@@ -301,18 +298,7 @@ def cancel_job(run_id: RunIdPath, store: StoreDep, queue: QueueDep, flags: Redis
             status.HTTP_409_CONFLICT,
             f"run {run_id} is already {run['status']}; only queued or running runs can be cancelled",
         )
-    try:
-        # Set first, whatever the status: a worker that takes the job anyway, or has just
-        # started it, sees the flag and stops.
-        flags.set(names.CANCEL_KEY.format(run_id=run_id), 1, ex=names.CANCEL_FLAG_TTL_S)
-    except redis.RedisError as error:
-        log.error("could not set the cancel flag of run %s: %s", run_id, error)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue (Redis) is unreachable") from None
-    if run["status"] == "queued" and store.mark_cancelled(run_id, utc_now()):
-        try:
-            queue.revoke(run_id)
-        except (OperationalError, OSError) as error:
-            log.warning("could not revoke run %s (its cancel flag is set): %s", run_id, error)
+    cancel_run(run_id, run["status"], store, queue, flags)
     return job_public(run_or_404(store, run_id))
 
 

@@ -6,6 +6,7 @@ import itertools
 import math
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import ValidationError
 
@@ -14,15 +15,16 @@ from services.api.datasets import check_dataset
 from services.api.deps import QueueDep, RedisDep, SettingsDep, StoreDep, SweepServicesDep
 from services.api.errors import ALLOWED, field_error
 from services.api.presenting import job_public
-from services.api.queueing import new_run_id, queue_run
+from services.api.queueing import cancel_run, new_run_id, queue_run
 from services.api.settings import ApiSettings
 from services.api.studies import study_intervals
-from services.api.sweep_driver import SearchSettings, Services, advance, create_study
+from services.api.sweep_driver import SearchSettings, Services, advance, cancel, create_study
 from services.api.weights import check_weights
 from shared.datasets.imagefolder import DatasetError
 from shared.paths import PathRefusedError
 from shared.schemas.events import utc_now
 from shared.schemas.jobs import (
+    FINISHED_STATES,
     LOWER_IS_BETTER,
     RUN_ID_PATTERN,
     JobSpec,
@@ -38,6 +40,7 @@ from shared.schemas.jobs import (
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 GRID_FIELDS = frozenset(JobSpec.model_fields) - {"version"}
+SweepIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN, examples=["5b0c2e7d91aa"])]
 # Seconds POST /sweeps waits for a sweep driver's pass over the new sweep to end.
 LOCK_WAIT_S = 10
 
@@ -213,7 +216,7 @@ def list_sweeps(
 
 @router.get("/{sweep_id}", response_model=SweepPublic, responses={404: {"description": "no such sweep"}})
 def get_sweep(
-    sweep_id: Annotated[str, Path(pattern=RUN_ID_PATTERN, examples=["5b0c2e7d91aa"])],
+    sweep_id: SweepIdPath,
     store: StoreDep,
     metric: Annotated[SummaryMetric, Query(description="the summary metric that picks `best`")] = "val_accuracy",
 ) -> SweepPublic:
@@ -243,3 +246,32 @@ def get_sweep(
         test_metrics=study_intervals(runs) if kind in ("folds", "repeats") else None,
         search=SearchPublic.model_validate(sweep["search"]) if sweep.get("search") else None,
     )
+
+
+@router.post(
+    "/{sweep_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SweepPublic,
+    responses={404: {"description": "no such sweep"}, 409: {"description": "nothing of it is left to cancel"}},
+)
+def cancel_sweep(
+    sweep_id: SweepIdPath,
+    store: StoreDep,
+    queue: QueueDep,
+    flags: RedisDep,
+    services: SweepServicesDep,
+) -> SweepPublic:
+    """Cancel every queued or running run of a sweep or study; a random or tpe search also stops
+    for good (`search.state` cancelled: no new run is queued, its running trials fail)."""
+    if store.get_sweep(sweep_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"sweep {sweep_id} not found")
+    try:
+        stopped = cancel(sweep_id, services, wait_s=LOCK_WAIT_S)
+    except redis.exceptions.LockError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
+    unfinished = [run for run in store.runs_of_sweep(sweep_id) if run["status"] not in FINISHED_STATES]
+    if stopped is None and not unfinished:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"sweep {sweep_id} has finished: nothing to cancel")
+    for run in unfinished:
+        cancel_run(run["run_id"], run["status"], store, queue, flags)
+    return get_sweep(sweep_id, store)
