@@ -79,6 +79,18 @@ def sampler(strategy: SweepStrategy, seed: int, max_runs: int) -> optuna.sampler
     raise ValueError(f"strategy {strategy!r} does not sample; a grid queues every combination")
 
 
+def ask(
+    study: optuna.Study, strategy: SweepStrategy, seed: int, max_runs: int, space: dict[str, BaseDistribution]
+) -> optuna.trial.Trial:
+    """The study's next trial. Each trial gets a sampler seeded from the sweep's seed and its
+    number: a driver builds its study afresh on every pass, and one sampler seeded alike each
+    time would propose the same point again and again. Given the same seed and history, a
+    sweep proposes the same trials, however often its driver restarted."""
+    number = len(study.get_trials(deepcopy=False))
+    study.sampler = sampler(strategy, (seed * 1_000_003 + number) % 2**32, max_runs)
+    return study.ask(space)
+
+
 def pruner(name: PrunerName, epochs: int) -> optuna.pruners.BasePruner:
     """Judges a run after each epoch against the study's other runs at the same epoch."""
     if name == "median":

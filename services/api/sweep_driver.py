@@ -249,7 +249,7 @@ def _queue(trial: FrozenTrial, study: optuna.Study, settings: SearchSettings, se
 def _ask(study: optuna.Study, settings: SearchSettings, services: Services, runs: dict[str, dict]) -> None:
     """New trials while fewer than `parallel` run, fewer than max_runs exist and the budget has room."""
     while _room_for_one(study, settings, runs):
-        trial = study.ask(settings.distributions())
+        trial = search.ask(study, settings.strategy, settings.seed, settings.max_runs, settings.distributions())
         runs[search.trial_run_id(settings.sweep_id, trial.number)] = _queue(
             study._storage.get_trial(trial._trial_id), study, settings, services
         )

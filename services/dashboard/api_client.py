@@ -178,9 +178,17 @@ def compare(base_url: str, run_ids: tuple[str, ...]) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def list_sweeps(base_url: str, limit: int = 100) -> dict[str, Any]:
+    """`GET /sweeps`: {"data": [{"sweep_id", "kind", "created_at", "model_name", "dataset", "state"}],
+    "count"}, newest first; `state` (running, finished) for random and tpe searches only."""
+    return get_json(base_url, "/sweeps", {"limit": limit})
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def sweep(base_url: str, sweep_id: str, metric: str = "val_accuracy") -> dict[str, Any]:
-    """`GET /sweeps/{sweep_id}`: {"sweep_id", "metric", "count", "runs", "best"}."""
-    return get_json(base_url, f"/sweeps/{sweep_id}", {"metric": metric})
+    """`GET /sweeps/{sweep_id}`: {"sweep_id", "kind", "metric", "count", "runs", "best",
+    "test_metrics" (studies), "search" (random and tpe: its trials, budget and importance)}."""
+    return get_json(base_url, f"/sweeps/{quote(sweep_id, safe='')}", {"metric": metric})
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

@@ -16,6 +16,7 @@ PAGES = {
     "Results": [
         st.Page("pages/run_detail.py", title="Run detail", icon="🔎"),
         st.Page("pages/compare.py", title="Compare", icon="📊"),
+        st.Page("pages/sweeps.py", title="Sweeps", icon="🧭"),
         st.Page("pages/time_filter.py", title="Time filter", icon="🗓️"),
         st.Page("pages/predict.py", title="Predict", icon="🌿"),
         st.Page("pages/batch_predict.py", title="Batch predict", icon="🗃️"),

@@ -201,3 +201,15 @@ def test_a_cancelled_search_queues_nothing_more_and_cancels_its_runs(client, db,
     assert client.post(f"/sweeps/{sweep_id}/cancel").status_code == 409
     assert client.post("/sweeps/nope/cancel").status_code == 404
     assert client.get("/sweeps").json()["data"][0]["state"] == "cancelled"
+
+
+def test_each_trial_samples_its_own_point_though_the_driver_builds_its_study_each_pass(client, db, redis_client):
+    sweep_id = start(client, strategy="random", parallel=1, max_runs=4, seed=3)
+    for number in range(3):
+        finish_run(db, search.trial_run_id(sweep_id, number), [0.5])
+        drive(sweep_id)
+    rates = [args[1]["learning_rate"] for _, args in queued_tasks(redis_client)]
+    assert len(rates) == 4 and len(set(rates)) == 4
+    again = start(client, strategy="random", parallel=4, max_runs=4, seed=3)  # same seed, same points
+    assert [args[1]["learning_rate"] for _, args in queued_tasks(redis_client)][4:] == rates
+    assert again != sweep_id

@@ -1,7 +1,7 @@
 """The dashboard in a real browser on the live local stack: queue a job from the New job form,
 watch its epochs grow on the live monitor without a page reload, open its detail page, predict
-with it, compare it with a sweep; audit a dataset from the Datasets page and see its report
-arrive; a screenshot of every page.
+with it, see a random search's trials on the Sweeps page, compare it with a sweep; audit a
+dataset from the Datasets page and see its report arrive; a screenshot of every page.
 
 Debian's Chromium (`apt-get install chromium`) driven by Playwright's sync API, headless; the
 stack is redis-server, nx-27017, recorder, API, one Celery trainer and Streamlit on free ports.
@@ -22,7 +22,7 @@ from infra.local_stack import LocalStack
 from shared.datasets.synth import synthesize_dataset
 from tests.utils.audits import generated_dataset
 from tests.utils.stack import TRAINING_STACK, api_client, running_stack
-from tests.utils.waiting import wait_for_run
+from tests.utils.waiting import wait_for, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,17 @@ PLANTED = "planted"
 EPOCHS = 10
 # Streamlit's own timeout per action; training steps get their own, longer waits.
 UI_TIMEOUT_MS = 30_000
+# A random search of three short runs on small images, the median pruner judging each epoch: it
+# trains while the pages after the run detail are clicked through, then the Sweeps page shows it.
+SEARCH = {
+    "strategy": "random",
+    "base": {"model_name": "custom_cnn", "dataset": DATASET, "epochs": 2, "image_size": 32, "batch_size": 16},
+    "space": {"learning_rate": {"low": 0.0005, "high": 0.005, "log": True}, "dropout": {"choices": [0.0, 0.3]}},
+    "max_runs": 3,
+    "parallel": 1,
+    "pruner": "median",
+}
+SWEEP_PICKER = "Sweep (type to search by id, kind, model or dataset)"
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +148,12 @@ def shoot(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
+def finished_search(api: httpx.Client, sweep_id: str) -> dict | None:
+    """GET /sweeps/{sweep_id}'s search once it has finished."""
+    search = api.get(f"/sweeps/{sweep_id}").json().get("search") or {}
+    return search if search.get("state") == "finished" else None
+
+
 def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, artifacts_dir: Path):
     page.goto(stack.urls()["dashboard"])
     page.get_by_role("heading", name="Live monitor").wait_for()
@@ -198,10 +215,16 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     page.get_by_role("heading", name=re.compile(r"custom_cnn v\d+ · ✅ completed")).wait_for()
     settle(page, charts=5)
     assert metric(page, "test accuracy").endswith("%")
-    stored = api.get(f"/jobs/{run_id}").json()
-    checkpoint = page.get_by_role("button", name=re.compile("Best checkpoint"))
-    assert checkpoint.count() == 1, f"no checkpoint button; the run as stored: {stored}"
+    try:  # a loaded machine may still be drawing the page: settle counts the last page's charts too
+        page.get_by_role("button", name=re.compile("Best checkpoint")).wait_for()
+    except sync_api.TimeoutError:
+        shoot(page, artifacts_dir / "run-detail-failed.png")
+        raise AssertionError(f"no checkpoint button; the run as stored: {api.get(f'/jobs/{run_id}').json()}") from None
     shoot(page, artifacts_dir / "run-detail.png")
+    # The trainer is free: a random search trains while the next pages are clicked through.
+    queued_search = api.post("/sweeps", json=SEARCH)
+    assert queued_search.status_code == 202, queued_search.text
+    search_id = queued_search.json()["sweep_id"]
 
     # A cell of the confusion matrix opens the gallery of that cell's test images.
     summary = api.get(f"/jobs/{run_id}").json()["summary"]
@@ -268,6 +291,29 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
     assert sweep.status_code == 202, sweep.text
     for swept in sweep.json()["run_ids"]:
         assert wait_for_run(api, swept, "completed", "failed", timeout_s=300)["status"] == "completed"
+
+    # The search on the Sweeps page: progress, its trials and the best of them, its charts.
+    search = wait_for(lambda: finished_search(api, search_id), 300, f"search {search_id} to finish")
+    trials = search["trials"]
+    # The median pruner judges a run only once two have ended: the first two complete.
+    assert len(trials) == 3 and {trial["state"] for trial in trials} <= {"completed", "pruned"}, trials
+    open_page(page, "Sweeps")
+    choose(page, SWEEP_PICKER, search_id)
+    page.get_by_role("heading", name="random search · median pruner · ✅ finished").wait_for()
+    page.get_by_role("heading", name="Trials (3)").wait_for()  # the page's last part: drawn whole
+    settle(page, charts=3)  # the optimisation history, each trial's curve, parallel coordinates
+    assert metric(page, "trials done") == "3 / 3"
+    assert metric(page, "pruned") == str(sum(trial["state"] == "pruned" for trial in trials))
+    assert metric(page, "best val accuracy") == f"{search['best_value']:.1%}"
+    # The trials table, the page's only one: a header row and a row per trial.
+    assert page.locator('[data-testid="stDataFrame"] table').get_attribute("aria-rowcount") == "4"
+    best = next(trial for trial in trials if trial["value"] == search["best_value"] and trial["state"] == "completed")
+    assert (
+        page.get_by_role("link", name=re.compile(rf"^Best run {best['run_id']} \(trial {best['number']}")).count() == 1
+    )
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.get_by_role("heading", name="Sweeps").first.click()  # no input keeps the focus
+    shoot(page, artifacts_dir / "sweeps.png")
     open_page(page, "Compare")
     settle(page, charts=6)
     assert page.get_by_role("heading", name="Best run per model").count() == 1
@@ -286,7 +332,7 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
 
     open_page(page, "Time filter")
     settle(page, charts=1)
-    assert metric(page, "runs started") == "5"
+    assert metric(page, "runs started") == "8"  # the job, the search's 3 runs and the grid's 4
     shoot(page, artifacts_dir / "time-filter.png")
 
     open_page(page, "Run detail")
