@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 # The same initial weights (seed) learn with GOOD and stay where they started with BAD, so after
 # one epoch BAD's validation loss is clearly the higher one.
 GOOD, BAD = 0.003, 1e-7
-EPOCHS = 10
+EPOCHS = 4
 DATASET = "sweep-leaves"
 
 
@@ -84,10 +84,10 @@ def test_a_losing_run_is_pruned_and_tpe_then_proposes_from_its_history(stack):
 
 def test_a_sweep_killed_in_every_service_but_the_stores_loses_no_trial_and_runs_none_twice(stack):
     api = api_client(stack)
-    epochs, budget = 5, 15  # three runs of 5 epochs; the budget never lets a fourth start
+    epochs, budget = 4, 12  # three runs of 4 epochs; the budget never lets a fourth start
     body = {
         "strategy": "random",
-        "base": base(epochs, image_size=64),  # epochs slow enough to kill a run's trainer mid-run
+        "base": base(epochs, image_size=48),  # epochs slow enough to kill a run's trainer mid-run
         "space": {"learning_rate": {"low": 0.001, "high": 0.005, "log": True}, "dropout": {"choices": [0.0, 0.3]}},
         "max_runs": 10,
         "parallel": 2,
