@@ -1,15 +1,19 @@
 """Does the model look at the disease? Grad-CAM heat inside the lesions of synthetic leaves.
 
-    python -m bench.gradcam_focus [--per-class 300] [--image-size 96] [--epochs 20]
+    python -m bench.gradcam_focus [--per-class 300] [--image-size 96] [--epochs 20] [--keep DIR]
 
 Draws a synthetic dataset with each image's lesion mask (`paddy data synth --masks`), trains a
-custom_cnn on it through Paddy's own training code with the demo jobs' recipe (infra/demo.py), then makes the Grad-CAM map of every test
-image it classifies correctly (for its class) and prints, per class and over all of them, the
-share of each map's total heat that lies on the lesion mask (goal: at least 0.60 on average).
+custom_cnn on it through Paddy's own training code with the demo jobs' recipe (infra/demo.py),
+then makes the map Paddy shows (services/trainer/gradcam.py) of every test image it classifies
+correctly, for its class, and prints, per class and over all of them, the share of each map's
+total heat that lies on the lesion mask (goal: at least 0.60 on average).
 
-A Grad-CAM map is only as fine as the layer it comes from (the custom CNN's last block: a cell
-every 4 pixels), and a Leafsmut speck is a pixel or two across; so the bench also prints the
-share on the map's own grid, where a cell counts as lesion when any of its pixels is.
+It also prints the share on the grid of the map's layer (for the custom CNN a cell every 2
+pixels), where a cell counts as lesion when any of its pixels is: how near the heat falls when it
+misses a speck a pixel or two across.
+
+--keep DIR keeps the data and the trained run in DIR, and a later call with the same DIR and
+the same settings scores that run again without training: maps can be compared on one model.
 """
 
 import argparse
@@ -30,13 +34,15 @@ from services.trainer.device import pick_device
 from services.trainer.engine import prepare_inputs
 from services.trainer.ensemble import Member, load_member
 from services.trainer.gradcam import class_heatmaps, share_inside, target_layer
-from services.trainer.local_run import EVENTS_FILE, train_locally
+from services.trainer.local_run import EVENTS_FILE, SUMMARY_FILE, train_locally
 from services.trainer.settings import TrainerSettings
 from shared.datasets.synth import synthesize_dataset
+from shared.schemas.events import TrainingSummary
 from shared.schemas.jobs import JobSpec
 
 GOAL = 0.60
 RUN_ID = "focus"
+SETTINGS_FILE = "bench.json"  # the settings the kept data and run were made with
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,35 +52,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="the data's seed; the training seed is 1")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--keep", type=Path, help="keep the data and the trained run here; reuse them when already here"
+    )
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.keep is not None:
+        return report(args, args.keep)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        synthesize_dataset(root / "data" / "synth", args.per_class, args.image_size, args.seed, masks=root / "masks")
-        settings = TrainerSettings(
-            data_root=root / "data", artifacts_root=root / "artifacts", device="cpu", heatmaps_per_run=0
-        )
-        spec = JobSpec.model_validate(
-            {
-                **demo_specs("synth", args.epochs)[0],
-                "image_size": args.image_size,
-                "patience": args.epochs,
-                "version": "bench",
-            }
-        )
-        started = time.perf_counter()
-        summary = train_locally(RUN_ID, spec, settings)
-        print(
-            f"custom_cnn {args.image_size} px, {summary.epochs_run} epochs in {time.perf_counter() - started:.0f} s: "
-            f"test accuracy {summary.test_accuracy:.3f}"
-        )
-        member = load_member(RUN_ID, settings.artifacts_root, pick_device("cpu"))
-        cell = map_cell(member)
-        shares = heat_shares(root, member, cell)
+        return report(args, Path(tmp))
+
+
+def report(args: argparse.Namespace, root: Path) -> int:
+    """Train (or reuse the run kept in root), score its maps and print the figures; 0 when met."""
+    member = trained_member(args, root)
+    cell = map_cell(member)
+    shares = heat_shares(root, member, cell)
     print(f"{'class':<16} {'images':>6} {'on lesion pixels':>17} {f'on lesion cells ({cell} px)':>24}")
     for class_name, values in shares.items():
         pixels, cells = means(values)
@@ -88,6 +85,51 @@ def main() -> int:
     print(f"heat on lesions {pixels:.3f} (goal >= {GOAL:.2f}): {'met' if pixels >= GOAL else 'NOT met'}")
     print(f"heat on lesion cells {cells:.3f} (the map's {cell}-pixel grid)")
     return 0 if pixels >= GOAL else 1
+
+
+def trained_member(args: argparse.Namespace, root: Path) -> Member:
+    """The bench's trained custom_cnn: the run kept in root when its settings are these, else a new one."""
+    drawn = {"per_class": args.per_class, "image_size": args.image_size, "epochs": args.epochs, "seed": args.seed}
+    drawn_file = root / SETTINGS_FILE
+    summary_file = root / "artifacts" / "runs" / RUN_ID / SUMMARY_FILE
+    if summary_file.is_file():
+        kept = json.loads(drawn_file.read_text())
+        if kept != drawn:
+            raise SystemExit(f"{root} keeps a run for {kept}, not {drawn}: use another directory")
+        summary = TrainingSummary.model_validate_json(summary_file.read_text())
+        print(
+            f"custom_cnn {args.image_size} px, {summary.epochs_run} epochs (kept in {root}): "
+            f"test accuracy {summary.test_accuracy:.3f}"
+        )
+    else:
+        if root.exists() and any(root.iterdir()):
+            raise SystemExit(f"{root} holds no completed bench run: remove it or use another directory")
+        root.mkdir(parents=True, exist_ok=True)
+        synthesize_dataset(root / "data" / "synth", args.per_class, args.image_size, args.seed, masks=root / "masks")
+        drawn_file.write_text(json.dumps(drawn))
+        started = time.perf_counter()
+        summary = train_locally(RUN_ID, bench_spec(args), bench_settings(root))
+        print(
+            f"custom_cnn {args.image_size} px, {summary.epochs_run} epochs in {time.perf_counter() - started:.0f} s: "
+            f"test accuracy {summary.test_accuracy:.3f}"
+        )
+    return load_member(RUN_ID, root / "artifacts", pick_device("cpu"))
+
+
+def bench_settings(root: Path) -> TrainerSettings:
+    return TrainerSettings(data_root=root / "data", artifacts_root=root / "artifacts", device="cpu", heatmaps_per_run=0)
+
+
+def bench_spec(args: argparse.Namespace) -> JobSpec:
+    """The first demo job's recipe at the bench's size and epochs, never stopping early."""
+    return JobSpec.model_validate(
+        {
+            **demo_specs("synth", args.epochs)[0],
+            "image_size": args.image_size,
+            "patience": args.epochs,
+            "version": "bench",
+        }
+    )
 
 
 def means(pairs: list[tuple[float, float]]) -> tuple[float, float]:

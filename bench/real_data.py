@@ -1,7 +1,7 @@
 """Train custom_cnn from scratch on real rice-leaf photos through Paddy's own training code.
 
     python -m bench.real_data [--image-size 128] [--epochs 40] [--threads 2]
-    python -m bench.real_data --compare-bf16 --seeds 42 43 44
+    python -m bench.real_data --compare-bf16 --seeds 42 43 44 [--device cuda]
 
 Data: ../shared/datasets/rice-leaf-real (300 photo tiles, 3 classes). Reports test accuracy,
 per-class F1 and wall time. Several tiles come from one photo, so accuracy is optimistic.
@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from services.trainer import engine
+from services.trainer.device import device_name, pick_device
 from services.trainer.local_run import train_locally
 from services.trainer.settings import TrainerSettings
 from shared.schemas.events import TrainingSummary
@@ -54,6 +55,9 @@ def parse_args() -> argparse.Namespace:
         "runs with seed 42 had before splits were grouped",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where to train (auto: cuda when available)"
+    )
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast")
     parser.add_argument(
         "--compare-bf16",
@@ -81,7 +85,9 @@ def train(args: argparse.Namespace, seed: int, mixed_precision: bool) -> tuple[T
     )
     with tempfile.TemporaryDirectory() as artifacts:
         # The data root is the dataset's parent: a job names its dataset inside the data root.
-        settings = TrainerSettings(data_root=args.data.resolve().parent, artifacts_root=Path(artifacts), device="cpu")
+        settings = TrainerSettings(
+            data_root=args.data.resolve().parent, artifacts_root=Path(artifacts), device=args.device
+        )
 
         def progress(event) -> None:
             if event.type == "epoch_finished":
@@ -119,7 +125,8 @@ def report(args: argparse.Namespace, seed: int, summary: TrainingSummary, wall: 
 
 
 def compare_bf16(args: argparse.Namespace) -> None:
-    native = engine.bf16_supported(torch.device("cpu"))
+    device = pick_device(args.device)
+    native = engine.bf16_supported(device)
     if not native:
         engine.bf16_supported = lambda device: True  # emulated bf16: same rounding, slower
     rows = []
@@ -131,7 +138,7 @@ def compare_bf16(args: argparse.Namespace) -> None:
             accuracies[precision] = (summary.test_accuracy, summary.test_f1_macro, summary.epochs_run, wall)
         rows.append((seed, accuracies))
 
-    print(f"bf16 on this CPU: {'native' if native else 'emulated (forced for this comparison)'}")
+    print(f"bf16 on {device_name(device)}: {'native' if native else 'emulated (forced for this comparison)'}")
     print(
         "| seed | fp32 test acc | bf16 test acc | bf16 − fp32 (points) | fp32 macro F1 | bf16 macro F1 "
         "| epochs fp32 / bf16 | wall s fp32 / bf16 |"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TextIO
 
-import click
+import typer
 
 from shared.schemas.datasets import CopyGroup, DatasetAudit, Spread
 
@@ -30,7 +30,7 @@ class AuditProgress:
         if phase != self._phase:
             self.close()
             self._phase, self._done = phase, 0
-            bar = click.progressbar(length=max(total, 1), label=f"{phase:<10}", file=self.file, width=30)
+            bar = typer.progressbar(length=max(total, 1), label=f"{phase:<10}", file=self.file, width=30)
             self._advance = self._bar.enter_context(bar).update
         if done > self._done:
             self._advance(done - self._done)

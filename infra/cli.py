@@ -1,7 +1,7 @@
 """The `paddy` command: the local stack, demo jobs and data tools."""
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NamedTuple, NoReturn
 
 import typer
 
@@ -193,11 +193,24 @@ def demo(
 def data_synth(
     out: Annotated[Path, typer.Option(help="output directory (ImageFolder layout)")],
     per_class: Annotated[int, typer.Option(min=1, help="images per class")] = 100,
-    size: Annotated[int, typer.Option(min=16, max=2048, help="image side in pixels")] = 128,
+    size: Annotated[
+        int, typer.Option(min=16, max=2048, help="image side in pixels; a strip's short side, varied ±30 %")
+    ] = 128,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     masks: Annotated[
         Path | None,
         typer.Option(help="also write each image's lesion mask here (<class>/NNNN.png); keep it outside --out"),
+    ] = None,
+    shape: Annotated[
+        str,
+        typer.Option(
+            help="square (a blade across the photo), strip (a whole leaf on paper, 2.5:1 to 4:1, "
+            "like field photos) or tile (a square cut from a strip)"
+        ),
+    ] = "square",
+    crop_classes: Annotated[
+        str | None,
+        typer.Option(metavar="CLASS[,CLASS]", help="with --shape strip, draw these classes as tiles instead"),
     ] = None,
 ) -> None:
     """Draw a synthetic rice-leaf dataset: Bacterialblight, Brownspot and Leafsmut."""
@@ -205,9 +218,15 @@ def data_synth(
 
     if masks is not None and masks.resolve().is_relative_to(out.resolve()):
         _fail(f"paddy data synth: --masks {masks} lies inside --out {out}, where masks would read as images")
-    counts = synthesize_dataset(out, per_class=per_class, size=size, seed=seed, masks=masks)
+    tiled = tuple(name.strip() for name in (crop_classes or "").split(",") if name.strip())
+    try:
+        counts = synthesize_dataset(
+            out, per_class=per_class, size=size, seed=seed, masks=masks, shape=shape, crop_classes=tiled
+        )
+    except ValueError as error:
+        _fail(f"paddy data synth: {error}")
     for class_name, count in counts.items():
-        typer.echo(f"{count:>6}  {out / class_name}")
+        typer.echo(f"{count:>6}  {out / class_name}" + ("  (tiles)" if class_name in tiled else ""))
 
 
 @data_app.command("audit")
@@ -259,6 +278,7 @@ def train(
         bool | None,
         typer.Option("--feature-extraction/--no-feature-extraction", help=_about("feature_extraction")),
     ] = None,
+    feature_views: Annotated[int | None, typer.Option(help=_about("feature_views"))] = None,
     weights: Annotated[str | None, typer.Option(help='"imagenet", "none" or a state-dict file')] = None,
     version: Annotated[str | None, typer.Option(help='run label such as "v3"')] = None,
     artifacts: Annotated[Path | None, typer.Option(help="artifacts directory; default: the settings'")] = None,
@@ -281,6 +301,7 @@ def train(
         "split_seed": split_seed,
         "group_pattern": group_pattern,
         "feature_extraction": feature_extraction,
+        "feature_views": feature_views,
         "version": version,
         "weights": str(weights_file) if weights_file else weights,
     }
@@ -337,9 +358,13 @@ class _EpochLines:
 @app.command()
 def predict(
     images: Annotated[
-        list[Path], typer.Argument(help="image files, or one folder: its images as a batch through the API")
+        list[Path], typer.Argument(help="image files, or one folder: every image below it is classified")
     ],
-    run: Annotated[str, typer.Option(help="run id: a completed training run or an ensemble")],
+    run: Annotated[str | None, typer.Option(help="run id: a completed training run or an ensemble")] = None,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(help="a run's ONNX export (model.onnx): classify here, without torch or the stack"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     artifacts: Annotated[Path | None, typer.Option(help="artifacts directory; default: the settings'")] = None,
     api_url: Annotated[str, typer.Option(help="a folder: the API that classifies it")] = "http://127.0.0.1:8000",
@@ -349,33 +374,128 @@ def predict(
             envvar="PADDY_API_KEY", show_default=False, help="a folder: the API's key (default: the local stack's)"
         ),
     ] = "",
-    out: Annotated[Path | None, typer.Option(help="a folder: write its CSV here (default: print it)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write a CSV here (with --run: a folder's only)")] = None,
 ) -> None:
-    """Classify images with a completed run: the class and the probability of every class. Image
-    files are classified here; a folder is sent to the API as a batch (POST /batches), classified
-    by the stack's predictors with a progress bar, and its CSV printed or written to --out."""
-    if any(path.is_dir() for path in images):
-        if len(images) > 1:
-            _fail("paddy predict: give one folder, or image files", code=2)
-        _predict_folder(run, images[0], api_url, api_key, out)
+    """Classify images with a completed run (--run) or its ONNX export (--onnx): the class and the
+    probability of every class. With --run, image files are classified here and a folder is sent to
+    the API as a batch (POST /batches), classified by the stack's predictors with a progress bar,
+    its CSV printed or written to --out. With --onnx everything is classified here, a folder file by
+    file with a progress bar; the table, --json, or a CSV in --out."""
+    if (run is None) == (onnx is None):
+        _fail("paddy predict: give --run RUN or --onnx MODEL (one of them)", code=2)
+    folder = next((path for path in images if path.is_dir()), None)
+    if folder is not None and len(images) > 1:
+        _fail("paddy predict: give one folder, or image files", code=2)
+    if onnx is not None:
+        _predict_onnx(onnx, images, folder, as_json, out)
         return
-    import json
-
+    assert run is not None
+    if folder is not None:
+        _predict_folder(run, folder, api_url, api_key, out)
+        return
     from services.trainer.predict import PredictionError, predict_images
 
     try:
         predictions = predict_images(run, images, _trainer_settings(artifacts))
     except PredictionError as error:
         _fail(f"paddy predict: {error}")
-    if as_json:
-        answers = [{"image": str(path), **p.as_dict()} for path, p in zip(images, predictions, strict=True)]
-        typer.echo(json.dumps(answers, indent=2))
+    answers = [_Answer(str(path), p.class_name, p.probabilities) for path, p in zip(images, predictions, strict=True)]
+    _print_answers(answers, as_json)
+
+
+class _Answer(NamedTuple):
+    image: str
+    class_name: str | None  # None: the image could not be read (error says why)
+    probabilities: dict[str, float] | None
+    error: str | None = None
+
+
+def _predict_onnx(model: Path, images: list[Path], folder: Path | None, as_json: bool, out: Path | None) -> None:
+    """Classify with an ONNX export in this process: onnxruntime, Pillow and numpy, never torch."""
+    from infra.audit_report import AuditProgress
+    from shared.datasets.imagefolder import IMAGE_EXTENSIONS
+    from shared.onnx_model import OnnxClassifier, OnnxPredictionError
+
+    try:
+        classifier = OnnxClassifier.load(model)
+    except OnnxPredictionError as error:
+        _fail(f"paddy predict: {error}")
+    if folder is None:
+        try:
+            predictions = classifier.predict(images)
+        except OnnxPredictionError as error:
+            _fail(f"paddy predict: {error}")
+        answers = [_Answer(str(path), *prediction) for path, prediction in zip(images, predictions, strict=True)]
+        _write_answers(answers, classifier.class_names, as_json, out)
         return
-    class_names = list(predictions[0].probabilities)
+    files = sorted(
+        path.relative_to(folder)
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+    answers = []
+    progress = AuditProgress()  # one bar on stderr, as `paddy data audit` shows its phases
+    try:
+        for done, file in enumerate(files, start=1):
+            try:
+                [(class_name, probabilities)] = classifier.predict([folder / file])
+                answers.append(_Answer(file.as_posix(), class_name, probabilities))
+            except OnnxPredictionError as error:
+                answers.append(_Answer(file.as_posix(), None, None, str(error).replace(f"{folder}/", "")))
+            progress("classifying", done, len(files))
+    finally:
+        progress.close()
+    _write_answers(answers, classifier.class_names, as_json, out)
+    unreadable = sum(answer.error is not None for answer in answers)
+    typer.echo(f"{folder}: {len(answers)} images, {unreadable} unreadable", err=True)
+
+
+def _write_answers(answers: list["_Answer"], class_names: list[str], as_json: bool, out: Path | None) -> None:
+    """The CSV in out (the columns of a batch's: file, class, each class's probability, error),
+    else JSON or the table on stdout."""
+    if out is None:
+        _print_answers(answers, as_json, class_names)
+        return
+    import csv
+
+    with out.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["file", "class", *class_names, "error"])
+        for answer in answers:
+            probabilities = answer.probabilities or {}
+            # A name a spreadsheet would read as a formula (CSV injection) gets a leading apostrophe.
+            name = f"'{answer.image}" if answer.image[:1] in ("=", "+", "-", "@") else answer.image
+            writer.writerow([name, answer.class_name, *(probabilities.get(c, "") for c in class_names), answer.error])
+    typer.echo(f"{len(answers)} images → {out}")
+
+
+def _print_answers(answers: list["_Answer"], as_json: bool, class_names: list[str] | None = None) -> None:
+    if as_json:
+        import json
+
+        typer.echo(
+            json.dumps(
+                [
+                    {"image": a.image, "class": a.class_name, "probabilities": a.probabilities}
+                    | ({"error": a.error} if a.error else {})
+                    for a in answers
+                ],
+                indent=2,
+            )
+        )
+        return
+    if class_names is None:
+        class_names = list(answers[0].probabilities or {}) if answers else []
     header = ["image", "class", *class_names]
     rows = [
-        [str(path), p.class_name, *(f"{p.probabilities[name]:.4f}" for name in class_names)]
-        for path, p in zip(images, predictions, strict=True)
+        [
+            a.image,
+            a.class_name or "unreadable",
+            *(f"{a.probabilities[name]:.4f}" if a.probabilities else "-" for name in class_names),
+        ]
+        for a in answers
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -384,6 +504,9 @@ def predict(
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         typer.echo("  ".join(cells).rstrip())
+    for a in answers:
+        if a.error:
+            typer.echo(f"{a.image}: {a.error}", err=True)
 
 
 def _predict_folder(run: str, folder: Path, api_url: str, api_key: str, out: Path | None) -> None:

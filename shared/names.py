@@ -41,6 +41,19 @@ BEST_CHECKPOINT = "best.pt"
 # HEATMAPS_INDEX there ({"files": {dataset-relative file: JPEG name}}), served by the API.
 HEATMAPS_DIR = "heatmaps"
 HEATMAPS_INDEX = "index.json"
+# A run's ONNX export (services/trainer/onnx_export.py, the EXPORT_TASK on BACKGROUND_QUEUE): in
+# RUNS_DIR/<run_id>/EXPORT_DIR/, the fp32 model EXPORT_MODEL, with a quantised export also
+# EXPORT_INT8_MODEL, and the report EXPORT_REPORT (shared/schemas/exports.py), which says
+# `running` while the export works and lists the model files once it has completed.
+EXPORT_TASK = "paddy.export"
+EXPORT_DIR = "export"
+EXPORT_MODEL = "model.onnx"
+EXPORT_INT8_MODEL = "model.int8.onnx"
+EXPORT_REPORT = "export.json"
+# An export asked for through the API that no trainer has started yet (services/api/exports.py),
+# kept EXPORT_REQUEST_TTL_S seconds so a task lost for good does not look queued for ever.
+EXPORT_REQUEST_KEY = "paddy:export:{run_id}"
+EXPORT_REQUEST_TTL_S = 86_400
 
 # MongoDB: database and collection names are those of the original system.
 DATABASE = "model_logs_db"

@@ -22,6 +22,11 @@ from shared.settings import PaddySettings
 
 # The API's own collection: one document per sweep (POST /sweeps), its runs carry `sweep_id`.
 SWEEPS = "sweeps"
+# The model registry's (services/api/routes/registry.py): one document per dataset and alias
+# naming the run that holds it (`run_id`, `since`, `by`, `reason`), and every promotion and
+# demotion ever made, append-only, ordered by `seq`.
+REGISTRY = "registry"
+REGISTRY_HISTORY = "registry_history"
 
 
 def start_fields(start_time: datetime | None) -> dict[str, Any]:
@@ -58,6 +63,11 @@ def ensure_indexes(db: Database) -> None:
     db[names.EPOCHS].create_index([("run_id", ASCENDING)])
     db[names.TRAININGS].create_index([("run_id", ASCENDING)], unique=True)
     db[names.COUNTERS].create_index([("name", ASCENDING)], unique=True)
+    db[REGISTRY].create_index([("dataset", ASCENDING), ("alias", ASCENDING)], unique=True)
+    db[REGISTRY].create_index([("run_id", ASCENDING)])
+    db[REGISTRY_HISTORY].create_index([("seq", DESCENDING)], unique=True)
+    db[REGISTRY_HISTORY].create_index([("dataset", ASCENDING)])
+    db[REGISTRY_HISTORY].create_index([("run_id", ASCENDING)])
 
 
 def new_status_document(run_id: str, spec: dict[str, Any], version: str, created_at: datetime) -> dict[str, Any]:
@@ -96,6 +106,10 @@ def new_status_document(run_id: str, spec: dict[str, Any], version: str, created
         # Live progress within the current epoch and the training speed (epoch_progress events).
         "progress": None,
         "images_per_sec": None,
+        # The trainer's GPUs at its newest heartbeat that had them (GpuReading, shared/schemas/events.py):
+        # [{"index", "uuid", "name", "utilization_pct", "memory_used_mib", "memory_total_mib"}];
+        # None on a CPU trainer.
+        "gpu": None,
         # "best" / "last" → {"epoch", "path"} (checkpoint_saved events).
         "checkpoints": {},
         "evaluation": None,
@@ -172,6 +186,12 @@ class Store:
         groups = self.status.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
         return {group["_id"]: int(group["n"]) for group in groups}
 
+    def running_gpus(self) -> list[dict[str, Any]]:
+        """The runs in progress whose trainers reported GPU figures: run_id, worker, heartbeat_at
+        and gpu (a list of GpuReading dicts)."""
+        fields = {"_id": 0, "run_id": 1, "worker": 1, "heartbeat_at": 1, "gpu": 1}
+        return [run for run in self.status.find({"status": "in_progress"}, fields) if run.get("gpu")]
+
     def archive(self, run_id: str) -> dict[str, Any] | None:
         """Hide a run from lists, keeping its data; the archived run, or None when there is none.
 
@@ -214,6 +234,77 @@ class Store:
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         return self.status.find_one({"run_id": run_id}, {"_id": 0})
 
+    # --- the model registry ---------------------------------------------------------------
+
+    def promote(self, dataset: str, alias: str, run_id: str, by: str, reason: str, at: datetime) -> dict[str, Any]:
+        """Give run_id the alias of dataset, in one replace (upserted, keyed by dataset and alias),
+        and append the change to the history; the history entry.
+
+        Written whole: nx-27017 turns a datetime given to `$set` into a string.
+        """
+        key = {"dataset": dataset, "alias": alias}
+        before = self.db[REGISTRY].find_one_and_replace(
+            key,
+            {**key, "run_id": run_id, "since": at, "by": by, "reason": reason},
+            projection={"_id": 0},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+        )
+        previous = before["run_id"] if before else None
+        return self._record_change(key, "promote", run_id, previous, by, reason, at)
+
+    def demote(self, dataset: str, alias: str, by: str, reason: str, at: datetime) -> dict[str, Any] | None:
+        """Empty the alias of dataset; the history entry, or None when the alias was empty."""
+        key = {"dataset": dataset, "alias": alias}
+        removed = self.db[REGISTRY].find_one_and_delete(key, projection={"_id": 0})
+        if removed is None:
+            return None
+        return self._record_change(key, "demote", removed["run_id"], None, by, reason, at)
+
+    def _record_change(
+        self, key: dict[str, str], action: str, run_id: str, previous: str | None, by: str, reason: str, at: datetime
+    ) -> dict[str, Any]:
+        counter = self.counters.find_one_and_update(
+            {"name": REGISTRY_HISTORY}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert counter is not None  # an upsert returning the document after it: never None
+        entry = {
+            **key,
+            "action": action,
+            "run_id": run_id,
+            "previous_run_id": previous,
+            "by": by,
+            "at": at,
+            "reason": reason,
+            "seq": counter["value"],
+        }
+        self.db[REGISTRY_HISTORY].insert_one(dict(entry))
+        return entry
+
+    def registry_entries(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """The aliases held, by dataset then alias."""
+        query = {} if dataset is None else {"dataset": dataset}
+        found = self.db[REGISTRY].find(query, {"_id": 0})
+        return sorted(found, key=lambda entry: (entry["dataset"], entry["alias"]))
+
+    def registry_entry(self, dataset: str, alias: str) -> dict[str, Any] | None:
+        return self.db[REGISTRY].find_one({"dataset": dataset, "alias": alias}, {"_id": 0})
+
+    def aliases_of(self, run_id: str) -> list[str]:
+        """The aliases the run holds (of its dataset), in alias order."""
+        return sorted(entry["alias"] for entry in self.db[REGISTRY].find({"run_id": run_id}, {"alias": 1}))
+
+    def registry_history(
+        self, dataset: str | None, run_id: str | None, skip: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of promotions and demotions, newest first, and how many match."""
+        query: dict[str, Any] = {} if dataset is None else {"dataset": dataset}
+        if run_id is not None:  # the run promoted or demoted, or the one a promotion replaced
+            query["$or"] = [{"run_id": run_id}, {"previous_run_id": run_id}]
+        history = self.db[REGISTRY_HISTORY]
+        page = history.find(query, {"_id": 0}).sort("seq", DESCENDING).skip(skip).limit(limit)
+        return list(page), history.count_documents(query)
+
     def get_training(self, run_id: str) -> dict[str, Any] | None:
         return self.trainings.find_one({"run_id": run_id}, {"_id": 0})
 
@@ -227,6 +318,11 @@ class Store:
     def audit_summaries(self) -> dict[str, dict[str, Any]]:
         """Dataset name → the summary of its latest audit (`audits` documents, written by the recorder)."""
         return {doc["_id"]: doc["summary"] for doc in self.db[names.AUDITS].find({}, {"summary": 1})}
+
+    def audit_summary(self, dataset: str) -> dict[str, Any] | None:
+        """The summary of the dataset's latest audit, None when it has none."""
+        found = self.db[names.AUDITS].find_one({"_id": dataset}, {"summary": 1})
+        return found["summary"] if found else None
 
     def get_audit(self, dataset: str) -> dict[str, Any] | None:
         """The dataset's latest audit, whole (a DatasetAudit), None when it has none."""

@@ -27,6 +27,7 @@ BLOCK_TORCH = (
         "services.dashboard.api_client",
         "services.trainer.celery_app",
         "infra.cli",
+        "shared.onnx_model",
     ],
 )
 def test_service_imports_without_torch(module):

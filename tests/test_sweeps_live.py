@@ -64,22 +64,31 @@ def test_a_losing_run_is_pruned_and_tpe_then_proposes_from_its_history(stack):
     sweep_id = response.json()["sweep_id"]
     found = finished_search(api, sweep_id, 300)
 
-    assert [(t["number"], t["state"]) for t in found["trials"]] == [(0, "completed"), (1, "pruned"), (2, "completed")]
+    states = [(t["number"], t["state"]) for t in found["trials"]]
+    assert states[:2] == [(0, "completed"), (1, "pruned")], states
     # Trial 2 is TPE's own proposal (the first two were given): the setting that learned.
     assert [t["params"]["learning_rate"] for t in found["trials"]] == [GOOD, BAD, GOOD]
+    # It trains as trial 0 did, so ASHA compares two equal curves: float noise between the two
+    # runs may decide the tie either way at the first rung.
+    assert states[2][1] in ("completed", "pruned"), states
 
     pruned = api.get(f"/jobs/{found['trials'][1]['run_id']}").json()
     assert pruned["status"] == "pruned" and "pruned" in [h["status"] for h in pruned["status_history"]]
     assert 1 <= pruned["epochs_done"] < EPOCHS  # stopped long before its last epoch
     assert pruned["checkpoints"].get("best"), "a pruned run keeps its checkpoint"
     listed = api.get("/jobs", params={"status": "pruned"}).json()["data"]
-    assert [run["run_id"] for run in listed] == [pruned["run_id"]]
+    pruned_trials = {t["run_id"] for t in found["trials"] if t["state"] == "pruned"}
+    assert {run["run_id"] for run in listed} == pruned_trials and pruned["run_id"] in pruned_trials
     epochs = api.get(f"/jobs/{pruned['run_id']}/epochs").json()["data"]
     assert [e["epoch"] for e in epochs] == list(range(1, pruned["epochs_done"] + 1))
 
     shown = api.get(f"/sweeps/{sweep_id}").json()
     assert shown["best"]["run_id"] in (found["trials"][0]["run_id"], found["trials"][2]["run_id"])
-    assert found["epochs_spent"] == 2 * EPOCHS + pruned["epochs_done"]
+    runs = [api.get(f"/jobs/{trial['run_id']}").json() for trial in found["trials"]]
+    done = sum(run["epochs_done"] for run in runs)
+    # A pruned run may finish the epoch it was in after the driver counted its epochs.
+    assert done - len(pruned_trials) <= found["epochs_spent"] <= done
+    assert runs[0]["epochs_done"] == EPOCHS
 
 
 def test_a_sweep_killed_in_every_service_but_the_stores_loses_no_trial_and_runs_none_twice(stack):

@@ -63,12 +63,29 @@ SweepServicesDep = Annotated[Services, Depends(get_sweep_services)]
 
 def check_api_key(
     request: Request, settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)] = None
-) -> None:
-    """Writes always need the key; reads only while PADDY_API_READ_OPEN is false."""
+) -> str | None:
+    """Writes always need a key; reads only while PADDY_API_READ_OPEN is false. The label of the
+    key that matched (None for an open read), also kept as `request.state.key_label`."""
     if request.method not in WRITE_METHODS and settings.api_read_open:
-        return
-    expected = settings.api_key.get_secret_value().encode()
-    if key is None or not hmac.compare_digest(key.encode(), expected):
+        return None
+    label = matching_label(key, settings.labelled_keys)
+    if label is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "APIKey"}
         )
+    request.state.key_label = label
+    return label
+
+
+def matching_label(key: str | None, keys: dict[str, bytes]) -> str | None:
+    """The label whose key equals key. Every key is compared, in constant time, whichever matches."""
+    sent = (key or "").encode()
+    matched = None
+    for label, expected in keys.items():
+        if hmac.compare_digest(sent, expected) and key is not None:
+            matched = label
+    return matched
+
+
+# Who sent a write: the label of its key (check_api_key, run once per request and cached).
+KeyLabelDep = Annotated[str | None, Depends(check_api_key)]

@@ -51,6 +51,18 @@ class JobQueue:
             ignore_result=True,
         )
 
+    def send_export(self, run_id: str, quantize: bool) -> None:
+        """A run's ONNX export, on the background queue like an audit: seconds to a minute of a
+        trainer's time between training jobs. Its report is written beside the model file."""
+        self._celery.send_task(
+            names.EXPORT_TASK,
+            args=[run_id, quantize],
+            queue=names.BACKGROUND_QUEUE,
+            retry=True,
+            retry_policy=self._retry_policy,
+            ignore_result=True,
+        )
+
     def send_batch(self, batch_id: str) -> None:
         """A batch's first chunk, on the predict queue. Each chunk queues the next behind whatever
         arrived meanwhile, so a single prediction waits for at most one chunk of a batch."""

@@ -12,13 +12,16 @@ from services.api.body_limit import BodySizeLimit, body_limit
 from services.api.deps import check_api_key, get_sweep_services
 from services.api.routes import (
     batches,
+    cards,
     compare,
     datasets,
     ensembles,
+    exports,
     health,
     jobs,
     models,
     predict,
+    registry,
     sweeps,
 )
 from services.api.settings import get_settings
@@ -66,6 +69,9 @@ app.add_middleware(
 )
 for router in (
     jobs.router,
+    cards.router,
+    exports.router,
+    registry.router,
     sweeps.router,
     ensembles.router,
     predict.router,

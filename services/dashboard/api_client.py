@@ -267,6 +267,48 @@ def run_heatmap(base_url: str, run_id: str, file: str) -> bytes:
     return request(base_url, "GET", f"/jobs/{run_id}/heatmaps/{quote(file)}").content
 
 
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def registry(base_url: str, dataset: str | None = None) -> list[dict[str, Any]]:
+    """`GET /registry`: the aliases held, each {"dataset", "alias", "run_id", "since", "by",
+    "reason", "model_name", "version", "test_accuracy", "test_accuracy_interval"}."""
+    return get_json(base_url, "/registry", _params(dataset=dataset))["data"]
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def registry_history(
+    base_url: str, *, run_id: str | None = None, dataset: str | None = None, limit: int = 20
+) -> dict[str, Any]:
+    """`GET /registry/history`: promotions and demotions, newest first: {"data", "count"}."""
+    return get_json(base_url, "/registry/history", _params(run_id=run_id, dataset=dataset, limit=limit))
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def model_card_markdown(base_url: str, run_id: str) -> str:
+    """`GET /jobs/{run_id}/card.md`: the completed run's model card as Markdown."""
+    return request(base_url, "GET", f"/jobs/{run_id}/card.md").text
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def export_status(base_url: str, run_id: str) -> dict[str, Any] | None:
+    """`GET /jobs/{run_id}/export/status`: {"status", "requested_at", "report"}; None: never exported."""
+    try:
+        return get_json(base_url, f"/jobs/{run_id}/export/status")
+    except ApiError as error:
+        if error.status_code == 404:
+            return None
+        raise
+
+
+def ask_export(base_url: str, run_id: str, quantize: bool) -> dict[str, Any]:
+    """`POST /jobs/{run_id}/export` → {"status": "queued", …}."""
+    return request(base_url, "POST", f"/jobs/{run_id}/export", json={"format": "onnx", "quantize": quantize}).json()
+
+
+def exported_model(base_url: str, run_id: str, int8: bool = False) -> bytes:
+    """`GET /jobs/{run_id}/export`: the ONNX file's bytes (fetched on click only)."""
+    return request(base_url, "GET", f"/jobs/{run_id}/export", params={"format": "onnx", "int8": int8}).content
+
+
 def checkpoint(base_url: str, run_id: str) -> bytes:
     """`GET /jobs/{run_id}/checkpoint`: the best checkpoint's bytes (fetched on click only)."""
     return request(base_url, "GET", f"/jobs/{run_id}/checkpoint").content
@@ -302,6 +344,20 @@ def cancel_run(base_url: str, run_id: str) -> dict[str, Any]:
 def retry_run(base_url: str, run_id: str) -> dict[str, Any]:
     """`POST /jobs/{run_id}/retry` → the new run's {"run_id", "status", "version"}."""
     return request(base_url, "POST", f"/jobs/{run_id}/retry").json()
+
+
+def promote(base_url: str, run_id: str, alias: str, reason: str) -> dict[str, Any]:
+    """`POST /registry/promote` → the history entry {"dataset", "alias", "run_id", "previous_run_id", "by", "at", …}."""
+    return request(
+        base_url, "POST", "/registry/promote", json={"run_id": run_id, "alias": alias, "reason": reason}
+    ).json()
+
+
+def demote(base_url: str, dataset: str, alias: str, reason: str) -> dict[str, Any]:
+    """`POST /registry/demote` → the history entry."""
+    return request(
+        base_url, "POST", "/registry/demote", json={"dataset": dataset, "alias": alias, "reason": reason}
+    ).json()
 
 
 def queue_audit(base_url: str, name: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ TABLE_COLUMNS = [
     "val_acc",
     "started",
     "heartbeat",
+    "gpu",
     "error",
 ]
 CURVE_METRICS = ["train_loss", "val_loss", "train_acc", "val_acc"]
@@ -133,6 +134,18 @@ def heartbeat_age_s(run: Run, now: datetime) -> float | None:
     return max((pd.Timestamp(now) - heartbeat).total_seconds(), 0.0)
 
 
+def gpu_text(run: Run) -> str | None:
+    """'GPU 0 NVIDIA H200: 87 % busy, 30.2 / 140.0 GiB' for each GPU of a run in progress, from
+    its trainer's newest heartbeat; None for other runs and on a CPU trainer (no line at all)."""
+    if run.get("status") != "in_progress" or not run.get("gpu"):
+        return None
+    return "; ".join(
+        f"GPU {gpu['index']} {gpu['name']}: {gpu['utilization_pct']:.0f} % busy, "
+        f"{gpu['memory_used_mib'] / 1024:.1f} / {gpu['memory_total_mib'] / 1024:.1f} GiB"
+        for gpu in run["gpu"]
+    )
+
+
 def format_age(seconds: float | None) -> str | None:
     """'8 s ago', '3 min ago', '2 h 5 min ago', '3 d 4 h ago'."""
     if seconds is None:
@@ -166,6 +179,7 @@ def runs_frame(runs: Sequence[Run], now: datetime) -> pd.DataFrame:
                 **{metric: latest.get(metric) for metric in CURVE_METRICS},
                 "started": parse_time(run.get("start_time")),
                 "heartbeat": format_age(heartbeat_age_s(run, now)),
+                "gpu": gpu_text(run),
                 "error": run.get("error"),
             }
         )

@@ -72,7 +72,9 @@ def on_run_started(doc: Document, event: RunStarted) -> None:
 
 
 def on_heartbeat(doc: Document, event: Heartbeat) -> None:
-    pass  # heartbeat_at is set for every event
+    # heartbeat_at is set for every event; a heartbeat without GPU figures leaves the last ones.
+    if event.gpu is not None:
+        doc["gpu"] = [reading.model_dump() for reading in event.gpu]
 
 
 def on_epoch_started(doc: Document, event: EpochStarted) -> None:

@@ -1,5 +1,6 @@
 """Celery settings for the trainers (lowercase names from Celery's docs); see DESIGN.md."""
 
+from services.trainer.packing import jobs_per_gpu
 from services.trainer.settings import get_settings
 from shared import names
 
@@ -16,7 +17,8 @@ result_expires = 3600
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-worker_concurrency = 1
+# One job at a time, or several small ones packed on the GPU under its memory budget (packing.py).
+worker_concurrency = jobs_per_gpu(_settings.gpu_memory_budget_mib, _settings.gpu_job_memory_mib)
 # A fresh process now and then bounds what fragmentation or a leak can hold on to; between
 # tasks the lifecycle hands cached GPU memory back (torch.cuda.empty_cache). Not after every
 # task: predictions keep their loaded models in a per-process cache.
@@ -31,6 +33,7 @@ task_routes = {
     names.PREDICT_TASK: {"queue": names.PREDICT_QUEUE},
     names.BATCH_PREDICT_TASK: {"queue": names.PREDICT_QUEUE},
     names.AUDIT_TASK: {"queue": names.BACKGROUND_QUEUE},
+    names.EXPORT_TASK: {"queue": names.BACKGROUND_QUEUE},
 }
 task_serializer = "json"
 accept_content = ["json"]

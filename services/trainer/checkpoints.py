@@ -78,10 +78,19 @@ def resumable_checkpoint(checkpoint_dir: Path, spec: JobSpec, split_hash: str) -
     if not path.is_file():
         return None
     checkpoint = load_checkpoint(path)
-    if checkpoint["spec"] != spec.model_dump() or checkpoint["split_hash"] != split_hash:
+    if _stored_spec(checkpoint) != spec.model_dump() or checkpoint["split_hash"] != split_hash:
         log.warning("ignoring %s: written for another spec or split", path)
         return None
     return checkpoint
+
+
+def _stored_spec(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint's spec as this version reads it: a field added since it was written takes
+    its default, so a job queued before an upgrade still resumes after it."""
+    try:
+        return JobSpec.model_validate(checkpoint["spec"]).model_dump()
+    except ValueError:  # pydantic's ValidationError: a spec this version refuses
+        return None
 
 
 def restated_epochs(publisher: Publisher, checkpoint: dict[str, Any]) -> None:

@@ -7,14 +7,13 @@ keeps the loop from waiting on JPEG decoding.
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
 
 import numpy as np
 import torch
 from PIL import Image
 
 from shared.datasets.imagefolder import DatasetError, ImageFolderIndex
+from shared.images import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +43,10 @@ class SplitData:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-def decode_image(source: Path | IO[bytes], size: int, max_pixels: int) -> np.ndarray:
-    """One image (a file, or its bytes as a stream) as size×size×3 uint8 RGB; raises OSError (or
-    ValueError) when unusable."""
-    with Image.open(source) as image:
-        if image.width * image.height > max_pixels:
-            raise ValueError(f"{image.width}×{image.height} px is over the limit of {max_pixels}")
-        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when that is enough
-        rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb, dtype=np.uint8)
-
-
-def _decode_all(index: ImageFolderIndex, positions: list[int], size: int, max_pixels: int) -> tuple[ImageTensors, int]:
+def decode_positions(
+    index: ImageFolderIndex, positions: list[int], size: int, max_pixels: int
+) -> tuple[ImageTensors, int]:
+    """The images at positions of index, decoded; unreadable ones skipped (logged) and counted."""
     arrays, labels, kept, skipped = [], [], [], 0
     for position in positions:
         path = index.paths[position]
@@ -79,7 +70,7 @@ def load_split_data(index: ImageFolderIndex, split: dict[str, list[int]], size: 
     """Decode every image once into train / val / test tensors (split: from stratified_split)."""
     decoded, skipped = {}, 0
     for name, positions in split.items():
-        decoded[name], skipped_here = _decode_all(index, positions, size, max_pixels)
+        decoded[name], skipped_here = decode_positions(index, positions, size, max_pixels)
         skipped += skipped_here
     for name, tensors in decoded.items():
         if len(tensors) == 0:

@@ -13,7 +13,7 @@ from torch import nn
 
 from services.trainer.augment import make_augment
 from services.trainer.data import ImageTensors, SplitData, iterate_batches
-from services.trainer.models import set_train_mode
+from services.trainer.models import head_of, set_train_mode
 from shared.schemas.jobs import JobSpec
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -27,6 +27,10 @@ class TrainSetup:
     channels_last: bool
     autocast_dtype: torch.dtype | None  # None: full fp32
     augment: Augment
+    # The batches are the frozen backbone's features (feature_cache.py), not images: they go
+    # through the model's head alone, and a training batch picks one of each image's views
+    # instead of being augmented.
+    features: bool = False
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -59,6 +63,26 @@ def prepare_inputs(images: torch.Tensor, setup: TrainSetup, generator: torch.Gen
     if setup.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return inputs
+
+
+def batch_inputs(batch: torch.Tensor, setup: TrainSetup, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A batch as the network takes it: images through prepare_inputs, or with setup.features
+    the features themselves — N×D, or N×V×D on training batches: one view per image, drawn from
+    generator (the run's augmentation stream)."""
+    if not setup.features:
+        return prepare_inputs(batch, setup, generator)
+    features = batch.to(setup.device, non_blocking=True)
+    if features.ndim == 2:
+        return features
+    if generator is None:
+        raise ValueError("features with several views per image need a generator to pick one")
+    views = torch.randint(features.shape[1], (len(features),), generator=generator, device=generator.device)
+    return features[torch.arange(len(features), device=features.device), views.to(features.device)]
+
+
+def network(model: nn.Module, setup: TrainSetup) -> nn.Module:
+    """What the batches go through: the model, or its head when they are features already."""
+    return head_of(model) if setup.features else model
 
 
 @dataclass
@@ -113,23 +137,25 @@ def train_one_epoch(
     on_progress: Callable[[BatchProgress], None] | None = None,
     progress_every: int = 0,
 ) -> tuple[float, float]:
-    """One pass over the training images; returns (mean loss, accuracy) over the batches run.
+    """One pass over the training images (or their features: setup.features); returns (mean
+    loss, accuracy) over the batches run.
 
     Every progress_every batches (when above 0) on_progress gets the running figures: the one
     host sync of the loop besides its end.
     """
     set_train_mode(model)
+    net = network(model, setup)
     loss_sum = torch.zeros((), device=setup.device)
     correct = torch.zeros((), device=setup.device, dtype=torch.long)
     seen = 0
     batches = math.ceil(len(data) / batch_size)
     started = time.perf_counter()
     for batch, (images, labels) in enumerate(iterate_batches(data, batch_size, random.shuffle), start=1):
-        inputs = prepare_inputs(images, setup, random.augment)
+        inputs = batch_inputs(images, setup, random.augment)
         labels = labels.to(setup.device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with setup.autocast():
-            logits = model(inputs)
+            logits = net(inputs)
             loss = nn.functional.cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
@@ -166,11 +192,12 @@ def predict_logits(
     should_stop is asked after every batch; when it says so, the logits so far come back.
     """
     model.eval()
+    net = network(model, setup)
     outputs = []
     with torch.inference_mode():
         for images, _labels in iterate_batches(data, batch_size):
             with setup.autocast():
-                logits = model(prepare_inputs(images, setup))
+                logits = net(batch_inputs(images, setup))
             outputs.append(logits.float().cpu())
             if should_stop():
                 break

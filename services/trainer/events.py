@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +30,7 @@ from services.trainer.lease import RunLease, StoodDown
 from services.trainer.spill import SpillFile
 from shared import names
 from shared.periodic import Periodic
-from shared.schemas.events import SEQ_PER_ATTEMPT, Heartbeat, encoded_entry
+from shared.schemas.events import SEQ_PER_ATTEMPT, GpuReading, Heartbeat, encoded_entry
 
 log = logging.getLogger(__name__)
 
@@ -272,12 +272,22 @@ class EventPublisher:
 
 class Heartbeater(Periodic):
     """Renews the run's lease and publishes a heartbeat every interval_s from its own thread,
-    until stopped, or until a newer attempt holds the lease: then the publisher stands down."""
+    until stopped, or until a newer attempt holds the lease: then the publisher stands down.
 
-    def __init__(self, publisher: EventPublisher, interval_s: float, lease: RunLease | None = None):
+    Each heartbeat carries what `gpus` reads then (services/trainer/gpu_stats.py), or no GPU
+    figures when it answers None."""
+
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        interval_s: float,
+        lease: RunLease | None = None,
+        gpus: Callable[[], list[GpuReading] | None] = lambda: None,
+    ):
         super().__init__(self._beat, interval_s, name="heartbeat")
         self._publisher = publisher
         self._lease = lease
+        self._gpus = gpus
 
     def _beat(self) -> None:
         if self._lease is not None:
@@ -287,4 +297,4 @@ class Heartbeater(Periodic):
                 self._publisher.stand_down()
                 self.stop()
                 return
-        self._publisher.publish(Heartbeat)
+        self._publisher.publish(Heartbeat, gpu=self._gpus())

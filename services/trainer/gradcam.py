@@ -1,25 +1,37 @@
 """Grad-CAM heatmaps: where in a photo a model looked for the class it gave.
 
-The maps come from the `grad-cam` library (pytorch_grad_cam) on each family's last
-convolutional stage, before its last pooling where there is one (the finest map that still
-sees the whole image). An ensemble's map is the mean of its members' maps for the class the
-ensemble gave, as soft voting means their probabilities.
+Each map is a guided HiResCAM, made with the `grad-cam` library (pytorch_grad_cam): the HiResCAM
+map of the class on one layer of the model (which region: each activation times its own
+gradient, summed over channels; Grad-CAM instead weighs a channel by its mean gradient), times
+the guided-backpropagation gradient of the class score at every input pixel, its magnitude summed
+over the colour channels (GuidedBackpropReLUModel: which pixels of that region), as Guided
+Grad-CAM multiplies the two. A layer's map has one value per cell of that layer, and a lesion can
+be a pixel or two across: the product points at pixels.
+
+The layer (TARGET_LAYERS) is the last convolutional stage, before its last pooling where there is
+one; for the custom CNN it is the second block, before its pooling (a cell every 2 pixels), which
+put most heat on the lesions of synthetic leaves (bench/gradcam_focus.py, docs/benchmarks.md).
+Guided backpropagation stops negative gradients at every nn.ReLU; MobileNetV2's ReLU6 are left as
+they are, so its pixels get the plain gradient. An ensemble's map is the mean of its members'
+maps for the class the ensemble gave, as soft voting means their probabilities.
 
 A map is an H×W float array at the model's input size, 0 where the model saw nothing for the
 class and 1 where it saw the most. `overlay` draws it over the photo for people.
 """
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
+
+if TYPE_CHECKING:
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from services.trainer.data import ImageTensors, iterate_batches
 from services.trainer.engine import TrainSetup, prepare_inputs
@@ -65,7 +77,7 @@ def explain(
 
 # Each family's layer whose activations and gradients make the map (nn.Module.get_submodule names).
 TARGET_LAYERS = {
-    "custom_cnn": "2.2",  # the last block's ReLU, before its max pooling: twice the resolution
+    "custom_cnn": "1.2",  # the second block's ReLU, before its max pooling: a cell every 2 pixels
     "resnet50": "layer4.2",  # the last bottleneck
     "vgg16": "features.29",  # the last ReLU, before the last max pooling
     "mobilenet_v2": "features.18",  # the last 1×1 convolution block
@@ -89,18 +101,64 @@ def class_heatmaps(
     """
     if len(classes) != len(images):
         raise ValueError(f"{len(images)} images and {len(classes)} classes do not line up")
-    maps = []
+    if not len(images):
+        return np.empty((0, *images.images.shape[2:]), np.float32)
     was_training = model.training
-    with GradCAM(model=model, target_layers=[target_layer(model, model_name)]) as cam:
-        start = 0
-        for batch, _labels in iterate_batches(images, BATCH_SIZE):
-            targets = [ClassifierOutputTarget(int(c)) for c in classes[start : start + len(batch)]]
-            start += len(batch)
-            with torch.enable_grad():
-                inputs = prepare_inputs(batch, setup).float().requires_grad_(True)
-                maps.append(cam(input_tensor=inputs, targets=targets))
+    batches = [batch for batch, _labels in iterate_batches(images, BATCH_SIZE)]
+    batch_classes = [
+        [int(c) for c in classes[start : start + BATCH_SIZE]] for start in range(0, len(classes), BATCH_SIZE)
+    ]
+    from pytorch_grad_cam import HiResCAM  # imported when needed: it loads scikit-learn and OpenCV (3 s)
+
+    with HiResCAM(model=model, target_layers=[target_layer(model, model_name)]) as cam, torch.enable_grad():
+        regions = [
+            cam(input_tensor=prepare_inputs(batch, setup).float().requires_grad_(True), targets=_targets(chosen))
+            for batch, chosen in zip(batches, batch_classes, strict=True)
+        ]
+    with torch.enable_grad():
+        pixels = [
+            guided_gradients(model, prepare_inputs(batch, setup).float(), chosen)
+            for batch, chosen in zip(batches, batch_classes, strict=True)
+        ]
     model.train(was_training)
-    return np.concatenate(maps) if maps else np.empty((0, *images.images.shape[2:]), np.float32)
+    maps = np.concatenate(regions) * np.concatenate(pixels)
+    peaks = maps.reshape(len(maps), -1).max(axis=1)
+    return (maps / np.maximum(peaks, 1e-12)[:, None, None]).astype(np.float32)
+
+
+def _targets(classes: Sequence[int]) -> list["ClassifierOutputTarget"]:
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    return [ClassifierOutputTarget(c) for c in classes]
+
+
+def guided_gradients(model: nn.Module, inputs: torch.Tensor, classes: Sequence[int]) -> np.ndarray:
+    """N×H×W: the magnitude of each pixel's guided-backpropagation gradient of its class's score."""
+    from pytorch_grad_cam import GuidedBackpropReLUModel
+
+    guided = GuidedBackpropReLUModel(model, device=None)
+    with relus_kept(model):
+        return np.stack([np.abs(guided(image[None], c)).sum(axis=-1) for image, c in zip(inputs, classes, strict=True)])
+
+
+@contextmanager
+def relus_kept(model: nn.Module) -> Iterator[None]:
+    """Put the model's own nn.ReLU modules back afterwards.
+
+    GuidedBackpropReLUModel swaps them for its guided ReLU during a call and then for one new
+    ReLU shared by every place: a CAM hooked on one of them later would see them all.
+    """
+    relus = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, nn.ReLU)
+    ]
+    try:
+        yield
+    finally:
+        for parent, name, child in relus:
+            setattr(parent, name, child)
 
 
 def mean_heatmap(maps: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:

@@ -21,6 +21,7 @@ from redis.retry import Retry
 from services.trainer import checkpoints
 from services.trainer.cancel import CancelFlag, StopReason
 from services.trainer.events import EventPublisher, Heartbeater, Publisher
+from services.trainer.gpu_stats import gpu_reader
 from services.trainer.lease import RunLease, StoodDown, Unleased
 from services.trainer.settings import TrainerSettings
 from services.trainer.spill import earlier_spill_files, spill_path
@@ -130,7 +131,8 @@ def published_run(run_id: str, settings: TrainerSettings) -> Iterator[tuple[Even
         leftovers=earlier_spill_files(run_dir, attempt),
     )
     try:
-        with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s, lease):
+        gpus = gpu_reader(settings.cuda_visible_devices).read if settings.device != "cpu" else lambda: None
+        with reporting_failure(publisher), Heartbeater(publisher, settings.heartbeat_interval_s, lease, gpus):
             yield publisher, lease
     except StoodDown:
         publisher.stand_down()

@@ -16,15 +16,13 @@ spec.weights:
   be there with its shape, and the head keeps its fresh initialization.
 """
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models import vgg as torchvision_vgg
 
-from services.trainer import weights
 from shared.models import MODELS
 from shared.paths import resolve_weights_file, shown
 from shared.schemas.jobs import JobSpec
@@ -84,6 +82,8 @@ def custom_cnn(spec: JobSpec, num_classes: int) -> nn.Module:
 
 def resnet50(spec: JobSpec, num_classes: int) -> nn.Module:
     """torchvision's ResNet50, its fc replaced by the head 2048 → 64 → C."""
+    import torchvision  # imported by the builders that need it: 2 s of every trainer's start otherwise
+
     model = torchvision.models.resnet50(weights=None)
     model.fc = classifier_head(2048, 64, num_classes, spec.dropout)
     return model
@@ -91,6 +91,8 @@ def resnet50(spec: JobSpec, num_classes: int) -> nn.Module:
 
 def vgg16(spec: JobSpec, num_classes: int) -> nn.Module:
     """torchvision's VGG16 features (5 conv blocks), average pooling, head 512 → 64 → C."""
+    from torchvision.models import vgg as torchvision_vgg
+
     # VGG16's own classifier (120M parameters) is never used: build features alone.
     features = torchvision_vgg.make_layers(torchvision_vgg.cfgs["D"])
     for module in features.modules():
@@ -105,6 +107,8 @@ def vgg16(spec: JobSpec, num_classes: int) -> nn.Module:
 
 def mobilenet_v2(spec: JobSpec, num_classes: int) -> nn.Module:
     """torchvision's MobileNetV2 features (19 blocks), average pooling, head 1280 → 256 → C."""
+    import torchvision
+
     features = torchvision.models.mobilenet_v2(weights=None).features
     head = classifier_head(1280, 256, num_classes, spec.dropout)
     return PooledFeatures(features, head, tuple(range(len(features))))
@@ -146,6 +150,8 @@ def load_pretrained(model: nn.Module, model_name: str, choice: str, weights_root
     (see the module doc)."""
     if choice == "none":
         return
+    from services.trainer import weights  # torchvision's weight enums: imported when weights load
+
     head_prefix = head_name(model) + "."
     torchvision_classifier = weights.TORCHVISION_CLASSIFIER.get(model_name)
     ignore = (torchvision_classifier,) if torchvision_classifier else ()
@@ -163,7 +169,7 @@ def load_pretrained(model: nn.Module, model_name: str, choice: str, weights_root
 
 def head_name(model: nn.Module) -> str:
     """The attribute name of a built model's classifier head."""
-    if isinstance(model, torchvision.models.ResNet):
+    if _is_resnet(model):
         return "fc"
     if isinstance(model, PooledFeatures):
         return "head"
@@ -172,13 +178,19 @@ def head_name(model: nn.Module) -> str:
     raise TypeError(f"{type(model).__name__} was not built by build_model")
 
 
+def _is_resnet(model: nn.Module) -> bool:
+    """Whether model is torchvision's ResNet; without torchvision imported, no model can be one."""
+    models = sys.modules.get("torchvision.models")
+    return models is not None and isinstance(model, models.ResNet)
+
+
 def head_of(model: nn.Module) -> nn.Module:
     return model.get_submodule(head_name(model))
 
 
 def backbone_blocks(model: nn.Module) -> list[nn.Module]:
     """The backbone's blocks, input to output: the units that trainable_layers unfreezes."""
-    if isinstance(model, torchvision.models.ResNet):
+    if _is_resnet(model):
         stem = nn.ModuleList([model.conv1, model.bn1])
         return [stem, model.layer1, model.layer2, model.layer3, model.layer4]
     if isinstance(model, PooledFeatures):

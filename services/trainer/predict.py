@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from services.trainer import checkpoints
-from services.trainer.data import ImageTensors, decode_image
+from services.trainer.data import ImageTensors
 from services.trainer.device import pick_device
 from services.trainer.engine import predict_logits
 from services.trainer.ensemble import ENSEMBLE_FILE, Member, combine_logits, load_member, read_manifest
 from services.trainer.gradcam import Explained, explain, overlay_jpeg
 from services.trainer.settings import TrainerSettings
+from shared.images import decode_image
 
 # Loaded runs kept per process: a worker answering many predictions loads each run once.
 MODEL_CACHE_SIZE = 4

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.trainer.data import ImageTensors, decode_image
+from services.trainer.data import ImageTensors
 from services.trainer.gradcam import Explained, explain, overlay_jpeg
 from shared import names
 from shared.datasets.imagefolder import ImageFolderIndex
+from shared.images import decode_image
 
 log = logging.getLogger(__name__)
 

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from shared.settings import LivenessSettings
@@ -39,6 +41,23 @@ class TrainerSettings(LivenessSettings):
     # after the last refresh, so a killed worker drops out of the count within that time.
     worker_presence_refresh_s: float = Field(5.0, gt=0)
     worker_presence_ttl_s: float = Field(15.0, gt=0)
+
+    # GPUs (README, "GPUs"). CUDA's own variable, read here so nothing else reads the environment;
+    # a pinned trainer sets it at start to the UUID of the GPU it claimed (gpu_pinning.py).
+    cuda_visible_devices: str | None = Field(None, validation_alias="CUDA_VISIBLE_DEVICES")
+    # "claim": at start the worker claims one GPU of the host in Redis, none that another worker of
+    # its gpu_claim_group holds, and pins itself to it, so `--scale trainer=N` spreads N trainers
+    # over N GPUs. "off": the worker uses what CUDA_VISIBLE_DEVICES (or the container) gives it.
+    gpu_pinning: Literal["off", "claim"] = "off"
+    # Workers that claim GPUs apart from each other: trainers, and separately the predictors
+    # beside them (one trainer and one predictor per GPU).
+    gpu_claim_group: str = Field("trainer", pattern=r"^[a-z0-9_-]{1,32}$")
+    # Packing small jobs on one GPU (packing.py): MiB of GPU memory the worker's jobs may use
+    # together (0: one job at a time), and the most one of its jobs uses (read it off the live
+    # monitor's GPU memory). The worker runs budget // job jobs at once, at least one (its Celery
+    # concurrency, fixed at start): a job larger than the budget still runs, alone.
+    gpu_memory_budget_mib: int = Field(0, ge=0)
+    gpu_job_memory_mib: int = Field(4096, gt=0)
 
     @model_validator(mode="after")
     def presence_outlives_a_late_refresh(self) -> "TrainerSettings":

@@ -14,6 +14,7 @@ from services.trainer.ensemble import run_ensemble
 from services.trainer.lease import StoodDown
 from services.trainer.lifecycle import Outcome, StoppedRun
 from services.trainer.memory import keep_freed_memory
+from services.trainer.onnx_export import export_run
 from services.trainer.predict import predict_images
 from services.trainer.settings import TrainerSettings, get_settings
 from services.trainer.training import run_training
@@ -92,3 +93,12 @@ def audit(dataset: str) -> dict:
     return value is for Flower."""
     report = run_audit(dataset, get_settings())
     return {"dataset": dataset, "fingerprint": report.fingerprint, "images": report.images}
+
+
+@app.task(name=names.EXPORT_TASK)
+def export(run_id: str, quantize: bool = False) -> dict:
+    """Export a completed run to ONNX (services/trainer/onnx_export.py); the report is the run's
+    export/export.json, the return value is for Flower."""
+    report = export_run(run_id, get_settings(), quantize)
+    difference = report.parity.max_abs_diff if report.parity else None
+    return {"run_id": run_id, "status": report.status, "max_abs_diff": difference}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from services.trainer import checkpoints
+from services.trainer import checkpoints, feature_cache
 from services.trainer.checkpoints import RunRecord
-from services.trainer.data import ImageTensors, load_split_data, place
+from services.trainer.data import ImageTensors, SplitData, load_split_data, place
 from services.trainer.device import pick_device, reproducibility
 from services.trainer.engine import (
     BatchProgress,
@@ -92,6 +92,19 @@ class EpochReporter:
         self.attempt.publisher.publish(CheckpointSaved, epoch=epoch, kind=kind, path=shown.as_posix())
 
 
+def on_features(data: SplitData, features: feature_cache.Features) -> SplitData:
+    """data with its training and validation images replaced by their features.
+
+    Only the head trains on them; the model stays whole, so checkpoints, the best epoch's weights
+    and the test evaluation (on the test images) are those of the whole model.
+    """
+
+    def replaced(images: ImageTensors, values: torch.Tensor) -> ImageTensors:
+        return ImageTensors(values, images.labels.to(values.device), images.positions)
+
+    return replace(data, train=replaced(data.train, features.train), val=replaced(data.val, features.val))
+
+
 def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome:
     """The job itself: data, model, loop, test evaluation; resumes from the run's last checkpoint.
 
@@ -147,8 +160,27 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
         checkpoints.restated_epochs(attempt.publisher, resume)
         log.info("run %s resumes at epoch %d", attempt.run_id, state.next_epoch)
     setup = make_setup(spec, device)
+    fit_data, fit_setup = placed, setup
+    if spec.feature_views:
+        key = feature_cache.feature_key(spec, split.split_hash, data, setup, settings.weights_root)
+        features = feature_cache.frozen_features(
+            model,
+            spec,
+            placed,
+            setup,
+            key,
+            Path(settings.artifacts_root),
+            settings.images_on_gpu_fraction,
+            attempt.should_stop,
+        )
+        if features is None:
+            done = len(state.history)  # a resumed run's epochs
+            return stopped_run(
+                attempt.publisher, attempt.run_id, done, "while computing features", attempt.stop_reason()
+            )
+        fit_data, fit_setup = on_features(placed, features), replace(setup, features=True)
     reporter = EpochReporter(attempt, record, checkpoint_dir, Path(settings.artifacts_root))
-    result = fit(spec, state, placed, setup, reporter, attempt.should_stop, settings.progress_every_batches)
+    result = fit(spec, state, fit_data, fit_setup, reporter, attempt.should_stop, settings.progress_every_batches)
     epochs_run = len(result.history)
     if result.stopped_by_request:
         when = f"after {epochs_run} epochs"

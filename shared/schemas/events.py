@@ -7,9 +7,9 @@ field changes meaning; the recorder dead-letters versions it does not know.
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, TypeAdapter, model_serializer
 
 from shared.schemas.datasets import DatasetAudit
 from shared.schemas.splits import SplitRecord
@@ -63,8 +63,32 @@ class RunQueued(_Event):
     sweep_id: str | None = None
 
 
+class GpuReading(BaseModel):
+    """One GPU a trainer sees, read from NVML (services/trainer/gpu_stats.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, description="the device's index inside the trainer: cuda:<index>")
+    uuid: str = Field(description="NVML's UUID of the GPU, the same on every host and container")
+    name: str = Field(description='the card, e.g. "NVIDIA H200"')
+    utilization_pct: float = Field(ge=0, le=100, description="share of NVML's last sample period a kernel ran")
+    memory_used_mib: float = Field(ge=0, description="memory in use on the GPU, every process's, in MiB")
+    memory_total_mib: float = Field(ge=0)
+
+
 class Heartbeat(_Event):
     type: Literal["heartbeat"] = "heartbeat"
+    gpu: list[GpuReading] | None = Field(None, description="the trainer's GPUs; absent without NVML or a GPU")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_gpu(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Without a GPU the entry is what it was before GPU figures existed: recorders of that
+        # time (extra="forbid") still take the heartbeats of CPU trainers. They dead-letter those
+        # with figures, so recorders are updated before GPU trainers.
+        data = handler(self)
+        if data.get("gpu") is None:
+            data.pop("gpu", None)
+        return data
 
 
 class EpochStarted(_Event):

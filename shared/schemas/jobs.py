@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from shared.models import ENSEMBLE, MODELS, EnsembleName
 from shared.paths import MAX_PATH_LENGTH
-from shared.schemas.events import ImagePrediction
+from shared.schemas.events import GpuReading, ImagePrediction
 from shared.schemas.splits import SplitMethod
 
 # pruned: a sweep's pruner stopped the run early because it was clearly losing (its checkpoints stay).
@@ -46,6 +46,8 @@ MAX_GRID_VALUES = 1000
 # Runs of one study: folds of a k-fold, or seeds of repeated training.
 MAX_STUDY_RUNS = 20
 MAX_PATTERN_LENGTH = 256
+# Augmented views of each training image that a feature-extraction job computes once (feature_views).
+MAX_FEATURE_VIEWS = 16
 # JobSpec fields that make a study of several runs rather than set up one: no model's default.
 STUDY_FIELDS = ("folds", "fold", "repeats")
 STRICT_INPUT = ConfigDict(extra="forbid", protected_namespaces=(), strict=True, allow_inf_nan=False)
@@ -93,6 +95,13 @@ class JobSpec(BaseModel):
     image_size: int = Field(224, ge=32, le=1024, description="images are resized to this square")
     augment: Literal["original", "flips", "none"] = Field(
         "original", description="training augmentation: the original study's, flips only, or none"
+    )
+    feature_views: int = Field(
+        0,
+        ge=0,
+        le=MAX_FEATURE_VIEWS,
+        description="with a frozen backbone: augmented views of each training image whose features are computed "
+        "once and reused by every epoch and every run that shares them (0: none; off by default until measured)",
     )
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="seeds the weights and the augmentation (not the split: split_seed)"
@@ -144,6 +153,23 @@ class JobSpec(BaseModel):
         if self.weights is None:
             self.weights = info.weights
         return self
+
+    @field_validator("feature_views")
+    @classmethod
+    def views_of_a_frozen_backbone(cls, views: int, info: ValidationInfo) -> int:
+        if views == 0:
+            return views
+        frozen = info.data.get("feature_extraction")
+        if frozen is None and info.data.get("model_name") in MODELS:
+            frozen = MODELS[info.data["model_name"]].feature_extraction
+        if not frozen or info.data.get("trainable_layers", 0) > 0:
+            raise ValueError(
+                "needs a frozen backbone (feature_extraction true, trainable_layers 0): "
+                "a backbone that trains changes its features every step"
+            )
+        if views > 1 and info.data.get("augment") == "none":
+            raise ValueError('with augment "none" every view is the same image: use 1')
+        return views
 
     @field_validator("group_pattern")
     @classmethod
@@ -267,6 +293,9 @@ class JobPublic(BaseModel):
         None, description="within the current epoch: epoch, batch, batches, running_loss, running_acc"
     )
     images_per_sec: float | None = None
+    gpu: list[GpuReading] | None = Field(
+        None, description="the trainer's GPUs at its newest heartbeat with figures (NVML); null without a GPU"
+    )
     checkpoints: dict[str, Any] = Field(
         default_factory=dict, description='"best" / "last": {epoch, path under the artifacts root}'
     )
@@ -293,6 +322,9 @@ class JobPublic(BaseModel):
     retry_of: str | None = Field(None, description="the run this one retries")
     archived: bool = False
     summary: dict[str, Any] | None = Field(None, description="the run's `trainings` document, once it has completed")
+    aliases: list[str] = Field(
+        default_factory=list, description="GET /jobs/{run_id}: the registry aliases (of its dataset) the run holds"
+    )
 
     @model_validator(mode="after")
     def mark_leaks(self) -> "JobPublic":
@@ -567,6 +599,11 @@ class PredictionPublic(BaseModel):
     run_id: str
     class_name: str
     probabilities: dict[str, float] = Field(description="every class of the run, summing to 1")
+    served_by: Literal["onnx", "predictor"] = Field(
+        "predictor",
+        description="onnx: the API answered from the run's ONNX export (the production model); "
+        "predictor: a predictor worker answered with PyTorch",
+    )
     heatmap: str | None = Field(
         None,
         description="asked for with heatmap=true: a base64 JPEG of the photo at the model's input size with "

@@ -164,6 +164,7 @@ def test_a_prediction_goes_to_the_predict_queue_and_comes_back(predict_env, tiny
         "class_name": f"done:{len(data)}:{fmt}",
         "probabilities": {"Brownspot": 0.75, "Leafsmut": 0.25},
         "heatmap": None,
+        "served_by": "predictor",
     }
 
 

@@ -361,6 +361,94 @@ CASES = [
     post_json(
         "ensemble-version-nul", "/ensembles", "version", raw_json({"members": '["a", "b"]', "version": r'"\u0000"'})
     ),
+    # the model registry: strict bodies, a reason of one line of text
+    post_json(
+        "promote-reason-nul",
+        "/registry/promote",
+        "reason",
+        raw_json({"run_id": '"a"', "alias": '"production"', "reason": r'"ok\u0000"'}),
+        "without control characters",
+    ),
+    post_json(
+        "promote-reason-newline",
+        "/registry/promote",
+        "reason",
+        {"run_id": "a", "alias": "production", "reason": "a\nforged log line"},
+    ),
+    post_json(
+        "promote-reason-a-megabyte",
+        "/registry/promote",
+        "reason",
+        {"run_id": "a", "alias": "production", "reason": "r" * 1_000_000},
+        "at most 500 characters",
+    ),
+    post_json(
+        "promote-reason-501-characters",
+        "/registry/promote",
+        "reason",
+        {"run_id": "a", "alias": "production", "reason": "r" * 501},
+        "at most 500 characters",
+    ),
+    post_json(
+        "promote-reason-blank", "/registry/promote", "reason", {"run_id": "a", "alias": "production", "reason": "  "}
+    ),
+    post_json(
+        "promote-reason-operator",
+        "/registry/promote",
+        "reason",
+        {"run_id": "a", "alias": "production", "reason": {"$ne": ""}},
+    ),
+    post_json(
+        "promote-run-id-operator",
+        "/registry/promote",
+        "run_id",
+        {"run_id": {"$gt": ""}, "alias": "production", "reason": "r"},
+    ),
+    post_json(
+        "promote-run-id-dot-dot",
+        "/registry/promote",
+        "run_id",
+        {"run_id": "../etc", "alias": "production", "reason": "r"},
+    ),
+    post_json(
+        "promote-alias-unknown",
+        "/registry/promote",
+        "alias",
+        {"run_id": "a", "alias": "staging", "reason": "r"},
+        "'candidate' or 'production'",
+    ),
+    post_json(
+        "promote-unknown-run",
+        "/registry/promote",
+        "run nope not found",
+        {"run_id": "nope", "alias": "production", "reason": "r"},
+        status=404,
+    ),
+    post_json(
+        "demote-dataset-nul",
+        "/registry/demote",
+        "dataset",
+        raw_json({"dataset": r'"a\u0000"', "alias": '"production"', "reason": '"r"'}),
+    ),
+    post_json(
+        "demote-dataset-operator",
+        "/registry/demote",
+        "dataset",
+        {"dataset": {"$ne": ""}, "alias": "production", "reason": "r"},
+    ),
+    post_json(
+        "demote-empty-alias",
+        "/registry/demote",
+        "nothing to demote",
+        {"dataset": "leaves", "alias": "candidate", "reason": "r"},
+        status=409,
+    ),
+    get("registry-dataset-nul", "/registry", "dataset", dataset="a\x00"),
+    get("registry-history-run-id-operator", "/registry/history", "run_id", run_id='{"$ne": null}'),
+    get("registry-history-limit-10-to-the-30", "/registry/history", "limit", limit=str(10**30)),
+    get("card-run-id-nul", "/jobs/%00/card", "run_id"),
+    get("card-markdown-run-id-dot-dot", "/jobs/..%2F..%2Fetc/card.md", "Not Found", status=404),
+    get("card-unknown-run", "/jobs/nope/card", "run nope", status=404),
     # path and query parameters
     get("run-id-nul", "/jobs/%00", "run_id", words="letters, digits"),
     get("run-id-10000-characters", "/jobs/" + "a" * 10_000, "run_id"),

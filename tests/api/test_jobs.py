@@ -37,6 +37,11 @@ def test_jobs_are_listed_newest_first_and_versioned_per_model(client):
         (job(model_name="resnet9000"), "model_name", "custom_cnn"),
         (job(epochs=0), "epochs", "greater than or equal to 1"),
         (job(extra_field=1), "extra_field", "not permitted"),
+        (job(feature_views=4), "feature_views", "needs a frozen backbone"),
+        (job(model_name="mobilenet_v2", trainable_layers=1, feature_views=4), "feature_views", "frozen backbone"),
+        (job(model_name="mobilenet_v2", feature_extraction=False, feature_views=4), "feature_views", "frozen"),
+        (job(model_name="mobilenet_v2", augment="none", feature_views=4), "feature_views", "use 1"),
+        (job(model_name="mobilenet_v2", feature_views=17), "feature_views", "≤ 16"),
     ],
 )
 def test_bad_jobs_are_refused_naming_the_field(client, body, field, words):

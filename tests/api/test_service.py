@@ -1,6 +1,7 @@
 """GET /compare, /health, /metrics, /models, and errors that never leak internals."""
 
 import logging
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -9,6 +10,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from services.api.main import app
 from shared import names
 from shared.recorder_state import publish_recorder_state
+from shared.schemas.events import utc_now
 from shared.store import Store
 from tests.utils.api import API_KEY, detail, job, metric_values
 from tests.utils.documents import stored_run
@@ -83,6 +85,50 @@ def test_metrics_in_prometheus_text(client, db, redis_client):
     assert values['paddy_queue_length{queue="training"}'] == 2 and values['paddy_queue_length{queue="predict"}'] == 0
     assert values["paddy_recorder_lag_events"] == 2 and values["paddy_workers"] == 0
     assert "# TYPE paddy_runs gauge" in response.text
+    assert "paddy_gpu" not in response.text  # no run on a GPU: no GPU lines, not zeros
+
+
+def gpu(index: int, uuid: str, utilization: float, used_mib: float) -> dict:
+    return {
+        "index": index,
+        "uuid": uuid,
+        "name": 'NVIDIA "H200"',
+        "utilization_pct": utilization,
+        "memory_used_mib": used_mib,
+        "memory_total_mib": 143_771.0,
+    }
+
+
+def test_metrics_show_each_trainer_gpu_from_the_newest_heartbeat_of_its_running_runs(client, db):
+    now = utc_now()
+    # Two runs packed on one GPU of w1: the newer heartbeat's figures count, once.
+    stored_run(
+        db,
+        "older",
+        status="in_progress",
+        worker="w1",
+        heartbeat_at=now - timedelta(seconds=9),
+        gpu=[gpu(0, "GPU-a", 40.0, 1000.0)],
+    )
+    stored_run(db, "newer", status="in_progress", worker="w1", heartbeat_at=now, gpu=[gpu(0, "GPU-a", 87.5, 30_000.0)])
+    stored_run(db, "other", status="in_progress", worker="w2", heartbeat_at=now, gpu=[gpu(0, "GPU-b", 5.0, 512.0)])
+    stored_run(db, "on-cpu", status="in_progress", worker="w3", heartbeat_at=now)
+    stored_run(db, "ended", worker="w4", gpu=[gpu(0, "GPU-c", 99.0, 1.0)])  # completed: its GPU is not its own now
+
+    text = client.get("/metrics").text
+
+    values = {name: value for name, value in metric_values(text).items() if name.startswith("paddy_gpu")}
+    a = 'worker="w1",gpu="0",uuid="GPU-a",name="NVIDIA \\"H200\\""'
+    b = 'worker="w2",gpu="0",uuid="GPU-b",name="NVIDIA \\"H200\\""'
+    assert values == {
+        f"paddy_gpu_utilization_percent{{{a}}}": 87.5,
+        f"paddy_gpu_utilization_percent{{{b}}}": 5.0,
+        f"paddy_gpu_memory_used_bytes{{{a}}}": 30_000 * 2**20,
+        f"paddy_gpu_memory_used_bytes{{{b}}}": 512 * 2**20,
+        f"paddy_gpu_memory_total_bytes{{{a}}}": 143_771 * 2**20,
+        f"paddy_gpu_memory_total_bytes{{{b}}}": 143_771 * 2**20,
+    }
+    assert "# TYPE paddy_gpu_memory_used_bytes gauge" in text
 
 
 def test_models_come_with_their_default_specs(client):

@@ -20,6 +20,7 @@ import pytest
 
 from infra.local_stack import LocalStack
 from shared.datasets.synth import synthesize_dataset
+from shared.onnx_model import OnnxClassifier
 from tests.utils.audits import generated_dataset
 from tests.utils.stack import TRAINING_STACK, api_client, running_stack
 from tests.utils.waiting import wait_for, wait_for_run
@@ -35,7 +36,7 @@ API_KEY = "browser-test-key"
 DATASET = "leaves"
 # A dataset with a label conflict and a size shortcut planted, for the Datasets page.
 PLANTED = "planted"
-EPOCHS = 10
+EPOCHS = 6
 # Streamlit's own timeout per action; training steps get their own, longer waits.
 UI_TIMEOUT_MS = 30_000
 # A random search of three short runs on small images, the median pruner judging each epoch: it
@@ -119,10 +120,19 @@ def open_page(page, title: str) -> None:
     page.get_by_role("heading", name=title if title != "Compare" else "Compare runs").first.wait_for()
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick the option whose shown text starts with `option` in the selectbox labelled `label`."""
-    page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True)).click()
-    page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b")).click()
+def choose(page, label: str, option: str, tries: int = 3) -> None:
+    """Pick the option whose shown text starts with `option` in the selectbox labelled `label`;
+    tried again when the page redraws the box while its list opens."""
+    choice = page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}\b"))
+    for attempt in range(tries):
+        page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True)).click()
+        try:
+            choice.click(timeout=10_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
 
 
 def settle(page, charts: int = 0, timeout_s: float = 30) -> None:
@@ -146,6 +156,10 @@ def shoot(page, path: Path) -> None:
     page.wait_for_timeout(800)  # Plotly redraws at the new size
     page.screenshot(path=path, full_page=True)
     page.set_viewport_size(size)
+
+
+def summary_classes(api: httpx.Client, run_id: str) -> list[str]:
+    return api.get(f"/jobs/{run_id}").json()["summary"]["class_names"]
 
 
 def finished_search(api: httpx.Client, sweep_id: str) -> dict | None:
@@ -221,6 +235,25 @@ def test_queue_watch_inspect_predict_and_compare_in_a_browser(stack, api, page, 
         shoot(page, artifacts_dir / "run-detail-failed.png")
         raise AssertionError(f"no checkpoint button; the run as stored: {api.get(f'/jobs/{run_id}').json()}") from None
     shoot(page, artifacts_dir / "run-detail.png")
+
+    # Promoted to production with a reason: the trainer exports it to ONNX (with its parity
+    # check), and the export box offers the model file.
+    choose(page, "Alias", "production")
+    page.get_by_label("Reason", exact=True).first.fill("first run of the browser test")
+    page.locator(".st-key-registry-promote button").click()
+    page.get_by_text(f"Promoted to production of {DATASET}").wait_for()
+    assert api.get(f"/jobs/{run_id}").json()["aliases"] == ["production"]
+    [promotion] = api.get("/registry/history", params={"run_id": run_id}).json()["data"]
+    assert (promotion["action"], promotion["reason"]) == ("promote", "first run of the browser test")
+    model_button = page.locator(".st-key-export-download button")
+    model_button.wait_for(timeout=120_000)
+    page.get_by_text("onnxruntime and PyTorch differ by at most").wait_for()
+    shoot(page, artifacts_dir / "run-detail-registry.png")
+    with page.expect_download() as downloading:
+        model_button.click()
+    assert downloading.value.suggested_filename == f"{run_id}.onnx"
+    exported = OnnxClassifier.load(downloading.value.path())
+    assert exported.run_id == run_id and exported.class_names == summary_classes(api, run_id)
     # The trainer is free: a random search trains while the next pages are clicked through.
     queued_search = api.post("/sweeps", json=SEARCH)
     assert queued_search.status_code == 202, queued_search.text

@@ -8,7 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from services.dashboard import api_client
+from shared.schemas.events import Heartbeat, RunCancelled
 from tests.utils.dashboard import APP, RunPublisher, plotly_figures, trace_values, wait_until_shown
+from tests.utils.events import h200_reading
 from tests.utils.stack import free_port
 
 pytestmark = pytest.mark.integration
@@ -176,3 +178,31 @@ def test_the_selected_run_is_summed_up_above_its_curves(recorded_runs, api_url, 
     assert metrics["epoch"] == "3 / 5"
     assert (metrics["progress"], metrics["ETA"], metrics["images/s"]) == ("50%", "31 s", "250")
     assert metrics["heartbeat"].endswith(" ago")
+
+
+def test_a_run_on_a_gpu_shows_its_gpu_and_cpu_runs_show_no_gpu_line(recorded_runs, api, events, api_url, dashboard_env):
+    dashboard_env(api_url)
+    app = run_app()
+    # CPU trainers only: no GPU column, no GPU line under the selected run.
+    assert "gpu" not in table(app).columns
+    assert not [caption for caption in app.caption if caption.value.startswith("GPU ")]
+
+    # Started before the other running run, so it is not the default: the viewer picks it.
+    run = RunPublisher(events, model_name="resnet50", epochs=4).start(at=datetime.now(UTC) - timedelta(hours=2))
+    try:
+        run.epoch(1, finish=False)
+        reading = h200_reading(utilization_pct=87.4, memory_used_mib=30_822.4, memory_total_mib=143_360.0)
+        run.publish(Heartbeat, gpu=[reading])
+        wait_until_shown(api, lambda client: client.get(f"/jobs/{run.run_id}").json().get("gpu") is not None)
+        time.sleep(api_client.LIVE_TTL_S)
+        app.run()
+        app.selectbox[0].select(run.run_id).run()
+
+        assert not app.exception
+        shown = "GPU 0 NVIDIA H200: 87 % busy, 30.1 / 140.0 GiB"
+        rows = table(app)
+        assert rows.loc[run.run_id, "gpu"] == shown
+        assert pd.isna(rows.loc[recorded_runs.running, "gpu"])
+        assert shown in [caption.value for caption in app.caption]
+    finally:
+        run.publish(RunCancelled)  # no longer running: the other tests see no GPU

@@ -81,7 +81,9 @@ def test_a_completed_run_shows_settings_results_curves_and_its_confusion_matrix(
 
     assert [button.proto.label for button in app.get("download_button")] == ["Best checkpoint"]
     actions = [button.key for button in app.button if not button.key.startswith("run_detail.cell.")]
-    assert actions == ["run_detail.retry"]  # a finished run: no cancel
+    # A finished run: no cancel; no alias to demote; never exported, so no model to download yet.
+    assert actions == ["run_detail.retry", "registry.promote", "export.ask"]
+    assert [button.label for button in app.button if button.key == "export.ask"] == ["Export to ONNX"]
 
 
 def test_a_confusion_cell_opens_the_gallery_of_its_images(recorded_runs, api_url, dashboard_env):

@@ -253,3 +253,21 @@ def test_merge_keeps_the_first_listing_order_and_each_run_once():
 def test_alarms_are_the_failed_and_lost_runs():
     listed = [run(run_id="a"), run(run_id="b", status="failed"), run(run_id="c", status="lost")]
     assert [r["run_id"] for r in run_views.alarms(listed)] == ["b", "c"]
+
+
+H200 = {"index": 0, "uuid": "GPU-a", "name": "NVIDIA H200", "memory_total_mib": 143_360.0}
+
+
+def test_a_running_runs_gpus_are_summed_up_and_absent_without_figures():
+    gpus = [
+        {**H200, "utilization_pct": 87.4, "memory_used_mib": 30_822.4},
+        {**H200, "index": 1, "uuid": "GPU-b", "utilization_pct": 3.0, "memory_used_mib": 512.0},
+    ]
+    assert run_views.gpu_text(run(gpu=gpus)) == (
+        "GPU 0 NVIDIA H200: 87 % busy, 30.1 / 140.0 GiB; GPU 1 NVIDIA H200: 3 % busy, 0.5 / 140.0 GiB"
+    )
+    assert run_views.gpu_text(run(gpu=None)) is None  # a CPU trainer
+    assert run_views.gpu_text(run()) is None  # an API from before GPU figures
+    assert run_views.gpu_text(run(status="completed", gpu=gpus)) is None  # the GPU is not its own any more
+    frame = run_views.runs_frame([run(gpu=gpus[:1]), run(run_id="r2")], NOW)
+    assert frame["gpu"].tolist()[0].startswith("GPU 0 NVIDIA H200: 87 % busy") and pd.isna(frame["gpu"].tolist()[1])

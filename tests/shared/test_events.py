@@ -1,8 +1,11 @@
+import json
+
 import pytest
 from pydantic import ValidationError
 
-from shared.schemas.events import EpochFinished, Heartbeat, decode_event, encode_event
+from shared.schemas.events import EpochFinished, GpuReading, Heartbeat, decode_event, encode_event
 from shared.schemas.jobs import JobSpec
+from tests.utils.events import h200_reading
 
 
 def test_event_survives_the_stream_encoding():
@@ -11,6 +14,19 @@ def test_event_survives_the_stream_encoding():
     )
     fields = {k.encode(): v.encode() for k, v in encode_event(event).items()}
     assert decode_event(fields) == event
+
+
+def test_a_heartbeat_carries_gpu_figures_only_when_there_are_some():
+    reading = h200_reading(utilization_pct=87.5, memory_used_mib=1024.0, memory_total_mib=143771.0)
+    with_gpu = Heartbeat(run_id="r", seq=1, gpu=[reading])
+    assert decode_event(encode_event(with_gpu)) == with_gpu
+    without = Heartbeat(run_id="r", seq=2)
+    # A CPU trainer's heartbeat is what it was before GPU figures: no key at all.
+    assert "gpu" not in json.loads(encode_event(without)["event"])
+    assert decode_event(encode_event(without)).gpu is None
+    assert decode_event({"event": without.model_dump_json().replace("}", ', "gpu": null}')}).gpu is None
+    with pytest.raises(ValidationError):
+        GpuReading.model_validate({**reading.model_dump(), "utilization_pct": 101})
 
 
 def test_every_event_has_identity_and_utc_time():

@@ -169,3 +169,135 @@ def test_masks_are_optional_and_the_images_the_same_with_or_without(tmp_path):
     synthesize_dataset(tmp_path / "plain", per_class=2, size=32, seed=1)
     synthesize_dataset(tmp_path / "masked", per_class=2, size=32, seed=1, masks=tmp_path / "masks")
     assert digests(tmp_path / "plain") == digests(tmp_path / "masked")
+
+
+# Mean and standard deviation of the pixel values of squares drawn before strips existed: adding
+# shapes must not move the default. Not a hash: numpy's sin and cos may differ in the last bit
+# from one CPU's instructions to another's and flip a pixel, which moves these by well under 0.6
+# (one mask pixel of 32 × 32 moves its mean by 0.25); a moved leaf or lesion moves them by far more.
+SQUARE_PIXELS = {
+    (32, 0, "images/Bacterialblight/0000.png"): (123.312, 34.101),
+    (32, 0, "images/Brownspot/0000.png"): (93.608, 29.436),
+    (32, 0, "images/Leafsmut/0000.png"): (202.49, 65.975),
+    (32, 0, "masks/Bacterialblight/0000.png"): (27.891, 79.588),
+    (32, 0, "masks/Brownspot/0000.png"): (3.984, 31.625),
+    (32, 0, "masks/Leafsmut/0000.png"): (5.728, 37.785),
+    (64, 5, "images/Brownspot/0002.png"): (191.827, 54.742),
+    (64, 5, "masks/Bacterialblight/0002.png"): (37.665, 90.476),
+}
+
+
+def test_squares_are_drawn_as_before_shapes(tmp_path):
+    for size, seed in {(size, seed) for size, seed, _ in SQUARE_PIXELS}:
+        root = tmp_path / f"{size}-{seed}"
+        synthesize_dataset(root / "images", per_class=3, size=size, seed=seed, masks=root / "masks")
+    for (size, seed, name), expected in SQUARE_PIXELS.items():
+        pixels = np.asarray(Image.open(tmp_path / f"{size}-{seed}" / name), dtype=np.float64)
+        assert (pixels.mean(), pixels.std()) == pytest.approx(expected, abs=0.6), name
+
+
+def image_sizes(root: Path) -> dict[str, tuple[int, int]]:
+    sizes = {}
+    for path in sorted(root.rglob("*.png")):
+        with Image.open(path) as image:
+            sizes[str(path.relative_to(root))] = image.size
+    return sizes
+
+
+def test_strips_are_landscape_of_varied_size_and_aspect(tmp_path):
+    counts = synthesize_dataset(tmp_path, per_class=5, size=40, seed=0, shape="strip")
+    assert counts == {name: 5 for name in CLASS_NAMES}
+    index = scan_image_folder(tmp_path)
+    assert Counter(index.labels) == {0: 5, 1: 5, 2: 5}
+    sizes = list(image_sizes(tmp_path).values())
+    assert len(sizes) == 15
+    for width, height in sizes:  # the short side 40 ± 30 %, the aspect 2.5:1 .. 4:1 (to a pixel)
+        assert 28 <= height <= 52
+        assert 2.5 * height - 1 <= width <= 4 * height + 1
+    heights, aspects = [h for _, h in sizes], [w / h for w, h in sizes]
+    assert len(set(heights)) >= 8 and max(heights) - min(heights) >= 10
+    assert max(aspects) - min(aspects) >= 0.8
+
+
+def test_strips_are_deterministic_for_a_seed(tmp_path):
+    def draw(name: str, seed: int) -> dict[str, str]:
+        synthesize_dataset(
+            tmp_path / name, per_class=2, size=32, seed=seed, masks=tmp_path / f"{name}-masks", shape="strip"
+        )
+        return digests(tmp_path / name) | digests(tmp_path / f"{name}-masks")
+
+    first, again, other = draw("a", 3), draw("b", 3), draw("c", 4)
+    assert first == again
+    assert all(first[name] != other[name] for name in first if name.startswith(CLASS_NAMES))
+
+
+def paper_far(image: Image.Image) -> np.ndarray:
+    """Where a strip is far from its paper, the colour of its top and bottom rows in each column."""
+    pixels = np.asarray(image, np.int32)
+    paper = (pixels[:2].mean(axis=0) + pixels[-2:].mean(axis=0)) / 2
+    return np.abs(pixels - paper).sum(axis=2) > 60
+
+
+def test_strip_masks_line_up_with_the_leaf():
+    """Equal generators draw one scene, so the leaf of a Brownspot or Leafsmut strip (far from the
+    paper) is the leaf of the Bacterialblight strip too, whose pale streaks can pass for paper."""
+    for k in range(6):
+        drawn = {name: draw_image_and_mask(np.random.default_rng([2, k]), name, 48, "strip") for name in CLASS_NAMES}
+        leaf = binary_grown(paper_far(drawn["Brownspot"][0]) | paper_far(drawn["Leafsmut"][0]))
+        assert 0.1 < leaf.mean() < 0.7
+        for name, (image, mask) in drawn.items():
+            assert mask.mode == "L" and mask.size == image.size
+            lesions = np.asarray(mask) > 0
+            assert set(np.unique(np.asarray(mask))) <= {0, 255}
+            assert lesions.any(), name
+            assert not (lesions & ~leaf).any(), name  # lesion pixels lie on the leaf only
+
+
+def test_strip_classes_differ_in_the_colour_of_their_lesions():
+    means = {}
+    for name in CLASS_NAMES:
+        fractions = [colour_fractions(draw_image(np.random.default_rng(k), name, 64, "strip")) for k in range(8)]
+        means[name] = {colour: np.mean([f[colour] for f in fractions]) for colour in fractions[0]}
+    for name, colour in LESION_COLOURS.items():
+        others = [means[other][colour] for other in CLASS_NAMES if other != name]
+        assert means[name][colour] > 2 * max(others), (name, colour, means)
+
+
+def test_crop_classes_are_small_squares_cut_from_strips(tmp_path):
+    synthesize_dataset(
+        tmp_path / "images",
+        per_class=4,
+        size=48,
+        seed=1,
+        masks=tmp_path / "masks",
+        shape="strip",
+        crop_classes=("Leafsmut",),
+    )
+    images, masks = image_sizes(tmp_path / "images"), image_sizes(tmp_path / "masks")
+    assert images == masks
+    tiles = [size for name, size in images.items() if name.startswith("Leafsmut")]
+    strips = [size for name, size in images.items() if not name.startswith("Leafsmut")]
+    assert len(tiles) == 4 and len(strips) == 8
+    assert all(width == height for width, height in tiles)
+    assert all(width > 2 * height for width, height in strips)
+    assert max(side for side, _ in tiles) < min(height for _, height in strips)  # the size tells the class
+    for path in sorted((tmp_path / "masks" / "Leafsmut").iterdir()):  # cut around the disease
+        with Image.open(path) as mask:
+            assert np.asarray(mask).any()
+
+
+@pytest.mark.parametrize(
+    ("bad", "argument"),
+    [
+        ({"shape": "oval"}, "shape"),
+        ({"shape": "strip", "size": 31}, "size"),
+        ({"shape": "strip", "size": 1025}, "size"),
+        ({"shape": "strip", "crop_classes": ("Healthy",)}, "'Healthy'"),
+        ({"crop_classes": ("Leafsmut",)}, "shape must be 'strip'"),
+    ],
+)
+def test_bad_shapes_raise_naming_the_argument(tmp_path, bad, argument):
+    arguments = {"out": tmp_path / "data", "per_class": 1, "size": 32, "seed": 0} | bad
+    with pytest.raises(ValueError, match=argument):
+        synthesize_dataset(**arguments)
+    assert not (tmp_path / "data").exists()

@@ -6,9 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from services.trainer.data import ImageTensors, decode_image, load_split_data, place
+from services.trainer.data import ImageTensors, load_split_data, place
 from shared.datasets.imagefolder import DatasetError, scan_image_folder
 from shared.datasets.splits import stratified_split
+from shared.images import decode_image
 
 
 def write_images(folder: Path, count: int, mode: str = "RGB", size=(40, 30)) -> None:

@@ -160,3 +160,18 @@ def test_classification_report_matches_hand_counts():
     assert report["per_class"]["a"] == {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3}
     assert report["per_class"]["c"]["precision"] == 0.5 and report["per_class"]["c"]["recall"] == 1.0
     assert report["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+
+
+def test_a_checkpoint_written_before_a_spec_field_existed_still_resumes(data, tmp_path: Path):
+    """A job queued before an upgrade that added a JobSpec field (with its default) resumes after it."""
+    job = spec(epochs=3)
+    record = RunRecord("r", job, "hash", data.class_names, start_time=None)
+    state = new_state(job)
+    fit(spec(epochs=1), state, data, make_setup(job, CPU), Recorded())
+    written = checkpoint_of(record, state)
+    del written["spec"]["feature_views"]  # as a checkpoint of the version before the field
+    checkpoints.save_checkpoint(tmp_path / checkpoints.LAST, written)
+
+    assert checkpoints.resumable_checkpoint(tmp_path, job, "hash") is not None
+    assert checkpoints.resumable_checkpoint(tmp_path, spec(epochs=4), "hash") is None  # another spec
+    assert checkpoints.resumable_checkpoint(tmp_path, job, "other") is None  # another split

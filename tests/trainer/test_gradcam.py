@@ -1,4 +1,4 @@
-"""Grad-CAM maps for each model family (services/trainer/gradcam.py), the overlays a run keeps
+"""Heatmaps for each model family (services/trainer/gradcam.py), the overlays a run keeps
 when it completes (run_heatmaps.py), and the lesion-focus figure of bench/gradcam_focus.py."""
 
 import subprocess
@@ -7,10 +7,20 @@ import sys
 import numpy as np
 import pytest
 import torch
+from pytorch_grad_cam import HiResCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from services.trainer.data import ImageTensors
-from services.trainer.engine import make_setup
-from services.trainer.gradcam import Explained, class_heatmaps, explain, mean_heatmap, overlay, share_inside
+from services.trainer.engine import make_setup, prepare_inputs
+from services.trainer.gradcam import (
+    Explained,
+    class_heatmaps,
+    explain,
+    guided_gradients,
+    mean_heatmap,
+    overlay,
+    share_inside,
+)
 from services.trainer.models import build_model
 from services.trainer.run_heatmaps import choose_images, overlay_name
 from shared.schemas.jobs import JobSpec
@@ -56,6 +66,37 @@ def test_the_map_is_the_given_class_s():
     assert not np.allclose(maps[0], maps[1]) or not np.allclose(maps[1], maps[2])
     with pytest.raises(ValueError, match="do not line up"):
         class_heatmaps(model.model, "custom_cnn", model.setup, images(2), [0])
+
+
+def test_the_map_is_the_layer_s_map_times_each_pixel_s_guided_gradient():
+    # The layer's map has one value per 2×2 cell of the custom CNN's second block; the guided
+    # gradient tells the pixels of a cell apart.
+    model = explained("custom_cnn")
+    batch, classes = images(2), [0, 2]
+    maps = class_heatmaps(model.model, "custom_cnn", model.setup, batch, classes)
+    inputs = prepare_inputs(batch.images, model.setup).float()
+    targets = [ClassifierOutputTarget(c) for c in classes]
+    with HiResCAM(model=model.model, target_layers=[model.model.get_submodule("1.2")]) as cam, torch.enable_grad():
+        regions = cam(input_tensor=inputs.clone().requires_grad_(True), targets=targets)
+    with torch.enable_grad():
+        expected = regions * guided_gradients(model.model, inputs, classes)
+    expected /= expected.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(maps, expected, atol=1e-5)
+    assert not np.allclose(maps, regions / regions.max(axis=(1, 2), keepdims=True), atol=0.05)
+
+
+def test_making_maps_leaves_the_model_as_it_was():
+    model = explained("custom_cnn")
+    modules = list(model.model.modules())
+    batch = images(4)
+    with torch.inference_mode():
+        before = model.model(prepare_inputs(batch.images, model.setup))
+    first = class_heatmaps(model.model, "custom_cnn", model.setup, batch, [0, 1, 2, 0])
+    assert list(model.model.modules()) == modules  # the same ReLUs, not the guided pass's
+    second = class_heatmaps(model.model, "custom_cnn", model.setup, batch, [0, 1, 2, 0])
+    np.testing.assert_allclose(second, first, atol=1e-5)  # a cached model's next maps are the same
+    with torch.inference_mode():
+        assert torch.equal(model.model(prepare_inputs(batch.images, model.setup)), before)
 
 
 def test_an_ensemble_map_is_its_members_mean_at_the_largest_size():
@@ -123,5 +164,5 @@ def test_the_lesion_focus_bench_prints_its_figure(tmp_path):
     assert 0 < share < 1
     assert completed.returncode == (0 if share >= 0.6 else 1), completed.stderr[-2000:]
     [on_grid] = [line for line in lines if line.startswith("heat on lesion cells ")]
-    assert 0 < float(on_grid.split()[4]) < 1 and "4-pixel grid" in on_grid  # custom_cnn's last block: 1/4 the input
+    assert 0 < float(on_grid.split()[4]) < 1 and "2-pixel grid" in on_grid  # custom_cnn's second block: 1/2 the input
     assert any(line.startswith("Leafsmut") for line in lines)

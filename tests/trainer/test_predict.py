@@ -1,15 +1,12 @@
 """Predictions of tiny real runs and of an ensemble of them (CPU, 32 and 48 px)."""
 
-import base64
 import io
 import json
 from pathlib import Path
 
 import pytest
-from celery import Celery
 from PIL import Image
 
-from infra.local_stack import LocalStack
 from services.trainer.ensemble import evaluate_ensemble
 from services.trainer.lifecycle import Attempt
 from services.trainer.local_run import EVENTS_FILE, LocalPublisher, train_locally
@@ -18,7 +15,6 @@ from services.trainer.settings import TrainerSettings
 from shared import names
 from shared.datasets.synth import synthesize_dataset
 from shared.schemas.jobs import EnsembleSpec, JobSpec
-from tests.utils.stack import stack_config
 
 CLASSES = ["Bacterialblight", "Brownspot", "Leafsmut"]
 
@@ -121,20 +117,3 @@ def test_a_run_is_loaded_once_per_process(trained, images):
         predict_images("a", images[:1], trained)
     info = _cached_predictor.cache_info()
     assert (info.misses, info.hits) == (1, 2)
-
-
-@pytest.mark.integration
-def test_a_trainer_worker_answers_the_predict_task_on_its_own_queue(tmp_path, images):
-    """A real Celery trainer started as `paddy up` starts it; the task is sent by name, as the API does."""
-    config = stack_config(tmp_path, ("redis", "trainer"))
-    settings = train_runs(tmp_path / "data", tmp_path / "artifacts")  # where the stack's trainer looks
-    encoded = [base64.b64encode(path.read_bytes()).decode() for path in images[:2]]
-    with LocalStack(config) as stack:
-        redis_url = stack.env()["PADDY_REDIS_URL"]
-        client = Celery("test-client", broker=redis_url, backend=redis_url, set_as_current=False)
-        result = client.send_task(names.PREDICT_TASK, args=["ab", encoded], queue=names.PREDICT_QUEUE)
-        answer = result.get(timeout=120)
-    expected = predict_images("ab", images[:2], settings)
-    assert [entry["class"] for entry in answer] == [p.class_name for p in expected]
-    for entry, prediction in zip(answer, expected, strict=True):
-        assert entry["probabilities"] == pytest.approx(prediction.probabilities, abs=1e-6)

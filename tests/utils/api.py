@@ -7,10 +7,18 @@ import zlib
 
 from services.api import deps
 from services.api import settings as api_settings
+from services.api.routes import predict as predict_routes
 from shared import names
 
 API_KEY = "api-test-key-0123456789"
-CACHED = (api_settings.get_settings, deps.get_store, deps.get_queue, deps.get_redis, deps.get_search_storage)
+CACHED = (
+    api_settings.get_settings,
+    deps.get_store,
+    deps.get_queue,
+    deps.get_redis,
+    deps.get_search_storage,
+    predict_routes.loaded_models,
+)
 
 
 def clear_caches() -> None:

@@ -9,6 +9,7 @@ from shared.schemas.events import (
     SEQ_PER_ATTEMPT,
     EpochFinished,
     EpochStarted,
+    GpuReading,
     ImagePrediction,
     RunCompleted,
     RunStarted,
@@ -188,3 +189,16 @@ def drain(recorder) -> None:
     """Until the recorder has stored everything new on the stream."""
     while entries := recorder._read(">"):
         recorder.process(entries)
+
+
+def h200_reading(**fields) -> GpuReading:
+    """What a trainer's NVML reader reports for one busy H200; `fields` override."""
+    values = {
+        "index": 0,
+        "uuid": "GPU-1",
+        "name": "NVIDIA H200",
+        "utilization_pct": 87.0,
+        "memory_used_mib": 30_000.0,
+        "memory_total_mib": 143_771.0,
+    }
+    return GpuReading(**{**values, **fields})

@@ -1,7 +1,8 @@
 """Service state: /health for people and orchestrators, /metrics for Prometheus."""
 
 import logging
-from typing import get_args
+from datetime import UTC, datetime
+from typing import Any, get_args
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -96,6 +97,7 @@ def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
         "# TYPE paddy_predictors gauge",
         f"paddy_predictors {len(workers) - len(trainers(workers))}",
     ]
+    lines += gpu_metric_lines(store.running_gpus())
     lines += [
         "# HELP paddy_visibility_refresh_misses_total Refreshes of a running job's broker message that found "
         "none: the job is delivered again while it runs.",
@@ -103,3 +105,44 @@ def metrics(redis_client: RedisDep, store: StoreDep) -> PlainTextResponse:
         f"paddy_visibility_refresh_misses_total {int(redis_client.get(names.VISIBILITY_MISSES_KEY) or 0)}",
     ]
     return PlainTextResponse("\n".join(lines) + "\n", media_type=PROMETHEUS_TEXT)
+
+
+MIB = 1024 * 1024
+# (metric, help, the reading's field, factor to the metric's unit)
+GPU_METRICS = (
+    ("paddy_gpu_utilization_percent", "Share of NVML's last sample period a kernel ran", "utilization_pct", 1),
+    ("paddy_gpu_memory_used_bytes", "GPU memory in use, every process's", "memory_used_mib", MIB),
+    ("paddy_gpu_memory_total_bytes", "GPU memory in all", "memory_total_mib", MIB),
+)
+
+
+def gpu_metric_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The GPUs of the trainers running runs, from each run's newest heartbeat with GPU figures:
+    one series per worker and GPU (runs packed on one GPU report it once). No runs with GPU
+    figures (CPU trainers, or none running): no lines at all, not zeros."""
+    newest: dict[tuple[str, str], tuple[datetime, dict[str, Any]]] = {}
+    for run in runs:
+        at = run.get("heartbeat_at")
+        at = at if isinstance(at, datetime) else datetime.min.replace(tzinfo=UTC)
+        for reading in run.get("gpu") or []:
+            key = (run.get("worker") or "", reading["uuid"])
+            if key not in newest or at > newest[key][0]:
+                newest[key] = (at, reading)
+    if not newest:
+        return []
+    lines = []
+    for metric, help_text, field, factor in GPU_METRICS:
+        lines += [f"# HELP {metric} {help_text} (NVML), per trainer GPU of a running run.", f"# TYPE {metric} gauge"]
+        for (worker, uuid), (_, reading) in sorted(newest.items()):
+            labels = (
+                f'worker="{_label(worker)}",gpu="{reading["index"]}",'
+                f'uuid="{_label(uuid)}",name="{_label(reading["name"])}"'
+            )
+            value = reading[field] * factor
+            lines.append(f"{metric}{{{labels}}} {round(value) if factor != 1 else format(value, 'g')}")
+    return lines
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -178,10 +178,12 @@ def _in_utc(name: str, moment: datetime | None) -> datetime | None:
 
 @router.get("/{run_id}", response_model=JobPublic, responses=NOT_FOUND)
 def get_job(run_id: RunIdPath, store: StoreDep) -> JobPublic:
-    """A run's status, progress, heartbeat age and, once completed, its training summary."""
+    """A run's status, progress, heartbeat age and, once completed, its training summary and the
+    registry aliases it holds."""
     run = run_or_404(store, run_id)
     summary = store.get_training(run_id) if run["status"] == "completed" else None
-    return job_public(run, summary)
+    aliases = store.aliases_of(run_id) if run["status"] == "completed" else []
+    return job_public(run, summary).model_copy(update={"aliases": aliases})
 
 
 @router.get("/{run_id}/epochs", response_model=EpochsPublic, responses=NOT_FOUND)

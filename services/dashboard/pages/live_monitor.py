@@ -53,6 +53,9 @@ COLUMNS = {
         "heartbeat",
         help="time since the run's last event; a run silent too long becomes lost",
     ),
+    "gpu": st.column_config.TextColumn(
+        "GPU", help="the trainer's GPU at its last heartbeat: utilisation and memory in use (NVML)"
+    ),
     "error": st.column_config.TextColumn("error", width="large"),
 }
 
@@ -79,6 +82,8 @@ def show_runs_table(all_runs: list[dict], active_count: int) -> None:
                 icon="⚠️",
             )
     frame = run_views.runs_frame(all_runs, now=datetime.now(UTC))
+    if frame["gpu"].isna().all():  # CPU trainers, or none running: no empty GPU column
+        frame = frame.drop(columns="gpu")
     st.dataframe(
         highlight_alarms(frame),
         hide_index=True,
@@ -117,6 +122,8 @@ def show_selected(run: dict) -> None:
         f"{run['images_per_sec']:.0f}" if run.get("images_per_sec") and run["status"] == "in_progress" else "—",
     )
     heartbeat.metric("heartbeat", run_views.format_age(run_views.heartbeat_age_s(run, datetime.now(UTC))) or "—")
+    if gpu := run_views.gpu_text(run):
+        st.caption(gpu)
 
 
 def show_run_curves(run: dict) -> None:

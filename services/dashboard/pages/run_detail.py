@@ -1,9 +1,10 @@
 """Run detail: one run's settings, results, curves, confusion matrix (its cells open the gallery of
-their test images) and epochs; cancel, retry, checkpoint download. The run comes from the picker or the `run_id` query parameter."""
+their test images) and epochs; cancel, retry, checkpoint download; once completed, its registry
+aliases (promote, demote), ONNX export and model card. The run comes from the picker or the `run_id` query parameter."""
 
 import streamlit as st
 
-from services.dashboard import api_client, charts, detail, run_views, ui, uncertainty
+from services.dashboard import api_client, charts, detail, export_views, registry_views, run_views, ui, uncertainty
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
 
@@ -253,6 +254,9 @@ def show_run(run_id: str) -> None:
     curves(run)
     evaluation(run)
     if run["status"] == "completed":
+        ui.section(registry_views.registry_box, run, settings.api_url)
+        ui.section(export_views.export_box, run, settings.api_url)
+        ui.section(registry_views.model_card, run, settings.api_url)
         ui.section(gallery, run)
 
 
