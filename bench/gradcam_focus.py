@@ -37,6 +37,7 @@ from services.trainer.gradcam import class_heatmaps, share_inside, target_layer
 from services.trainer.local_run import EVENTS_FILE, SUMMARY_FILE, train_locally
 from services.trainer.settings import TrainerSettings
 from shared.datasets.synth import synthesize_dataset
+from shared.images import Geometry
 from shared.schemas.events import TrainingSummary
 from shared.schemas.jobs import JobSpec
 
@@ -157,7 +158,9 @@ def heat_shares(root: Path, member: Member, cell: int) -> dict[str, list[tuple[f
     lesion mask's pixels, and on the map's cells that hold a lesion pixel."""
     correct = [entry for entry in test_predictions(root) if entry["true_class"] == entry["predicted_class"]]
     size = member.spec.image_size
-    pixels = np.stack([decode_image(root / "data" / "synth" / entry["file"], size, 10**8) for entry in correct])
+    pixels = np.stack(
+        [decode_image(root / "data" / "synth" / entry["file"], Geometry(size, size), 10**8) for entry in correct]
+    )
     images = ImageTensors(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.zeros(len(correct)))
     classes = [member.class_names.index(entry["true_class"]) for entry in correct]
     maps = class_heatmaps(member.model, member.spec.model_name, member.setup, images, classes)

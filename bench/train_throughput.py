@@ -208,7 +208,7 @@ def run_paddy(args: argparse.Namespace, device) -> dict:
     spec = _spec(args)
     index, split = _train_split(args.data)
     started = time.perf_counter()
-    data = load_split_data(index, split, spec.image_size, MAX_IMAGE_PIXELS)
+    data = load_split_data(index, split, spec.geometry, MAX_IMAGE_PIXELS)
     decode_s = time.perf_counter() - started
     decoded = sum(data.sizes().values())
     train = place(data.train, device)

@@ -258,6 +258,17 @@ def _about(field: str) -> str | None:
     return JobSpec.model_fields[field].description
 
 
+def _image_size(text: str | None) -> int | list[int] | None:
+    """ "224" → 224, "96x320" → [96, 320] (JobSpec.image_size); JobSpec checks the bounds."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
+        raise typer.BadParameter(f"{text!r}: give a number (224) or HEIGHTxWIDTH (96x320)", param_hint="--image-size")
+    sizes = [int(part) for part in parts]
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 @app.command()
 def train(
     model: Annotated[str, typer.Option(help=f"model name: {', '.join(MODELS)}")],
@@ -267,7 +278,12 @@ def train(
     epochs: Annotated[int | None, typer.Option(help=_about("epochs"))] = None,
     batch_size: Annotated[int | None, typer.Option(help=_about("batch_size"))] = None,
     learning_rate: Annotated[float | None, typer.Option(help=_about("learning_rate"))] = None,
-    image_size: Annotated[int | None, typer.Option(help=_about("image_size"))] = None,
+    image_size: Annotated[
+        str | None, typer.Option(help="the side of a square (224) or HEIGHTxWIDTH (96x320) in pixels")
+    ] = None,
+    resize: Annotated[str | None, typer.Option(help=_about("resize"))] = None,
+    augment: Annotated[str | None, typer.Option(help=_about("augment"))] = None,
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help=_about("tta"))] = None,
     dropout: Annotated[float | None, typer.Option(help=_about("dropout"))] = None,
     patience: Annotated[int | None, typer.Option(help=_about("patience"))] = None,
     seed: Annotated[int | None, typer.Option(help=_about("seed"))] = None,
@@ -293,7 +309,10 @@ def train(
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
-        "image_size": image_size,
+        "image_size": _image_size(image_size),
+        "resize": resize,
+        "augment": augment,
+        "tta": tta,
         "dropout": dropout,
         "patience": patience,
         "seed": seed,

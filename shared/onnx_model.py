@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from shared.images import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode_image
+from shared.images import DECODE_ERRORS, MAX_IMAGE_PIXELS, Geometry, decode_image
 from shared.schemas.exports import EXPORT_FORMAT, ModelCard
 
 METADATA_PREFIX = "paddy."
@@ -102,16 +102,16 @@ class OnnxClassifier:
         return list(self.card.class_names)
 
     @property
-    def image_sizes(self) -> list[int]:
-        return [item.image_size for item in self.card.preprocessing.inputs]
+    def geometries(self) -> list[Geometry]:
+        return [item.geometry for item in self.card.preprocessing.inputs]
 
     def predict(self, images: Sequence[ImageSource]) -> list[tuple[str, dict[str, float]]]:
         """The class and the probability of every class for each image, in order."""
         if not images:
             return []
         pixels = {
-            size: np.stack([self.decode(image, position, size) for position, image in enumerate(images)])
-            for size in self.image_sizes
+            geometry: np.stack([self.decode(image, position, geometry) for position, image in enumerate(images)])
+            for geometry in self.geometries
         }
         names = self.class_names
         return [
@@ -119,31 +119,29 @@ class OnnxClassifier:
             for row in self.probabilities(pixels)
         ]
 
-    def decode(self, image: ImageSource, position: int, size: int) -> np.ndarray:
-        """One image as the model takes it: 3×size×size uint8 (OnnxPredictionError when unreadable)."""
+    def decode(self, image: ImageSource, position: int, geometry: Geometry) -> np.ndarray:
+        """One image as the model takes it: 3×H×W uint8 (OnnxPredictionError when unreadable)."""
         source = io.BytesIO(image) if isinstance(image, bytes) else Path(image)
         try:
-            rgb = decode_image(source, size, self.max_pixels)
+            rgb = decode_image(source, geometry, self.max_pixels)
         except DECODE_ERRORS as error:
             raise OnnxPredictionError(f"cannot read {describe(image, position)}: {error}") from None
         return rgb.transpose(2, 0, 1)
 
-    def probabilities(self, pixels: Mapping[int, np.ndarray]) -> np.ndarray:
-        """float32 N × classes from N×3×S×S uint8 pixels for each image size S of the model."""
+    def probabilities(self, pixels: Mapping[Geometry, np.ndarray]) -> np.ndarray:
+        """float32 N × classes from N×3×H×W uint8 pixels for each input geometry of the model."""
         counts = {len(batch) for batch in pixels.values()}
-        if set(pixels) != set(self.image_sizes) or len(counts) != 1:
+        if set(pixels) != set(self.geometries) or len(counts) != 1:
             raise ValueError(
-                f"need one equally long batch for each image size {self.image_sizes}, got {sorted(pixels)}"
+                f"need one equally long batch for each input geometry {[str(g) for g in self.geometries]}, "
+                f"got {[str(g) for g in sorted(pixels)]}"
             )
         total = counts.pop()
         inputs = self.card.preprocessing.inputs
         outputs = [
             self.session.run(
                 None,
-                {
-                    item.name: np.ascontiguousarray(pixels[item.image_size][start : start + BATCH_SIZE])
-                    for item in inputs
-                },
+                {item.name: np.ascontiguousarray(pixels[item.geometry][start : start + BATCH_SIZE]) for item in inputs},
             )[0]
             for start in range(0, total, BATCH_SIZE)
         ]

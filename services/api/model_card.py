@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from services.api.presenting import test_uncertainty
 from shared import names
+from shared.images import Geometry
 from shared.models import ENSEMBLE
 from shared.schemas.cards import (
     CardCheckpoint,
@@ -32,8 +33,13 @@ from shared.schemas.cards import (
 from shared.schemas.datasets import AuditSummary
 from shared.stats import wilson_interval
 
-# How the trainer prepares an image (services/trainer/data.py decode_image, engine.py): RGB,
-# squashed to image_size² (bilinear), scaled to [0, 1], then (x - 0.5) / 0.5 into [-1, 1].
+# How the trainer prepares an image (shared/images.py decode_image, services/trainer/engine.py):
+# RGB, fitted to the run's geometry (bilinear), scaled to [0, 1], then (x - 0.5) / 0.5 into [-1, 1].
+RESIZE_WORDS = {
+    "squash": "the aspect ratio is not kept",
+    "letterbox": "the aspect ratio kept, padded with the median colour of the photo's border",
+    "crop": "the aspect ratio kept, the centre cut out",
+}
 NORMALISATION_MEAN = [0.5, 0.5, 0.5]
 NORMALISATION_STD = [0.5, 0.5, 0.5]
 # Where the ONNX exporter records an export: <artifacts>/runs/<run_id>/export/export.json
@@ -58,6 +64,7 @@ def build_card(
     spec = run.get("spec") or summary.get("spec") or {}
     class_names = list(summary.get("class_names") or run.get("class_names") or [])
     split = run.get("split") or summary.get("split")
+    geometry = Geometry.of(summary.get("image_size") or spec["image_size"], spec.get("resize") or "squash")
     data = CardData(
         dataset=str(summary.get("dataset") or spec.get("dataset") or ""),
         class_names=class_names,
@@ -95,7 +102,10 @@ def build_card(
             end_time=summary.get("end_time"),
         ),
         preprocessing=CardPreprocessing(
-            image_size=summary.get("image_size") or spec.get("image_size"),
+            height=geometry.height,
+            width=geometry.width,
+            resize=geometry.resize,
+            tta=bool(spec.get("tta")),
             mean=NORMALISATION_MEAN,
             std=NORMALISATION_STD,
         ),
@@ -385,8 +395,13 @@ def card_markdown(card: ModelCardPublic) -> str:
     lines += [
         "## Preprocessing",
         "",
-        f"- {pre.channels}, resized to {pre.image_size}×{pre.image_size} by {pre.resize} "
-        f"({pre.interpolation}; the aspect ratio is not kept)",
+        f"- {pre.channels}, fitted to {pre.height}×{pre.width} (height × width) by {pre.resize} "
+        f"({pre.interpolation}; {RESIZE_WORDS[pre.resize]})",
+        *(
+            ["- Test-time augmentation: probabilities averaged over the photo, its two flips and two crops"]
+            if pre.tta
+            else []
+        ),
         f"- Scaled to [0, 1], then normalised with mean {pre.mean} and std {pre.std} (values in [-1, 1])",
         "",
     ]

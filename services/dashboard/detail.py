@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 
 from services.dashboard.run_views import ACTIVE_STATES, Run, format_duration, parse_time
+from shared.images import Geometry
 from shared.schemas.jobs import RETRYABLE_STATES
 
 # Runs that a cancel can still stop (docs/api.md); RETRYABLE_STATES: those a retry starts again.
@@ -30,6 +31,14 @@ def _spec_or_summary(run: Run, name: str) -> Any:
 
 def _number(value: Any, pattern: str) -> str:
     return "—" if value is None else pattern.format(value)
+
+
+def _geometry(spec: dict[str, Any]) -> str:
+    """ "224×224 px, squash": the input geometry of a spec, '—' when it has none."""
+    if spec.get("image_size") is None:
+        return "—"
+    geometry = Geometry.of(spec["image_size"], spec.get("resize") or "squash")
+    return f"{geometry.height}×{geometry.width} px, {geometry.resize}"
 
 
 def settings_table(run: Run) -> pd.DataFrame:
@@ -60,7 +69,7 @@ def settings_table(run: Run) -> pd.DataFrame:
             or "—",
         ),
         ("epochs", f"{run.get('epochs_done', 0)} of at most {run.get('epochs_planned', 0)}"),
-        ("image size", _number(spec.get("image_size"), "{:d} px")),
+        ("image size", _geometry(spec)),
         ("dataset", spec.get("dataset", "—")),
     ]
     return pd.DataFrame(rows, columns=["setting", "value"]).astype({"value": "string"})

@@ -26,12 +26,12 @@ Each operation matches torchvision's functional op on one image with the same pa
 
 import math
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-AugmentKind = Literal["original", "flips", "none"]
+from shared.schemas.jobs import AugmentKind
+
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 # The original study's training transforms.
@@ -40,6 +40,15 @@ AFFINE_DEGREES = 30.0
 TRANSLATE_FRACTION = (0.1, 0.1)  # of width, of height
 BRIGHTNESS = CONTRAST = SATURATION = 0.2
 HUE = 0.1  # fraction of a full turn
+
+# "crops": random resized crops along the image, for long leaf strips as for tiles.
+CROP_LENGTH = (0.6, 1.0)  # of the longer side: how much of the leaf one view shows
+CROP_BREADTH = (0.85, 1.0)  # of the shorter side
+CROP_ROTATION_DEGREES = 10.0
+CROP_JITTER = 0.2  # brightness, contrast, saturation
+CROP_HUE = 0.05
+# Test-time views besides the photo and its flips: the first and last TTA_CROP of the longer side.
+TTA_CROP = 0.9
 
 # ITU-R 601-2 luma, as torchvision's rgb_to_grayscale.
 _LUMA = (0.2989, 0.587, 0.114)
@@ -198,6 +207,54 @@ def original_augment(images: torch.Tensor, generator: torch.Generator) -> torch.
     return warp(images, geometry_matrices(flip_h, flip_v, angle, (dx, dy), height, width))
 
 
+def crop_matrices(
+    matrices: torch.Tensor, scale: tuple[torch.Tensor, torch.Tensor], centre: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """matrices (N×2×3, output → input in [-1, 1] coordinates) followed by a zoom into the window
+    of half-extent scale (sx, sy) about centre (cx, cy), all in those coordinates: an output pixel
+    then reads from inside that window only."""
+    zoom = torch.stack([scale[0], scale[1]], dim=1).unsqueeze(2)  # N×2×1
+    shifted = matrices * zoom
+    shifted[:, :, 2] += torch.stack([centre[0], centre[1]], dim=1)
+    return shifted
+
+
+def crops_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random resized crops (CROP_LENGTH of the longer side, CROP_BREADTH of the shorter, anywhere
+    inside the image), flips, small rotations and colour jitter, parameters drawn per image."""
+    n, _channels, height, width = images.shape
+    u = _draw(generator, 11, n).to(images.device)
+    along, across = _uniform(u[0], *CROP_LENGTH), _uniform(u[1], *CROP_BREADTH)
+    scale_x, scale_y = (along, across) if width >= height else (across, along)
+    centre_x, centre_y = (1 - scale_x) * (2 * u[2] - 1), (1 - scale_y) * (2 * u[3] - 1)
+    angle = _uniform(u[4], -CROP_ROTATION_DEGREES, CROP_ROTATION_DEGREES)
+    zero = torch.zeros_like(angle)
+    images = color_jitter(
+        images,
+        brightness=_uniform(u[5], 1 - CROP_JITTER, 1 + CROP_JITTER),
+        contrast=_uniform(u[6], 1 - CROP_JITTER, 1 + CROP_JITTER),
+        saturation=_uniform(u[7], 1 - CROP_JITTER, 1 + CROP_JITTER),
+        hue=_uniform(u[8], -CROP_HUE, CROP_HUE),
+    )
+    matrices = geometry_matrices(u[9] < 0.5, u[10] < 0.5, angle, (zero, zero), height, width)
+    return warp(images, crop_matrices(matrices, (scale_x, scale_y), (centre_x, centre_y)))
+
+
+def tta_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """Test-time views of a batch (any value range): the images, their left-right and top-bottom
+    mirror images, and their first and last TTA_CROP along the longer side resized back."""
+    height, width = images.shape[2], images.shape[3]
+    length = round(TTA_CROP * max(height, width))
+    if width >= height:
+        ends = [images[..., :length], images[..., width - length :]]
+    else:
+        ends = [images[..., :length, :], images[..., height - length :, :]]
+    crops = [F.interpolate(end, size=(height, width), mode="bilinear", align_corners=False) for end in ends]
+    if images.is_contiguous(memory_format=torch.channels_last):
+        crops = [crop.contiguous(memory_format=torch.channels_last) for crop in crops]
+    return [images, images.flip(-1), images.flip(-2), *crops]
+
+
 def flip(images: torch.Tensor, flip_h: torch.Tensor, flip_v: torch.Tensor) -> torch.Tensor:
     """Mirror left-right where flip_h[i], top-bottom where flip_v[i]; exact, no resampling."""
     images = torch.where(_per_image(flip_h), images.flip(-1), images)
@@ -214,7 +271,12 @@ def no_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     return images
 
 
-AUGMENTS: dict[str, Augment] = {"original": original_augment, "flips": flips_augment, "none": no_augment}
+AUGMENTS: dict[str, Augment] = {
+    "original": original_augment,
+    "crops": crops_augment,
+    "flips": flips_augment,
+    "none": no_augment,
+}
 
 
 def make_augment(kind: AugmentKind) -> Augment:

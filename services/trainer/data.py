@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from shared.datasets.imagefolder import DatasetError, ImageFolderIndex
-from shared.images import decode_image
+from shared.images import Geometry, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,14 @@ class SplitData:
 
 
 def decode_positions(
-    index: ImageFolderIndex, positions: list[int], size: int, max_pixels: int
+    index: ImageFolderIndex, positions: list[int], geometry: Geometry, max_pixels: int
 ) -> tuple[ImageTensors, int]:
     """The images at positions of index, decoded; unreadable ones skipped (logged) and counted."""
     arrays, labels, kept, skipped = [], [], [], 0
     for position in positions:
         path = index.paths[position]
         try:
-            arrays.append(decode_image(path, size, max_pixels))
+            arrays.append(decode_image(path, geometry, max_pixels))
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             log.warning("skipping %s: %s", path, error)
             skipped += 1
@@ -60,17 +60,19 @@ def decode_positions(
         kept.append(position)
     if not arrays:
         return ImageTensors(
-            torch.empty(0, 3, size, size, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
+            torch.empty(0, 3, geometry.height, geometry.width, dtype=torch.uint8), torch.empty(0, dtype=torch.int64)
         ), skipped
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return ImageTensors(images, torch.tensor(labels, dtype=torch.int64), kept), skipped
 
 
-def load_split_data(index: ImageFolderIndex, split: dict[str, list[int]], size: int, max_pixels: int) -> SplitData:
+def load_split_data(
+    index: ImageFolderIndex, split: dict[str, list[int]], geometry: Geometry, max_pixels: int
+) -> SplitData:
     """Decode every image once into train / val / test tensors (split: from stratified_split)."""
     decoded, skipped = {}, 0
     for name, positions in split.items():
-        decoded[name], skipped_here = decode_positions(index, positions, size, max_pixels)
+        decoded[name], skipped_here = decode_positions(index, positions, geometry, max_pixels)
         skipped += skipped_here
     for name, tensors in decoded.items():
         if len(tensors) == 0:

@@ -4,14 +4,14 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from services.trainer.augment import make_augment
+from services.trainer.augment import make_augment, tta_views
 from services.trainer.data import ImageTensors, SplitData, iterate_batches
 from services.trainer.models import head_of, set_train_mode
 from shared.schemas.jobs import JobSpec
@@ -31,6 +31,8 @@ class TrainSetup:
     # through the model's head alone, and a training batch picks one of each image's views
     # instead of being augmented.
     features: bool = False
+    # Test-time augmentation: predict_logits averages the probabilities over augment.tta_views.
+    tta: bool = False
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -51,6 +53,7 @@ def make_setup(spec: JobSpec, device: torch.device) -> TrainSetup:
         channels_last=spec.channels_last,
         autocast_dtype=torch.bfloat16 if spec.mixed_precision and bf16_supported(device) else None,
         augment=make_augment(spec.augment),
+        tta=spec.tta,
     )
 
 
@@ -189,6 +192,8 @@ def predict_logits(
 ) -> torch.Tensor:
     """Logits (float32, on the CPU) for every image, in order, in eval mode without gradients.
 
+    With setup.tta (images only) they are the logarithms of the probabilities averaged over the
+    test-time views: softmax gives back those mean probabilities.
     should_stop is asked after every batch; when it says so, the logits so far come back.
     """
     model.eval()
@@ -196,12 +201,19 @@ def predict_logits(
     outputs = []
     with torch.inference_mode():
         for images, _labels in iterate_batches(data, batch_size):
+            inputs = batch_inputs(images, setup)
             with setup.autocast():
-                logits = net(batch_inputs(images, setup))
+                logits = tta_logits(net, inputs) if setup.tta and not setup.features else net(inputs)
             outputs.append(logits.float().cpu())
             if should_stop():
                 break
     return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def tta_logits(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The logarithms of net's probabilities averaged over the test-time views of inputs (float32)."""
+    views = [net(view).float().softmax(1) for view in tta_views(inputs)]
+    return torch.stack(views).mean(0).clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
 def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -226,18 +238,37 @@ class EpochMetrics:
 
 @dataclass
 class EarlyStopping:
-    """Stops after `patience` epochs without a lower validation loss; remembers the best weights."""
+    """Stops after `patience` epochs without a lower smoothed validation loss; remembers the
+    weights of the epoch with the lowest.
+
+    The smoothed loss is an exponential moving average, s = smoothing·s + (1 - smoothing)·loss
+    (smoothing 0: the raw loss): on a few dozen validation images one lucky or unlucky epoch
+    moves the raw loss by more than a real improvement does, tripping the stop or picking a
+    fluke as the best epoch.
+    """
 
     patience: int
-    best_val_loss: float = float("inf")
+    smoothing: float = 0.0
+    best_val_loss: float = float("inf")  # the raw validation loss of the best epoch
+    best_smoothed: float = float("inf")
+    smoothed: float | None = None
     best_epoch: int = 0
     bad_epochs: int = 0
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def update(self, epoch: int, val_loss: float, model: nn.Module) -> bool:
         """Record an epoch; True when it is the best so far."""
-        if val_loss < self.best_val_loss:
-            self.best_val_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
+        if self.smoothed is None or not math.isfinite(self.smoothed):
+            self.smoothed = val_loss
+        else:
+            self.smoothed = self.smoothing * self.smoothed + (1 - self.smoothing) * val_loss
+        if self.smoothed < self.best_smoothed:
+            self.best_smoothed, self.best_val_loss, self.best_epoch, self.bad_epochs = (
+                self.smoothed,
+                val_loss,
+                epoch,
+                0,
+            )
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return True
         self.bad_epochs += 1
@@ -250,7 +281,10 @@ class EarlyStopping:
     def state_dict(self) -> dict[str, Any]:
         return {
             "patience": self.patience,
+            "smoothing": self.smoothing,
             "best_val_loss": self.best_val_loss,
+            "best_smoothed": self.best_smoothed,
+            "smoothed": self.smoothed,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "best_state": self.best_state,
@@ -258,7 +292,14 @@ class EarlyStopping:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> "EarlyStopping":
+        """From state_dict; a checkpoint from before smoothing stopped on the raw loss and goes on so."""
+        state = dict(state)
+        state.setdefault("best_smoothed", state.get("best_val_loss", float("inf")))
         return cls(**state)
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> "EarlyStopping":
+        return cls(spec.stopping_patience, spec.val_smoothing)
 
 
 @dataclass
@@ -294,7 +335,21 @@ class FitEvents(Protocol):
 
 def make_optimizer(spec: JobSpec, model: nn.Module) -> torch.optim.Optimizer:
     trainable = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(trainable, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    kind = torch.optim.AdamW if spec.optimizer == "adamw" else torch.optim.Adam
+    return kind(trainable, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+
+
+def learning_rate_at(spec: JobSpec, epoch: int) -> float:
+    """The learning rate of epoch (1-based) under spec.lr_schedule: a function of the epoch
+    alone, so a resumed job needs no scheduler state."""
+    if spec.lr_schedule == "constant":
+        return spec.learning_rate
+    return spec.learning_rate * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / spec.epochs))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
 
 
 def fit(
@@ -314,6 +369,7 @@ def fit(
     early_stopped = stopped_by_request = False
     for epoch in range(state.next_epoch, spec.epochs + 1):
         events.epoch_started(epoch)
+        set_learning_rate(state.optimizer, learning_rate_at(spec, epoch))
         started = time.perf_counter()
         on_progress = partial(events.epoch_progress, epoch) if progress_every > 0 else None
         train_loss, train_acc = train_one_epoch(
@@ -330,7 +386,8 @@ def fit(
         if should_stop():
             stopped_by_request = True
             break
-        val_loss, val_acc = evaluate(state.model, data.val, setup, spec.batch_size)
+        # Without test-time views: they would cost several passes per epoch to pick the best one.
+        val_loss, val_acc = evaluate(state.model, data.val, replace(setup, tta=False), spec.batch_size)
         metrics = EpochMetrics(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - started)
         state.history.append(metrics)
         is_best = stopping.update(epoch, val_loss, state.model)

@@ -143,19 +143,21 @@ def collect_votes(
     batch_size: int,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Votes | None:
-    """Each member's logits on every split, the images decoded once per image size.
+    """Each member's logits on every split, the images decoded once per input geometry.
 
     None when should_stop (asked after every batch) said to stop.
     """
     votes = Votes({}, [{} for _ in members], 0)
-    for size in sorted({member.spec.image_size for member in members}):
-        data = load_split_data(index, split, size, settings.max_image_pixels)
+    for geometry in sorted({member.spec.geometry for member in members}):
+        data = load_split_data(index, split, geometry, settings.max_image_pixels)
         labels = {name: getattr(data, name).labels for name in SPLIT_NAMES}
         if votes.labels and any(not torch.equal(votes.labels[n], labels[n]) for n in SPLIT_NAMES):
-            raise EnsembleError(f"some images are unreadable at {size} px only: the members would see different images")
+            raise EnsembleError(
+                f"some images are unreadable at {geometry} only: the members would see different images"
+            )
         votes.labels, votes.skipped_files, votes.test_positions = labels, data.skipped_files, data.test.positions
         for position, member in enumerate(members):
-            if member.spec.image_size == size:
+            if member.spec.geometry == geometry:
                 for name in SPLIT_NAMES:
                     images = place(
                         getattr(data, name), member.setup.device, settings.images_on_gpu_fraction, settings.pin_memory
@@ -240,7 +242,7 @@ def evaluate_ensemble(spec: EnsembleSpec, settings: TrainerSettings, attempt: At
         start_time,
         {
             **environment(first.spec.seed, device),
-            "member_image_sizes": {m.run_id: m.spec.image_size for m in members},
+            "member_geometries": {m.run_id: str(m.spec.geometry) for m in members},
         },
         train_accuracy=train_accuracy,
         val_accuracy=val_accuracy,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 from services.trainer.data import ImageTensors, iterate_batches
 from services.trainer.engine import TrainSetup, prepare_inputs
+from shared.images import Geometry
 
 # Images per backward pass: a ResNet50 at 224 px keeps every activation of the batch.
 BATCH_SIZE = 16
@@ -48,31 +49,34 @@ class Explained:
 
     model: nn.Module
     model_name: str
-    image_size: int
+    geometry: Geometry
     setup: TrainSetup
 
     @classmethod
     def of(cls, member: Any) -> "Explained":
         """From anything with a model, a spec and a setup: an ensemble's Member, a Predictor's member."""
-        return cls(member.model, member.spec.model_name, member.spec.image_size, member.setup)
+        return cls(member.model, member.spec.model_name, member.spec.geometry, member.setup)
 
 
 def explain(
-    models: Sequence[Explained], decoded: Mapping[int, ImageTensors], classes: Sequence[int]
+    models: Sequence[Explained], decoded: Mapping[Geometry, ImageTensors], classes: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Photos (N×H×W×3 uint8) and their maps (N×H×W) for the class given with each image.
 
-    decoded: the images at every model's input size; photos and maps come at the largest. With
-    several models (an ensemble) each image's map is the mean of theirs.
+    decoded: the images in every model's input geometry; photos and maps come in the largest
+    (most pixels). With several models (an ensemble) each image's map is the mean of theirs,
+    resized to that geometry (members that fit photos by different resize modes frame them
+    differently, so their maps are averaged as they are, not re-aligned).
     """
-    size = max(model.image_size for model in models)
-    per_model = [class_heatmaps(m.model, m.model_name, m.setup, decoded[m.image_size], classes) for m in models]
+    largest = max((model.geometry for model in models), key=lambda g: (g.height * g.width, g))
+    per_model = [class_heatmaps(m.model, m.model_name, m.setup, decoded[m.geometry], classes) for m in models]
+    shape = (largest.height, largest.width)
     if len(per_model) == 1:
         maps = per_model[0]
     else:
-        maps = np.stack([mean_heatmap([own[i] for own in per_model], (size, size)) for i in range(len(classes))])
-    photos = decoded[size].images.permute(0, 2, 3, 1).cpu().numpy()
-    return photos, maps.reshape(len(classes), size, size)
+        maps = np.stack([mean_heatmap([own[i] for own in per_model], shape) for i in range(len(classes))])
+    photos = decoded[largest].images.permute(0, 2, 3, 1).cpu().numpy()
+    return photos, maps.reshape(len(classes), *shape)
 
 
 # Each family's layer whose activations and gradients make the map (nn.Module.get_submodule names).

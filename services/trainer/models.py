@@ -69,14 +69,15 @@ class PooledFeatures(nn.Module):
 
 
 def custom_cnn(spec: JobSpec, num_classes: int) -> nn.Module:
-    """3 Conv-BN-ReLU blocks, global average pooling, head 128 → 64 → C."""
+    """spec.cnn_blocks Conv-BN-ReLU-pool blocks of spec.cnn_width channels, doubling at each block,
+    global average pooling, head → 64 → C. The original study's: 3 blocks of 32, 64, 128."""
+    widths = [spec.cnn_width * 2**block for block in range(spec.cnn_blocks)]
+    blocks = [_conv_block(in_channels, out_channels) for in_channels, out_channels in zip([3, *widths], widths)]
     return nn.Sequential(
-        _conv_block(3, 32),
-        _conv_block(32, 64),
-        _conv_block(64, 128),
+        *blocks,
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        classifier_head(128, 64, num_classes, spec.dropout),
+        classifier_head(widths[-1], 64, num_classes, spec.dropout),
     )
 
 
@@ -195,7 +196,7 @@ def backbone_blocks(model: nn.Module) -> list[nn.Module]:
         return [stem, model.layer1, model.layer2, model.layer3, model.layer4]
     if isinstance(model, PooledFeatures):
         return model.blocks()
-    if isinstance(model, nn.Sequential):  # custom_cnn: its three conv blocks
+    if isinstance(model, nn.Sequential):  # custom_cnn: its conv blocks
         return [block for block in model if isinstance(block, nn.Sequential) and block is not model[-1]]
     raise TypeError(f"{type(model).__name__} was not built by build_model")
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from services.trainer import checkpoints
 from services.trainer.data import ImageTensors, decode_positions
-from services.trainer.engine import predict_logits
+from services.trainer.engine import predict_logits, tta_logits
 from services.trainer.ensemble import (
     EnsembleError,
     Member,
@@ -42,6 +42,7 @@ from services.trainer.ensemble import (
 )
 from services.trainer.settings import TrainerSettings
 from shared import names
+from shared.images import Geometry
 from shared.onnx_model import OnnxClassifier, card_metadata
 from shared.schemas.events import utc_now
 from shared.schemas.exports import (
@@ -77,18 +78,21 @@ class LoadedRun:
 
 
 class ProbabilityGraph(nn.Module):
-    """uint8 photos in (one batch per image size, in the card's input order), probabilities out."""
+    """uint8 photos in (one batch per input geometry, in the card's input order), probabilities
+    out; members with test-time augmentation average over their views inside the graph."""
 
-    def __init__(self, members: list[Member], voting: str | None, sizes: list[int]):
+    def __init__(self, members: list[Member], voting: str | None, geometries: list[Geometry]):
         super().__init__()
         self.models = nn.ModuleList(member.model for member in members)
-        self.slots = [sizes.index(member.spec.image_size) for member in members]
+        self.slots = [geometries.index(member.spec.geometry) for member in members]
+        self.tta = [member.spec.tta for member in members]
         self.voting = voting
 
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
-        logits = [
-            model(images[slot].float().div(255).sub(MEAN).div(STD)) for model, slot in zip(self.models, self.slots)
-        ]
+        logits = []
+        for model, slot, tta in zip(self.models, self.slots, self.tta, strict=True):
+            inputs = images[slot].float().div(255).sub(MEAN).div(STD)
+            logits.append(tta_logits(model, inputs) if tta else model(inputs))
         combined = logits[0] if self.voting is None else combine_logits(logits, self.voting)
         return combined.softmax(1)
 
@@ -175,8 +179,16 @@ def load_run(run_id: str, settings: TrainerSettings) -> LoadedRun:
             if getattr(module, "inplace", False) is True:
                 module.inplace = False
         member.setup = replace(member.setup, autocast_dtype=None, channels_last=False)  # fp32, as exported
-    sizes = sorted({member.spec.image_size for member in members})
-    inputs = [ExportInput(name="images" if len(sizes) == 1 else f"images_{size}", image_size=size) for size in sizes]
+    geometries = sorted({member.spec.geometry for member in members})
+    inputs = [
+        ExportInput(
+            name="images" if len(geometries) == 1 else f"images_{g.height}x{g.width}_{g.resize}",
+            height=g.height,
+            width=g.width,
+            resize=g.resize,
+        )
+        for g in geometries
+    ]
     card = ModelCard(
         run_id=run_id,
         kind="run" if manifest is None else "ensemble",
@@ -189,30 +201,28 @@ def load_run(run_id: str, settings: TrainerSettings) -> LoadedRun:
     return LoadedRun(card, members)
 
 
-def test_images(loaded: LoadedRun, settings: TrainerSettings) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """The run's test split decoded at each of its image sizes (uint8 N×3×S×S), and the labels."""
+def test_images(loaded: LoadedRun, settings: TrainerSettings) -> tuple[dict[Geometry, np.ndarray], np.ndarray]:
+    """The run's test split decoded in each of its input geometries (uint8 N×3×H×W), and the labels."""
     index, split = shared_split(loaded.members[0], settings, _NoEvents(loaded.card.run_id))
     positions = split.positions["test"]
-    decoded: dict[int, ImageTensors] = {}
+    decoded: dict[Geometry, ImageTensors] = {}
     for item in loaded.card.preprocessing.inputs:
-        decoded[item.image_size], _skipped = decode_positions(
-            index, positions, item.image_size, settings.max_image_pixels
-        )
+        decoded[item.geometry], _skipped = decode_positions(index, positions, item.geometry, settings.max_image_pixels)
     first = next(iter(decoded.values()))
     if any(data.positions != first.positions for data in decoded.values()):
         raise EnsembleError(
-            "some test images are unreadable at one image size only: the members would see different images"
+            "some test images are unreadable in one input geometry only: the members would see different images"
         )
     if len(first) == 0:
         raise EnsembleError(f"run {loaded.card.run_id}: no readable images in its test split")
-    return {size: data.images.numpy() for size, data in decoded.items()}, first.labels.numpy()
+    return {geometry: data.images.numpy() for geometry, data in decoded.items()}, first.labels.numpy()
 
 
-def torch_probabilities(loaded: LoadedRun, test: dict[int, np.ndarray]) -> np.ndarray:
+def torch_probabilities(loaded: LoadedRun, test: dict[Geometry, np.ndarray]) -> np.ndarray:
     """PyTorch's probabilities as services/trainer/predict.py computes them, in fp32."""
     logits = []
     for member in loaded.members:
-        pixels = torch.from_numpy(test[member.spec.image_size])
+        pixels = torch.from_numpy(test[member.spec.geometry])
         data = ImageTensors(pixels, torch.zeros(len(pixels), dtype=torch.int64))
         logits.append(predict_logits(member.model, data, member.setup, BATCH_SIZE))
     combined = logits[0] if loaded.card.voting is None else combine_logits(logits, loaded.card.voting)
@@ -222,10 +232,10 @@ def torch_probabilities(loaded: LoadedRun, test: dict[int, np.ndarray]) -> np.nd
 def write_onnx(loaded: LoadedRun, path: Path) -> None:
     """The run's ProbabilityGraph as one ONNX file (no external data) with the card in its metadata."""
     inputs = loaded.card.preprocessing.inputs
-    sizes = [item.image_size for item in inputs]
-    graph = ProbabilityGraph(loaded.members, loaded.card.voting, sizes).eval()
+    geometries = [item.geometry for item in inputs]
+    graph = ProbabilityGraph(loaded.members, loaded.card.voting, geometries).eval()
     # Two photos: torch.export would take a batch of 1 for a constant.
-    example = tuple(torch.zeros(2, 3, size, size, dtype=torch.uint8) for size in sizes)
+    example = tuple(torch.zeros(2, 3, g.height, g.width, dtype=torch.uint8) for g in geometries)
     batch = torch.export.Dim("batch")
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
@@ -236,7 +246,7 @@ def write_onnx(loaded: LoadedRun, path: Path) -> None:
             output_names=["probabilities"],
             opset_version=OPSET,
             dynamo=True,
-            dynamic_shapes=(tuple({0: batch} for _ in sizes),),
+            dynamic_shapes=(tuple({0: batch} for _ in geometries),),
             external_data=False,
             verbose=False,
         )
@@ -247,7 +257,7 @@ def write_onnx(loaded: LoadedRun, path: Path) -> None:
 
 
 def quantize_model(
-    fp32: Path, int8: Path, test: dict[int, np.ndarray], labels: np.ndarray, fp32_probabilities: np.ndarray
+    fp32: Path, int8: Path, test: dict[Geometry, np.ndarray], labels: np.ndarray, fp32_probabilities: np.ndarray
 ) -> Int8Check:
     """int8 weights (onnxruntime's dynamic quantisation) into int8, and how it does on the test split."""
     from onnxruntime.quantization import QuantType, quantize_dynamic

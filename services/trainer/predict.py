@@ -18,7 +18,7 @@ from services.trainer.engine import predict_logits
 from services.trainer.ensemble import ENSEMBLE_FILE, Member, combine_logits, load_member, read_manifest
 from services.trainer.gradcam import Explained, explain, overlay_jpeg
 from services.trainer.settings import TrainerSettings
-from shared.images import decode_image
+from shared.images import Geometry, decode_image
 
 # Loaded runs kept per process: a worker answering many predictions loads each run once.
 MODEL_CACHE_SIZE = 4
@@ -61,11 +61,11 @@ def predict_images(
     if not images:
         return []
     decoded = {
-        size: decode_images(images, size, settings.max_image_pixels)
-        for size in sorted({member.spec.image_size for member in predictor.members})
+        geometry: decode_images(images, geometry, settings.max_image_pixels)
+        for geometry in sorted({member.spec.geometry for member in predictor.members})
     }
     logits = [
-        predict_logits(member.model, decoded[member.spec.image_size], member.setup, member.spec.batch_size)
+        predict_logits(member.model, decoded[member.spec.geometry], member.setup, member.spec.batch_size)
         for member in predictor.members
     ]
     probabilities = combine_logits(logits, predictor.voting).double().softmax(1)
@@ -81,12 +81,12 @@ def predict_images(
     ]
 
 
-def decode_images(images: Sequence[ImageSource], size: int, max_pixels: int) -> ImageTensors:
+def decode_images(images: Sequence[ImageSource], geometry: Geometry, max_pixels: int) -> ImageTensors:
     arrays = []
     for position, image in enumerate(images):
         source = io.BytesIO(image) if isinstance(image, bytes) else Path(image)
         try:
-            arrays.append(decode_image(source, size, max_pixels))
+            arrays.append(decode_image(source, geometry, max_pixels))
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise PredictionError(f"cannot read {describe(image, position)}: {error}") from None
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

@@ -74,9 +74,11 @@ def _save(run_dir, models, index, positions, labels, predicted, limit, max_pixel
     rows = choose_images(list(labels), list(predicted), limit)
     paths = [index.paths[positions[row]] for row in rows]
     decoded = {}
-    for size in sorted({model.image_size for model in models}):
-        pixels = np.stack([decode_image(path, size, max_pixels) for path in paths])
-        decoded[size] = ImageTensors(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.zeros(len(rows)))
+    for geometry in sorted({model.geometry for model in models}):
+        pixels = np.stack([decode_image(path, geometry, max_pixels) for path in paths])
+        decoded[geometry] = ImageTensors(
+            torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), torch.zeros(len(rows))
+        )
     photos, maps = explain(models, decoded, [predicted[row] for row in rows])
     out = run_dir / names.HEATMAPS_DIR
     out.mkdir(parents=True, exist_ok=True)

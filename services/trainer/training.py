@@ -139,7 +139,7 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
         finished_at=list(resume.get("finished_at") or []) if resume else [],
     )
     publish_run_started(attempt, spec, split, device, resumed_from_epoch=resume["epoch"] if resume else 0)
-    data = load_split_data(index, positions, spec.image_size, settings.max_image_pixels)
+    data = load_split_data(index, positions, spec.geometry, settings.max_image_pixels)
     if data.skipped_files:
         log.warning("run %s: %d unreadable images skipped", attempt.run_id, data.skipped_files)
 
@@ -153,7 +153,7 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
     state = TrainingState(
-        model, make_optimizer(spec, model), EarlyStopping(spec.patience), RandomStreams.seeded(spec.seed, device)
+        model, make_optimizer(spec, model), EarlyStopping.of(spec), RandomStreams.seeded(spec.seed, device)
     )
     if resume:
         checkpoints.restore(state, resume)
@@ -192,7 +192,7 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
     publish_test_predictions(attempt, split, logits, data.test.labels, data.test.positions)
     save_test_heatmaps(
         checkpoint_dir,
-        [Explained(model, spec.model_name, spec.image_size, setup)],
+        [Explained(model, spec.model_name, spec.geometry, setup)],
         index,
         data.test.positions,
         data.test.labels.tolist(),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.images import ResizeMode
 from shared.schemas.datasets import AuditSummary
 
 Interval = list[float]
@@ -70,10 +71,14 @@ class CardTraining(BaseModel):
 class CardPreprocessing(BaseModel):
     """What an image goes through before the model sees it, for anyone running the model elsewhere."""
 
-    image_size: int = Field(description="images are resized to this square")
-    resize: Literal["squash"] = Field(
-        "squash", description="stretched to the square, the aspect ratio not kept (no crop, no padding)"
+    height: int = Field(description="pixels")
+    width: int = Field(description="pixels")
+    resize: ResizeMode = Field(
+        "squash",
+        description="squash: stretched to height × width, aspect not kept; letterbox: scaled to fit, aspect kept, "
+        "padded with the median colour of the photo's border; crop: scaled to cover, aspect kept, the centre cut out",
     )
+    tta: bool = Field(False, description="test metrics and predictions average over the photo, its flips and crops")
     interpolation: str = "bilinear"
     channels: str = "RGB"
     scale: float = Field(1 / 255, description="pixel values are first scaled to [0, 1]")

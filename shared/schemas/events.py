@@ -186,7 +186,7 @@ class TrainingSummary(BaseModel):
     test_loss: float
     class_names: list[str]
     dataset: str
-    image_size: int
+    image_size: int | list[int] = Field(description="the side of a square, or [height, width]; spec.resize fits photos")
     seed: int
     best_epoch: int = 0
     test_f1_macro: float | None = None

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.images import Geometry, ResizeMode
+
 # The card's format, written into every export; a reader refuses a newer one.
 EXPORT_FORMAT: Literal[1] = 1
 
@@ -19,10 +21,19 @@ ExportStatus = Literal["running", "completed", "refused", "failed"]
 
 
 class ExportInput(BaseModel):
-    """One input of the graph: a batch of photos decoded at one size."""
+    """One input of the graph: a batch of photos decoded in one geometry (shared/images.py)."""
 
     name: str = Field(description="the graph input's name")
-    image_size: int = Field(description="pixels: each photo resized to image_size × image_size")
+    height: int = Field(description="pixels")
+    width: int = Field(description="pixels")
+    resize: ResizeMode = Field(
+        description="squash: the whole photo stretched to height × width; letterbox: scaled to fit, aspect kept, "
+        "padded with the median colour of its border; crop: scaled to cover, aspect kept, the centre cut out"
+    )
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.height, self.width, self.resize)
 
 
 class Preprocessing(BaseModel):
@@ -33,10 +44,7 @@ class Preprocessing(BaseModel):
     """
 
     inputs: list[ExportInput] = Field(
-        description="one per image size: a run has one, an ensemble one per size among its members, smallest first"
-    )
-    resize: Literal["squash"] = Field(
-        "squash", description="the whole photo resized to the square, its aspect ratio not kept (no crop)"
+        description="one per input geometry: a run has one, an ensemble one per geometry among its members"
     )
     interpolation: Literal["bilinear"] = Field("bilinear", description="Pillow's bilinear resampling")
     color: Literal["RGB"] = "RGB"

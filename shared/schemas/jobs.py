@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
+from shared.images import Geometry, ResizeMode
 from shared.models import ENSEMBLE, MODELS, EnsembleName
 from shared.paths import MAX_PATH_LENGTH
 from shared.schemas.events import GpuReading, ImagePrediction
@@ -40,6 +41,7 @@ NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 # Run ids: the API makes 12 hex digits; other tools' ids keep to these characters.
 RUN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_LABEL_LENGTH = 64
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 32, 1024
 MAX_SEED = 2**32 - 1  # numpy's seeds
 MAX_ENSEMBLE_MEMBERS = 20
 MAX_GRID_VALUES = 1000
@@ -50,11 +52,17 @@ MAX_PATTERN_LENGTH = 256
 MAX_FEATURE_VIEWS = 16
 # JobSpec fields that make a study of several runs rather than set up one: no model's default.
 STUDY_FIELDS = ("folds", "fold", "repeats")
+# A default patience (JobSpec.patience null): this fraction of the epochs, at least this many.
+PATIENCE_FRACTION_OF_EPOCHS = 4
+MIN_DEFAULT_PATIENCE = 10
 STRICT_INPUT = ConfigDict(extra="forbid", protected_namespaces=(), strict=True, allow_inf_nan=False)
 
 PathText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH_LENGTH, pattern=NO_CONTROL_CHARACTERS)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_LENGTH, pattern=NO_CONTROL_CHARACTERS)]
 RunId = Annotated[str, StringConstraints(pattern=RUN_ID_PATTERN)]
+ImageSide = Annotated[int, Field(ge=MIN_IMAGE_SIDE, le=MAX_IMAGE_SIDE)]
+ImageHeightWidth = Annotated[list[ImageSide], Field(min_length=2, max_length=2)]
+AugmentKind = Literal["original", "crops", "flips", "none"]
 GroupPattern = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_PATTERN_LENGTH, pattern=NO_CONTROL_CHARACTERS)
 ]
@@ -78,10 +86,29 @@ class JobSpec(BaseModel):
         examples=["synth"],
     )
     epochs: int = Field(100, ge=1, le=1000, description="most epochs to train (early stopping may end sooner)")
-    patience: int = Field(10, ge=1, le=1000, description="epochs without a lower validation loss before stopping")
+    patience: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="epochs without a lower smoothed validation loss before stopping; "
+        f"default: epochs / {PATIENCE_FRACTION_OF_EPOCHS:g}, at least {MIN_DEFAULT_PATIENCE}",
+    )
+    val_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="early stopping and the best epoch follow the validation loss smoothed as "
+        "s = val_smoothing·s + (1 - val_smoothing)·loss; 0: the raw loss (measured best, bench/early_stopping.py)",
+    )
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="learning rate over the epochs: constant, or a cosine decay to 0 at the last epoch"
+    )
+    optimizer: Literal["adam", "adamw"] = Field(
+        "adamw", description="adam: weight decay added to the gradient (L2); adamw: decoupled weight decay"
+    )
     batch_size: int = Field(32, ge=1, le=4096, description="images per training step")
-    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate")
-    weight_decay: float = Field(1e-4, ge=0, lt=1, description="Adam weight decay")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="the optimizer's (initial) learning rate")
+    weight_decay: float = Field(1e-2, ge=0, lt=1, description="the optimizer's weight decay")
     dropout: float | None = Field(0.5, ge=0, lt=1, description="head dropout; 0 or null for none")
     feature_extraction: bool | None = Field(None, description="freeze the pretrained backbone; default: the model's")
     trainable_layers: int = Field(
@@ -92,9 +119,35 @@ class JobSpec(BaseModel):
         description='"imagenet", "none", or a state-dict file inside the weights root '
         "(PADDY_WEIGHTS_ROOT); default: the model's",
     )
-    image_size: int = Field(224, ge=32, le=1024, description="images are resized to this square")
-    augment: Literal["original", "flips", "none"] = Field(
-        "original", description="training augmentation: the original study's, flips only, or none"
+    image_size: ImageSide | ImageHeightWidth = Field(
+        224,
+        description="the model's input: the side of a square, or [height, width] (e.g. [96, 320] for leaf strips)",
+        examples=[224, [96, 320]],
+    )
+    resize: ResizeMode = Field(
+        "squash",
+        description="how a photo of another shape fits image_size: squash (stretch), letterbox (keep the aspect, "
+        "pad with the border colour) or crop (keep the aspect, cut the centre); the same in training, evaluation, "
+        "predictions and exports",
+    )
+    augment: AugmentKind = Field(
+        "original",
+        description="training augmentation: the original study's, crops (random resized crops along the image, "
+        "flips, small rotations, colour jitter), flips only, or none",
+    )
+    tta: bool = Field(
+        False,
+        description="test-time augmentation: test evaluation and predictions average the probabilities over "
+        "the photo, its two flips and two crops",
+    )
+    cnn_blocks: int = Field(
+        3,
+        ge=2,
+        le=5,
+        description="custom_cnn: Conv-BN-ReLU-pool blocks (the original study's: 3; Grad-CAM reads the second)",
+    )
+    cnn_width: int = Field(
+        32, ge=8, le=128, description="custom_cnn: the first block's channels; each next block doubles them"
     )
     feature_views: int = Field(
         0,
@@ -152,7 +205,20 @@ class JobSpec(BaseModel):
             self.feature_extraction = info.feature_extraction
         if self.weights is None:
             self.weights = info.weights
+        if self.patience is None:
+            self.patience = max(MIN_DEFAULT_PATIENCE, self.epochs // PATIENCE_FRACTION_OF_EPOCHS)
         return self
+
+    @property
+    def geometry(self) -> Geometry:
+        """What the model takes: image_size fitted by resize (shared/images.py)."""
+        return Geometry.of(self.image_size, self.resize)
+
+    @property
+    def stopping_patience(self) -> int:
+        """patience, filled in by model_defaults."""
+        assert self.patience is not None
+        return self.patience
 
     @field_validator("feature_views")
     @classmethod

@@ -114,8 +114,10 @@ def test_the_cards_figures_are_the_runs(client, run_id, settings):
         assert training[name] == summary[name], name
 
     assert card["preprocessing"] == {
-        "image_size": 96,
+        "height": 96,
+        "width": 96,
         "resize": "squash",
+        "tta": False,
         "interpolation": "bilinear",
         "channels": "RGB",
         "scale": 1 / 255,

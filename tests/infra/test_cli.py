@@ -81,8 +81,9 @@ def test_train_options_say_what_jobspec_says(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # one line per option
     result = runner.invoke(app, ["train", "--help"])
     assert f"model name: {', '.join(MODELS)}" in result.output
-    for field in ("epochs", "patience", "image_size", "feature_extraction", "split", "split_seed"):
+    for field in ("epochs", "patience", "feature_extraction", "split", "split_seed"):
         assert JobSpec.model_fields[field].description in result.output, field
+    assert "HEIGHTxWIDTH (96x320)" in result.output
     assert "--feature-views" in result.output  # its description wraps
 
 

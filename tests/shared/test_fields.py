@@ -19,7 +19,7 @@ def test_within_bounds_keeps_open_bounds_open():
 
 
 def test_choices_are_a_literals_values():
-    assert fields.choices(SPEC["augment"]) == ("original", "flips", "none")
+    assert fields.choices(SPEC["augment"]) == ("original", "crops", "flips", "none")
     assert fields.choices(EnsembleSpec.model_fields["voting"]) == ("logits", "softmax")
     assert fields.choices(SPEC["epochs"]) == fields.choices(SPEC["dropout"]) == ()
 

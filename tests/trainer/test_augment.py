@@ -10,12 +10,14 @@ from services.trainer.augment import (
     adjust_contrast,
     adjust_hue,
     adjust_saturation,
+    crop_matrices,
     geometry_matrices,
     make_augment,
+    tta_views,
     warp,
 )
 
-KINDS = ["original", "flips", "none"]
+KINDS = ["original", "crops", "flips", "none"]
 
 
 def images(n: int = 6, height: int = 40, width: int = 48, seed: int = 0) -> torch.Tensor:
@@ -63,9 +65,10 @@ def test_flips_give_one_of_the_four_mirror_images_per_image():
     assert len(seen) > 1, "every image got the same flips: parameters drawn per batch?"
 
 
-def test_original_draws_its_parameters_per_image():
+@pytest.mark.parametrize("kind", ["original", "crops"])
+def test_random_kinds_draw_their_parameters_per_image(kind):
     one = images(n=1)
-    out = make_augment("original")(one.expand(8, -1, -1, -1).contiguous(), seeded(4))
+    out = make_augment(kind)(one.expand(8, -1, -1, -1).contiguous(), seeded(4))
     for i in range(8):
         for j in range(i + 1, 8):
             assert not torch.allclose(out[i], out[j]), (i, j)
@@ -165,3 +168,40 @@ def test_runs_on_cuda_with_a_cuda_generator_and_matches_itself():
     assert first.device.type == "cuda"
     assert torch.equal(first, augment(batch, seeded(5, "cuda")))
     assert first.min() >= 0 and first.max() <= 1
+
+
+def test_a_crop_window_reads_only_inside_itself():
+    """The right half of a strip, zoomed to the whole output: every pixel comes from that half."""
+    strip = torch.zeros(1, 3, 20, 80)
+    strip[..., 40:] = 1  # right half white
+    identity = matrices([False], [False], [0.0], [(0.0, 0.0)], 20, 80)
+    half = crop_matrices(
+        identity, (torch.tensor([0.5]), torch.tensor([1.0])), (torch.tensor([0.5]), torch.tensor([0.0]))
+    )
+    out = warp(strip, half)
+    assert out[..., 1:-1].min() > 0.99  # all white, but for the blended outermost columns
+
+
+def test_crops_of_a_strip_zoom_in_along_its_length():
+    """A strip with a left-to-right ramp: each crop shows part of the ramp's range (its colour
+    jittered), a different part per image, some of them well under the whole."""
+    ramp = torch.linspace(0, 1, 120).expand(8, 3, 30, 120).contiguous()
+    out = make_augment("crops")(ramp, seeded(3))
+    middle = out[:, 0, 15, 10:-10]  # one row, away from rotated corners
+    spans = (middle.max(1).values - middle.min(1).values).tolist()
+    assert all(0.3 < span < 1.05 for span in spans), spans
+    assert min(spans) < 0.75 and len({round(span, 2) for span in spans}) > 1, spans
+
+
+def test_tta_views_are_the_photo_its_flips_and_two_crops_along_the_long_side():
+    strip = images(n=2, height=20, width=50)
+    views = tta_views(strip)
+    assert len(views) == 5 and all(view.shape == strip.shape for view in views)
+    assert (
+        torch.equal(views[0], strip) and torch.equal(views[1], strip.flip(-1)) and torch.equal(views[2], strip.flip(-2))
+    )
+    left = torch.nn.functional.interpolate(strip[..., :45], size=(20, 50), mode="bilinear", align_corners=False)
+    assert torch.allclose(views[3], left)
+    tall = images(n=1, height=50, width=20)
+    top = torch.nn.functional.interpolate(tall[..., :45, :], size=(50, 20), mode="bilinear", align_corners=False)
+    assert torch.allclose(tta_views(tall)[3], top)

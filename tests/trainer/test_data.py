@@ -9,7 +9,7 @@ from PIL import Image
 from services.trainer.data import ImageTensors, load_split_data, place
 from shared.datasets.imagefolder import DatasetError, scan_image_folder
 from shared.datasets.splits import stratified_split
-from shared.images import decode_image
+from shared.images import Geometry, decode_image
 
 
 def write_images(folder: Path, count: int, mode: str = "RGB", size=(40, 30)) -> None:
@@ -24,7 +24,7 @@ def test_images_of_any_mode_become_rgb_of_the_requested_size(tmp_path):
     for mode in ("L", "RGBA", "P", "CMYK"):
         path = tmp_path / f"x.{'jpg' if mode == 'CMYK' else 'png'}"
         Image.new(mode, (50, 20)).save(path)
-        assert decode_image(path, 32, 10**6).shape == (32, 32, 3)
+        assert decode_image(path, Geometry(32, 32), 10**6).shape == (32, 32, 3)
 
 
 def test_broken_and_oversized_images_are_skipped_and_counted(tmp_path):
@@ -34,7 +34,7 @@ def test_broken_and_oversized_images_are_skipped_and_counted(tmp_path):
     (tmp_path / "b" / "not-an-image.jpg").write_text("hello")
     write_images(tmp_path / "b" / "big", 1, size=(400, 400))  # over the 100,000 px limit below
     index = scan_image_folder(tmp_path)
-    data = load_split_data(index, stratified_split(index.labels, 0), 16, max_pixels=100_000)
+    data = load_split_data(index, stratified_split(index.labels, 0), Geometry(16, 16), max_pixels=100_000)
     assert data.skipped_files == 3
     assert len(data.train) + len(data.val) + len(data.test) == 10
     assert data.train.images.shape[1:] == (3, 16, 16)
@@ -47,7 +47,7 @@ def test_a_split_left_without_readable_images_is_a_clear_error(tmp_path):
             (tmp_path / class_name / f"{i}.jpg").write_text("not an image")
     index = scan_image_folder(tmp_path)
     with pytest.raises(DatasetError, match="no readable images"):
-        load_split_data(index, stratified_split(index.labels, 0), 16, max_pixels=10**6)
+        load_split_data(index, stratified_split(index.labels, 0), Geometry(16, 16), max_pixels=10**6)
 
 
 def tiny_images() -> ImageTensors:
@@ -78,7 +78,7 @@ def test_each_decoded_image_knows_its_file_when_others_are_skipped(tmp_path):
         (tmp_path / broken).write_text("not an image")
     index = scan_image_folder(tmp_path)
     split = stratified_split(index.labels, 0)
-    data = load_split_data(index, split, 16, max_pixels=10**6)
+    data = load_split_data(index, split, Geometry(16, 16), max_pixels=10**6)
     for name in ("train", "val", "test"):
         tensors = getattr(data, name)
         readable = [

@@ -1,11 +1,14 @@
 """The training loop on tiny real data (CPU, 32 px): early stopping, checkpoints, resume."""
 
 import copy
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from bench.early_stopping import NOISE_LEVELS, evaluate_rule
 from services.trainer import checkpoints, engine
 from services.trainer.checkpoints import RunRecord, checkpoint_of, restore
 from services.trainer.data import load_split_data
@@ -14,8 +17,10 @@ from services.trainer.engine import (
     RandomStreams,
     TrainingState,
     fit,
+    learning_rate_at,
     make_optimizer,
     make_setup,
+    predict_logits,
     train_one_epoch,
 )
 from services.trainer.metrics import classification_report
@@ -23,6 +28,7 @@ from services.trainer.models import build_model
 from shared.datasets.imagefolder import scan_image_folder
 from shared.datasets.splits import stratified_split
 from shared.datasets.synth import synthesize_dataset
+from shared.images import Geometry
 from shared.schemas.jobs import JobSpec
 
 CPU = torch.device("cpu")
@@ -33,14 +39,14 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     synthesize_dataset(root, per_class=10, size=32, seed=5)
     index = scan_image_folder(root)
-    return load_split_data(index, stratified_split(index.labels, 0), 32, 10**8)
+    return load_split_data(index, stratified_split(index.labels, 0), Geometry(32, 32), 10**8)
 
 
 def new_state(spec: JobSpec) -> TrainingState:
     torch.manual_seed(spec.seed)
     model = build_model(spec, 3)
     return TrainingState(
-        model, make_optimizer(spec, model), EarlyStopping(spec.patience), RandomStreams.seeded(spec.seed, CPU)
+        model, make_optimizer(spec, model), EarlyStopping.of(spec), RandomStreams.seeded(spec.seed, CPU)
     )
 
 
@@ -80,10 +86,58 @@ def test_early_stopping_counts_epochs_without_improvement():
     assert (epoch, stopping.best_epoch, stopping.best_val_loss) == (6, 4, 0.4)
 
 
+def test_the_default_patience_outlasts_the_noise_of_a_small_validation_set():
+    """On 40 noisy validation curves (bench/early_stopping.py) the default rule at 100 epochs
+    (patience 25, raw loss) keeps weights of a lower true loss than patience 10 (the old default),
+    and its worst case is better too."""
+    defaults = JobSpec(model_name="custom_cnn", dataset="x", epochs=100)
+    assert (defaults.patience, defaults.val_smoothing) == (25, 0.0)
+    for noise in NOISE_LEVELS:
+        _stop, old_mean, old_worst = evaluate_rule(10, 0.0, noise, curves=40)
+        stop, new_mean, new_worst = evaluate_rule(defaults.stopping_patience, defaults.val_smoothing, noise, 40)
+        assert new_mean < old_mean and new_worst < old_worst, (noise, new_mean, old_mean, new_worst, old_worst)
+        assert stop > 60  # the true loss is lowest at epoch 50: a mean stop past it waited for the noise
+
+
+def test_smoothing_follows_the_average_and_a_checkpoint_keeps_it():
+    stopping = EarlyStopping(patience=3, smoothing=0.5)
+    model = torch.nn.Linear(1, 1)
+    for epoch, loss in enumerate([1.0, 0.2, 1.0], start=1):
+        stopping.update(epoch, loss, model)
+    assert stopping.smoothed == pytest.approx(0.8)  # 1.0 → 0.6 → 0.8
+    assert (stopping.best_epoch, stopping.best_val_loss, stopping.bad_epochs) == (2, 0.2, 1)
+    again = EarlyStopping.from_state_dict(stopping.state_dict())
+    assert again.state_dict() == stopping.state_dict()
+    old = {k: v for k, v in stopping.state_dict().items() if k not in ("smoothing", "best_smoothed", "smoothed")}
+    resumed = EarlyStopping.from_state_dict(old)  # a checkpoint from before smoothing
+    assert (resumed.smoothing, resumed.best_smoothed) == (0.0, 0.2)
+
+
+def test_a_cosine_schedule_falls_from_the_learning_rate_to_near_zero():
+    job = spec(epochs=10, learning_rate=0.01, lr_schedule="cosine")
+    rates = [learning_rate_at(job, epoch) for epoch in range(1, 11)]
+    assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.01 * 0.5 * (1 + math.cos(0.9 * math.pi)))
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert learning_rate_at(spec(epochs=10, learning_rate=0.01, lr_schedule="constant"), 7) == 0.01
+
+
+def test_test_time_augmentation_averages_the_views_probabilities(data):
+    job = spec(tta=True, mixed_precision=False)  # fp32: the sums compared below, exactly
+    model = new_state(job).model.eval()
+    setup = make_setup(job, CPU)
+    logits = predict_logits(model, data.test, setup, batch_size=4)
+    with torch.inference_mode():
+        inputs = engine.batch_inputs(data.test.images, setup)
+        views = [model(view).softmax(1) for view in engine.tta_views(inputs)]
+    assert torch.allclose(logits.softmax(1), torch.stack(views).mean(0), atol=1e-5)
+    plain = predict_logits(model, data.test, replace(setup, tta=False), batch_size=4)
+    assert (plain.softmax(1) - logits.softmax(1)).abs().max() > 1e-5  # the views do move the probabilities
+
+
 def test_fit_stops_early_and_restores_the_best_epoch(data, monkeypatch):
     scripted = iter([(1.0, 0.3), (0.5, 0.6), (0.7, 0.5), (0.8, 0.5), (0.9, 0.4)])
     monkeypatch.setattr(engine, "evaluate", lambda *args: next(scripted))
-    job = spec(epochs=10, patience=2)
+    job = spec(epochs=10, patience=2, val_smoothing=0.0)  # the raw loss: the scripted one
     state, events = new_state(job), Recorded()
     result = fit(job, state, data, make_setup(job, CPU), events)
     assert (result.early_stopped, result.best_epoch, len(result.history)) == (True, 2, 4)
@@ -100,11 +154,15 @@ def test_a_checkpoint_resumes_to_the_same_next_epoch(data, tmp_path: Path):
     record = RunRecord("r", job, "hash", data.class_names, start_time=None)
 
     class CheckpointAtEpoch2(Recorded):  # as training.EpochReporter does: after each epoch, before anything else
+        stopped = False
+
         def epoch_finished(self, metrics, state, is_best):
             if metrics.epoch == 2:
                 checkpoints.save_checkpoint(tmp_path / "last.pt", checkpoint_of(record, state))
+                self.stopped = True  # the attempt dies during epoch 3
 
-    fit(spec(epochs=2), new_state(job), data, make_setup(job, CPU), CheckpointAtEpoch2())
+    interrupted = CheckpointAtEpoch2()
+    fit(job, new_state(job), data, make_setup(job, CPU), interrupted, should_stop=lambda: interrupted.stopped)
 
     resumed = new_state(job)  # a fresh process: new model, optimizer and random streams
     restore(resumed, checkpoints.load_checkpoint(tmp_path / "last.pt"))

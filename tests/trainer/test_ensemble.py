@@ -74,7 +74,7 @@ def hand_logits(run_id: str, roots: dict[str, Path], split_name: str) -> tuple[t
     groups = file_groups(index, spec.group_pattern, load_audit(roots["artifacts"], index.fingerprint()))
     split = split_dataset(spec, index, groups)
     assert split.record.split_hash == checkpoint["split_hash"]
-    data = load_split_data(index, split.positions, spec.image_size, 10**8)
+    data = load_split_data(index, split.positions, spec.geometry, 10**8)
     images = getattr(data, split_name).images.float() / 255 * 2 - 1
     with torch.no_grad():
         return model.eval()(images), getattr(data, split_name).labels

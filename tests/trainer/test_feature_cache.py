@@ -73,7 +73,7 @@ def computations(monkeypatch) -> list[str]:
 def split_data(spec: JobSpec, settings: TrainerSettings) -> tuple[SplitData, str]:
     index = scan_image_folder(resolve_dataset(spec.dataset, settings.data_root), within=settings.data_root)
     split = split_dataset(spec, index, None)
-    return load_split_data(index, split.positions, spec.image_size, settings.max_image_pixels), split.record.split_hash
+    return load_split_data(index, split.positions, spec.geometry, settings.max_image_pixels), split.record.split_hash
 
 
 def key_of(spec: JobSpec, settings: TrainerSettings) -> str:

@@ -23,6 +23,7 @@ from services.trainer.gradcam import (
 )
 from services.trainer.models import build_model
 from services.trainer.run_heatmaps import choose_images, overlay_name
+from shared.images import Geometry
 from shared.schemas.jobs import JobSpec
 
 SIZE = 64
@@ -45,7 +46,7 @@ def explained(model_name: str, feature_extraction: bool = False) -> Explained:
     )
     torch.manual_seed(0)
     model = build_model(spec, 3).eval()
-    return Explained(model, model_name, SIZE, make_setup(spec, torch.device("cpu")))
+    return Explained(model, model_name, Geometry(SIZE, SIZE), make_setup(spec, torch.device("cpu")))
 
 
 @pytest.mark.parametrize("model_name", ["custom_cnn", "resnet50", "vgg16", "mobilenet_v2"])
@@ -101,13 +102,13 @@ def test_making_maps_leaves_the_model_as_it_was():
 
 def test_an_ensemble_map_is_its_members_mean_at_the_largest_size():
     small = explained("custom_cnn")
-    small = Explained(small.model, small.model_name, 32, small.setup)
+    small = Explained(small.model, small.model_name, Geometry(32, 32), small.setup)
     large = explained("custom_cnn")
     decoded = {
-        32: ImageTensors(
+        Geometry(32, 32): ImageTensors(
             torch.nn.functional.interpolate(images(2).images.float(), size=32).to(torch.uint8), torch.zeros(2)
         ),
-        SIZE: images(2),
+        Geometry(SIZE, SIZE): images(2),
     }
     photos, maps = explain([small, large], decoded, [1, 2])
     assert photos.shape == (2, SIZE, SIZE, 3) and photos.dtype == np.uint8

@@ -342,3 +342,12 @@ def test_a_state_dict_that_does_not_fit_is_refused(tmp_path):
     with pytest.raises(ValueError, match="weights 'junk.pt' is not a readable state dict") as raised:
         build_model(spec("mobilenet_v2", weights="junk.pt"), 3, weights_root=tmp_path)
     assert str(tmp_path) not in str(raised.value)
+
+
+@pytest.mark.parametrize(("blocks", "width"), [(2, 8), (3, 32), (4, 32)])
+def test_the_custom_cnn_has_the_blocks_and_width_asked_for(blocks, width):
+    spec = JobSpec(model_name="custom_cnn", dataset="x", cnn_blocks=blocks, cnn_width=width)
+    model = build_model(spec, 3)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convolutions] == [width * 2**i for i in range(blocks)]
+    assert model(torch.zeros(2, 3, 32, 64)).shape == (2, 3)  # any height and width

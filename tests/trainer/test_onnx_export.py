@@ -18,6 +18,7 @@ from services.trainer.predict import predict_images
 from services.trainer.settings import TrainerSettings
 from shared import names
 from shared.datasets.synth import synthesize_dataset
+from shared.images import Geometry
 from shared.onnx_model import OnnxClassifier, OnnxPredictionError
 from shared.schemas.exports import ExportReport
 from shared.schemas.jobs import EnsembleSpec, JobSpec
@@ -102,7 +103,7 @@ def test_every_family_and_an_ensemble_export_within_the_parity_tolerance(trained
 
 def test_the_card_in_the_file_says_how_to_feed_it(exported, trained):
     single = OnnxClassifier.load(export_dir(trained, "resnet50") / names.EXPORT_MODEL, threads=2)
-    assert (single.run_id, single.class_names, single.image_sizes) == ("resnet50", CLASSES, [32])
+    assert (single.run_id, single.class_names, single.geometries) == ("resnet50", CLASSES, [Geometry(32, 32)])
     assert single.card.kind == "run" and single.card.voting is None
     assert [item.name for item in single.card.preprocessing.inputs] == ["images"]
     both = OnnxClassifier.load(export_dir(trained, ENSEMBLE) / names.EXPORT_MODEL, threads=2)
@@ -111,14 +112,13 @@ def test_the_card_in_the_file_says_how_to_feed_it(exported, trained):
         "softmax",
         ["custom_cnn", "custom_cnn_48"],
     )
-    assert [(item.name, item.image_size) for item in both.card.preprocessing.inputs] == [
-        ("images_32", 32),
-        ("images_48", 48),
+    assert [(item.name, item.geometry) for item in both.card.preprocessing.inputs] == [
+        ("images_32x32_squash", Geometry(32, 32, "squash")),
+        ("images_48x48_squash", Geometry(48, 48, "squash")),
     ]
     assert exported[ENSEMBLE].card == both.card
     preprocessing = both.card.preprocessing
-    assert (preprocessing.resize, preprocessing.interpolation, preprocessing.mean, preprocessing.std) == (
-        "squash",
+    assert (preprocessing.interpolation, preprocessing.mean, preprocessing.std) == (
         "bilinear",
         0.5,
         0.5,
