@@ -259,14 +259,14 @@ def _about(field: str) -> str | None:
 
 
 def _image_size(text: str | None) -> int | list[int] | None:
-    """ "224" → 224, "96x320" → [96, 320] (JobSpec.image_size); JobSpec checks the bounds."""
     if text is None:
         return None
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
-        raise typer.BadParameter(f"{text!r}: give a number (224) or HEIGHTxWIDTH (96x320)", param_hint="--image-size")
-    sizes = [int(part) for part in parts]
-    return sizes[0] if len(sizes) == 1 else sizes
+    from shared.images import parse_image_size  # numpy and Pillow: not for every paddy command
+
+    try:
+        return parse_image_size(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--image-size") from None
 
 
 @app.command()

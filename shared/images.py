@@ -54,6 +54,21 @@ class Geometry:
         return f"{self.height}×{self.width} {self.resize}"
 
 
+def parse_image_size(text: str) -> int | list[int]:
+    """A job's image_size as a person writes it: "224" → 224, "96x320" (or 96×320) → [96, 320].
+    ValueError when it is neither; JobSpec checks the bounds."""
+    parts = text.strip().lower().replace("×", "x").split("x")
+    if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
+        raise ValueError(f"{text!r} is not a number (224) or HEIGHTxWIDTH (96x320)")
+    sizes = [int(part) for part in parts]
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def format_image_size(image_size: int | Sequence[int]) -> str:
+    """parse_image_size's inverse: 224 → "224", [96, 320] → "96x320"."""
+    return str(image_size) if isinstance(image_size, int) else "x".join(str(side) for side in image_size)
+
+
 def _scaled(width: int, height: int, geometry: Geometry) -> tuple[int, int]:
     """The size a width × height photo is resized to before padding (letterbox) or cutting (crop)."""
     if geometry.resize == "squash":

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 # The same initial weights (seed) learn with GOOD and stay where they started with BAD, so after
 # one epoch BAD's validation loss is clearly the higher one.
 GOOD, BAD = 0.003, 1e-7
-EPOCHS = 4
+EPOCHS = 8  # long enough that the driver prunes the losing run before it ends, on a loaded machine too
 DATASET = "sweep-leaves"
 
 

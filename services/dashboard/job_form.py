@@ -7,8 +7,9 @@ comes from JobSpec itself; the API validates again (422).
 from collections.abc import Mapping
 from typing import Any
 
+from shared.images import parse_image_size
 from shared.schemas import fields
-from shared.schemas.jobs import JobSpec
+from shared.schemas.jobs import MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, JobSpec
 
 SPEC_FIELDS = JobSpec.model_fields
 # Set in the form's own inputs, not from a model's defaults.
@@ -30,7 +31,10 @@ def choices(name: str) -> tuple[str, ...]:
 
 
 def field_kind(name: str) -> str:
-    """How to ask for a field: 'bool', 'int', 'float', 'optional_float', 'choice' or 'text'."""
+    """How to ask for a field: 'bool', 'int', 'float', 'optional_float', 'choice', 'size' (image_size:
+    "128" or "96x320") or 'text'."""
+    if name == "image_size":
+        return "size"
     field = SPEC_FIELDS[name]
     kind = fields.value_type(field)
     if fields.choices(field):
@@ -92,7 +96,9 @@ def job_spec(
     spec: dict[str, Any] = {"model_name": model_name, "dataset": dataset.strip()}
     for name, value in values.items():
         if value == "" and fields.allows_none(SPEC_FIELDS[name]):
-            value = None  # an optional text field left empty (group_pattern): none
+            value = None  # an optional text field left empty (group_pattern, image_size): the default
+        elif field_kind(name) == "size":
+            value = image_size(value)
         if problem := value_problem(name, value):
             raise ValueError(f"{name}: {problem}")
         if value != defaults.get(name):
@@ -100,6 +106,18 @@ def job_spec(
     if version.strip():
         spec["version"] = version.strip()
     return spec
+
+
+def image_size(value: str | int | list[int]) -> int | list[int]:
+    """The form's image_size ("128", "96x320") as JobSpec takes it; ValueError naming the field."""
+    try:
+        size = parse_image_size(value) if isinstance(value, str) else value
+    except ValueError as error:
+        raise ValueError(f"image_size: {error}") from None
+    sides = [size] if isinstance(size, int) else size
+    if not all(MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE for side in sides):
+        raise ValueError(f"image_size: each side must be at least {MIN_IMAGE_SIDE} and at most {MAX_IMAGE_SIDE}")
+    return size
 
 
 def parse_grid(texts: Mapping[str, str]) -> dict[str, list[Any]]:

@@ -91,6 +91,7 @@ def feature_key(
         "model_name": spec.model_name,
         **weights_identity(spec, weights_root),
         "image_size": spec.image_size,
+        "resize": spec.resize,
         "split_hash": split_hash,
         # The very pixels: the same split of a changed (or another) dataset is other data.
         "train_images": _digest(data.train.images),

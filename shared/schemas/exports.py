@@ -127,7 +127,7 @@ class ExportRequest(BaseModel):
 class ExportAsk(BaseModel):
     """The body of POST /jobs/{id}/export."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     format: Literal["onnx"] = Field("onnx", description="the one format there is")
     quantize: bool = Field(False, description="also an int8 model (dynamic quantisation), with its accuracy change")

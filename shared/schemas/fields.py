@@ -6,7 +6,7 @@ dashboard's form and `paddy train`'s options read them from here instead of copy
 
 import operator
 from types import NoneType, UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
@@ -40,8 +40,11 @@ def allows_none(field: FieldInfo) -> bool:
 def value_type(field: FieldInfo) -> Any:
     """The type of the field's values, None left aside: `float` for `float | None`."""
     if _is_union(field.annotation):
-        return next(argument for argument in get_args(field.annotation) if argument is not NoneType)
-    return field.annotation
+        kind = next(argument for argument in get_args(field.annotation) if argument is not NoneType)
+    else:
+        kind = field.annotation
+    # Annotated[int, Field(...)] (a member of a union keeps its constraints so): int.
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
 
 
 def _is_union(annotation: Any) -> bool:

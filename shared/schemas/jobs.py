@@ -106,7 +106,13 @@ class JobSpec(BaseModel):
     optimizer: Literal["adam", "adamw"] = Field(
         "adamw", description="adam: weight decay added to the gradient (L2); adamw: decoupled weight decay"
     )
-    batch_size: int = Field(32, ge=1, le=4096, description="images per training step")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="images per training step; small sets want small batches: more steps per epoch "
+        "(measured, bench/real_photos.py)",
+    )
     learning_rate: float = Field(1e-3, gt=0, le=1, description="the optimizer's (initial) learning rate")
     weight_decay: float = Field(1e-2, ge=0, lt=1, description="the optimizer's weight decay")
     dropout: float | None = Field(0.5, ge=0, lt=1, description="head dropout; 0 or null for none")
@@ -119,9 +125,10 @@ class JobSpec(BaseModel):
         description='"imagenet", "none", or a state-dict file inside the weights root '
         "(PADDY_WEIGHTS_ROOT); default: the model's",
     )
-    image_size: ImageSide | ImageHeightWidth = Field(
-        224,
-        description="the model's input: the side of a square, or [height, width] (e.g. [96, 320] for leaf strips)",
+    image_size: ImageSide | ImageHeightWidth | None = Field(
+        None,
+        description="the model's input: the side of a square, or [height, width] (e.g. [96, 320] for leaf strips); "
+        "default: the model's (custom_cnn 128, the others 224)",
         examples=[224, [96, 320]],
     )
     resize: ResizeMode = Field(
@@ -205,6 +212,8 @@ class JobSpec(BaseModel):
             self.feature_extraction = info.feature_extraction
         if self.weights is None:
             self.weights = info.weights
+        if self.image_size is None:
+            self.image_size = info.image_size
         if self.patience is None:
             self.patience = max(MIN_DEFAULT_PATIENCE, self.epochs // PATIENCE_FRACTION_OF_EPOCHS)
         return self
@@ -212,6 +221,7 @@ class JobSpec(BaseModel):
     @property
     def geometry(self) -> Geometry:
         """What the model takes: image_size fitted by resize (shared/images.py)."""
+        assert self.image_size is not None  # filled in by model_defaults
         return Geometry.of(self.image_size, self.resize)
 
     @property

@@ -236,6 +236,13 @@ CASES = [
     post_job("patience-a-million", "patience", "≤ 1000", patience="1000000"),
     post_job("trainable-layers-minus-2-to-the-63", "trainable_layers", "≥ 0", trainable_layers=str(-(2**63))),
     post_job("image-size-huge-float", "image_size", image_size="1e300"),
+    post_job("image-size-one-side", "image_size", image_size="[96]"),
+    post_job("image-size-three-sides", "image_size", image_size="[96, 320, 3]"),
+    post_job("image-size-side-as-text", "image_size", image_size='["96", 320]'),
+    post_job("image-size-side-too-big", "image_size", image_size="[96, 100000]"),
+    post_job("image-size-nested", "image_size", image_size="[[96], 320]"),
+    post_job("resize-unknown", "resize", "squash", resize='"stretch"'),
+    post_job("cnn-blocks-40", "cnn_blocks", "≤ 5", cnn_blocks="40"),
     post_job("epochs-5000-digits", "body", status=400, epochs="9" * 5000),
     # wrong JSON types
     post_job("epochs-true", "epochs", "a whole number", epochs="true"),
@@ -449,6 +456,15 @@ CASES = [
     get("card-run-id-nul", "/jobs/%00/card", "run_id"),
     get("card-markdown-run-id-dot-dot", "/jobs/..%2F..%2Fetc/card.md", "Not Found", status=404),
     get("card-unknown-run", "/jobs/nope/card", "run nope", status=404),
+    # ONNX exports: a strict body, the one format there is
+    post_json("export-run-id-nul", "/jobs/%00/export", "run_id", {}),
+    post_json("export-quantize-text", "/jobs/a/export", "quantize", {"quantize": "yes"}),
+    post_json("export-format-unknown", "/jobs/a/export", "format", {"format": "tflite"}),
+    post_json("export-unknown-field", "/jobs/a/export", "opset", {"opset": 7}),
+    get("export-status-run-id-dot-dot", "/jobs/..%2F..%2Fetc/export/status", "Not Found", status=404),
+    get("export-download-format-unknown", "/jobs/a/export", "format", format="tflite"),
+    get("export-download-int8-text", "/jobs/a/export", "int8", int8="maybe"),
+    get("export-download-run-id-nul", "/jobs/%00/export", "run_id"),
     # path and query parameters
     get("run-id-nul", "/jobs/%00", "run_id", words="letters, digits"),
     get("run-id-10000-characters", "/jobs/" + "a" * 10_000, "run_id"),
@@ -575,7 +591,10 @@ def test_the_limits_are_in_the_openapi_schema(server, http):
     components = schema["components"]["schemas"]
     job = components["JobSpec"]["properties"]
     assert job["epochs"]["maximum"] == 1000 and job["seed"]["maximum"] == MAX_SEED
-    assert job["patience"]["maximum"] == 1000 and job["learning_rate"]["exclusiveMinimum"] == 0
+    assert job["patience"]["anyOf"][0]["maximum"] == 1000 and job["learning_rate"]["exclusiveMinimum"] == 0
+    side, height_width = job["image_size"]["anyOf"][:2]
+    assert (side["minimum"], side["maximum"]) == (32, 1024)
+    assert (height_width["minItems"], height_width["maxItems"], height_width["items"]["maximum"]) == (2, 2, 1024)
     assert job["dataset"]["maxLength"] == 1024 and job["dataset"]["pattern"].startswith("^[^\\x00")
     assert job["weights"]["anyOf"][0]["maxLength"] == 1024
     assert job["version"]["anyOf"][0]["maxLength"] == 64

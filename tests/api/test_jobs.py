@@ -79,7 +79,8 @@ def test_models_come_with_their_default_specs(client):
     assert models["resnet50"]["defaults"]["feature_extraction"] is True
     assert models["resnet50"]["defaults"]["weights"] == "imagenet"
     assert models["custom_cnn"]["defaults"]["weights"] == "none"
-    assert models["custom_cnn"]["defaults"]["patience"] == 10
+    assert models["custom_cnn"]["defaults"]["patience"] == 25  # a quarter of the default 100 epochs
+    assert (models["custom_cnn"]["defaults"]["image_size"], models["vgg16"]["defaults"]["image_size"]) == (128, 224)
 
 
 def test_the_stored_spec_says_exactly_what_runs(client):

@@ -61,8 +61,8 @@ def test_a_grid_value_of_the_wrong_type_is_named():
 
 
 def test_every_bounded_field_is_checked_as_jobspec_checks_it():
-    with pytest.raises(ValueError, match=r"^image_size: must be at least 32 and at most 1024$"):
-        job_form.job_spec("resnet50", "rice", {**DEFAULTS, "image_size": 16}, DEFAULTS)
+    with pytest.raises(ValueError, match=r"^image_size: each side must be at least 32 and at most 1024$"):
+        job_form.job_spec("resnet50", "rice", {**DEFAULTS, "image_size": "16"}, DEFAULTS)
     with pytest.raises(ValueError, match=r"^dropout: must be at least 0 and below 1 \(leave empty for none\)$"):
         job_form.job_spec("resnet50", "rice", {**DEFAULTS, "dropout": 1.0}, DEFAULTS)
 
@@ -71,7 +71,24 @@ def test_inputs_take_their_range_help_and_choices_from_jobspec():
     assert job_form.input_range("epochs") == (1, 1000)
     assert job_form.input_range("learning_rate") == (0.0, 1.0)
     assert job_form.help_text("patience") == JobSpec.model_fields["patience"].description
-    assert job_form.choices("augment") == ("original", "flips", "none")
+    assert job_form.choices("augment") == ("original", "crops", "flips", "none")
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"), [("224", None), ("128", 128), ("96x320", [96, 320]), (" 96 × 320 ", [96, 320]), ("", None)]
+)
+def test_the_image_size_is_a_side_or_height_x_width(text, sent):
+    """224 is resnet50's default (left out of the body); empty: the model's default."""
+    spec = job_form.job_spec("resnet50", "rice", {**DEFAULTS, "image_size": text}, DEFAULTS)
+    assert spec.get("image_size") == sent
+    assert job_form.field_kind("image_size") == "size"
+    JobSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize("text", ["96x", "96x320x3", "big", "96,320", "16x320", "96x5000"])
+def test_an_image_size_that_is_neither_is_named(text):
+    with pytest.raises(ValueError, match="^image_size: "):
+        job_form.job_spec("resnet50", "rice", {**DEFAULTS, "image_size": text}, DEFAULTS)
 
 
 def test_an_optional_text_field_left_empty_is_none():

@@ -42,7 +42,7 @@ def test_a_job_is_queued_and_linked_to_its_detail_page(api, api_url, dashboard_e
 
     app.selectbox(key="new_job.dataset").select("tiny").run()
     app.number_input(key="new_job.custom_cnn.epochs").set_value(2)
-    app.number_input(key="new_job.custom_cnn.image_size").set_value(64)
+    app.text_input(key="new_job.custom_cnn.image_size").set_value("64")
     app.button[0].click().run()
 
     [success] = app.success

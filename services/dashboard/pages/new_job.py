@@ -6,6 +6,7 @@ import streamlit as st
 from services.dashboard import api_client, dataset_views, job_form, ui
 from services.dashboard.api_client import ApiError, ApiUnavailable
 from services.dashboard.settings import get_settings
+from shared.images import format_image_size
 
 CREATED = "new_job.created"
 DATASETS_PAGE = "pages/datasets.py"
@@ -21,6 +22,8 @@ def field_input(container, name: str, kind: str, default, model: str):
     if kind == "choice":
         options = job_form.choices(name)
         return container.selectbox(label, options, index=options.index(default), key=key, help=help_text)
+    if kind == "size":
+        return container.text_input(label, value=format_image_size(default), key=key, help=help_text)
     if kind == "text":
         return container.text_input(label, value="" if default is None else str(default), key=key, help=help_text)
     low, high = job_form.input_range(name)
