@@ -49,11 +49,12 @@ RECIPES: dict[str, dict] = {
         "batch_size": 32,
     },
     "batch-32": {"batch_size": 32},
+    "adam-constant": {"optimizer": "adam", "weight_decay": 1e-4, "lr_schedule": "constant"},
     "squash-128": {"image_size": 128, "resize": "squash"},
     "letterbox-96x320": {"image_size": [96, 320], "resize": "letterbox"},
     "crop-128": {"image_size": 128, "resize": "crop"},
     "tta": {"tta": True},
-    "crops-augment": {"augment": "crops"},
+    "crops-augment": {"augment": "crops"},  # the default since it was measured
     "4-blocks": {"cnn_blocks": 4},
     "original-augment": {"augment": "original"},
 }

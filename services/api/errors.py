@@ -20,6 +20,8 @@ from shared.models import MODELS
 from shared.schemas.fields import bounds, choices, value_type
 from shared.schemas.jobs import (
     MAX_ENSEMBLE_MEMBERS,
+    MAX_IMAGE_SIDE,
+    MIN_IMAGE_SIDE,
     NO_CONTROL_CHARACTERS,
     RUN_ID_PATTERN,
     EnsembleSpec,
@@ -111,12 +113,14 @@ ALLOWED: dict[str, str] = {
     "run_id": RUN_ID_WORDS,
     "sweep_id": RUN_ID_WORDS,
     "members": f"a list of 2 to {MAX_ENSEMBLE_MEMBERS} run ids, each {RUN_ID_WORDS}",
+    "image_size": f"a whole number ≥ {MIN_IMAGE_SIDE} and ≤ {MAX_IMAGE_SIDE}, or [height, width]: two of them",
 }
 
 
 def _with_allowed(error: dict[str, Any]) -> dict[str, Any]:
-    field = next((str(part) for part in reversed(error.get("loc", ())) if isinstance(part, str)), None)
-    allowed = ALLOWED.get(field or "")
+    # The innermost named part of the location that has words: ['body', 'image_size',
+    # 'constrained-int'] (one member of a union) is image_size's.
+    allowed = next((ALLOWED[part] for part in reversed(error.get("loc", ())) if part in ALLOWED), None)
     if error.get("type") == "string_pattern_mismatch":
         pattern = str((error.get("ctx") or {}).get("pattern"))
         error = {**error, "msg": f"String should be {PATTERN_WORDS.get(pattern, f'matching {pattern!r}')}"}

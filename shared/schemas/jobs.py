@@ -138,7 +138,7 @@ class JobSpec(BaseModel):
         "predictions and exports",
     )
     augment: AugmentKind = Field(
-        "original",
+        "crops",
         description="training augmentation: the original study's, crops (random resized crops along the image, "
         "flips, small rotations, colour jitter), flips only, or none",
     )
