@@ -7,12 +7,12 @@ from bench import real_photos
 
 
 def test_the_bench_cross_validates_each_recipe_and_names_the_best(monkeypatch, capsys):
-    arguments = ["--synth-strips", "4", "--strip-size", "32", "--folds", "2", "--set", "epochs=1"]
+    arguments = ["--synth-strips", "6", "--strip-size", "32", "--folds", "3", "--set", "epochs=1"]
     monkeypatch.setattr(sys, "argv", ["real_photos", *arguments, "--recipes", "default", "letterbox-96x320"])
     real_photos.main()
     lines = capsys.readouterr().out.splitlines()
     for recipe in ("default", "letterbox-96x320"):
-        assert sum(line.startswith(f"  {recipe} fold ") for line in lines) == 2, lines
+        assert sum(line.startswith(f"  {recipe} fold ") for line in lines) == 3, lines
         [row] = [line for line in lines if line.startswith(f"{recipe} ")]
         mean, low, high = re.match(rf"{recipe}\s+([\d.]+)\s+\[([\d.]+), ([\d.]+)\]", row).groups()
         assert 0 <= float(low) <= float(mean) <= float(high) <= 1

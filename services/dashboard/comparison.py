@@ -10,6 +10,7 @@ import pandas as pd
 
 from services.dashboard.run_views import Run, parse_time, status_label
 from services.dashboard.uncertainty import interval_text
+from shared.images import format_image_size
 from shared.schemas.jobs import LOWER_IS_BETTER
 
 # GET /jobs `sort` keys (docs/api.md) and how the page names them.
@@ -181,16 +182,21 @@ def sweep_frame(sweep: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
             {
                 "run_id": run["run_id"],
                 "status": run["status"],
-                **{
-                    name: (run.get("model_name") if name == "model_name" else spec.get(name))
-                    for name in HYPERPARAMETERS
-                },
+                **{name: _hyperparameter(run, spec, name) for name in HYPERPARAMETERS},
                 metric: (run.get("metrics") or {}).get(metric),
             }
         )
     frame = pd.DataFrame(rows, columns=["run_id", "status", *HYPERPARAMETERS, metric])
     varying = [name for name in HYPERPARAMETERS if frame[name].astype("string").nunique(dropna=False) > 1]
     return frame.astype({metric: "float64"}), varying
+
+
+def _hyperparameter(run: Run, spec: dict[str, Any], name: str) -> Any:
+    """A run's value of a compared hyperparameter; [height, width] image sizes as text ("96x320")."""
+    if name == "model_name":
+        return run.get("model_name")
+    value = spec.get(name)
+    return format_image_size(value) if name == "image_size" and isinstance(value, list) else value
 
 
 def overlay_frame(compared: dict[str, Any]) -> pd.DataFrame:

@@ -109,3 +109,12 @@ def test_sweep_ids_in_first_seen_order():
     runs = [run("a"), run("b"), run("c")]
     runs[0]["sweep_id"], runs[2]["sweep_id"] = "s2", "s1"
     assert comparison.sweep_ids(runs + [runs[0]]) == ["s2", "s1"]
+
+
+def test_a_sweep_over_strip_sizes_shows_them_as_height_x_width():
+    runs = [
+        {"run_id": "a", "status": "completed", "model_name": "custom_cnn", "spec": {"image_size": [96, 320]}},
+        {"run_id": "b", "status": "completed", "model_name": "custom_cnn", "spec": {"image_size": 128}},
+    ]
+    frame, varying = comparison.sweep_frame({"metric": "val_accuracy", "runs": runs})
+    assert frame["image_size"].tolist() == ["96x320", 128] and "image_size" in varying

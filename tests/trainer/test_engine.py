@@ -121,6 +121,13 @@ def test_a_cosine_schedule_falls_from_the_learning_rate_to_near_zero():
     assert learning_rate_at(spec(epochs=10, learning_rate=0.01, lr_schedule="constant"), 7) == 0.01
 
 
+@pytest.mark.parametrize(("name", "kind"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_the_optimizer_is_the_one_asked_for_with_its_weight_decay(name, kind):
+    job = spec(optimizer=name, weight_decay=0.05)
+    optimizer = make_optimizer(job, new_state(job).model)
+    assert type(optimizer) is kind and optimizer.param_groups[0]["weight_decay"] == 0.05
+
+
 def test_test_time_augmentation_averages_the_views_probabilities(data):
     job = spec(tta=True, mixed_precision=False)  # fp32: the sums compared below, exactly
     model = new_state(job).model.eval()
