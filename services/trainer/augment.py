@@ -38,7 +38,7 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 ROTATION_DEGREES = 20.0
 AFFINE_DEGREES = 30.0
 TRANSLATE_FRACTION = (0.1, 0.1)  # of width, of height
-BRIGHTNESS = CONTRAST = SATURATION = 0.2
+JITTER = 0.2  # ColorJitter(brightness, contrast, saturation): each factor in 1 ± 0.2
 HUE = 0.1  # fraction of a full turn
 
 # "crops": random resized crops along the image, for long leaf strips as for tiles.
@@ -129,6 +129,13 @@ def color_jitter(
     return adjust_hue(images, hue)
 
 
+def random_color_jitter(images: torch.Tensor, u: torch.Tensor, strength: float, hue: float) -> torch.Tensor:
+    """color_jitter with factors from u (4×N uniforms in [0, 1)): brightness, contrast and
+    saturation in 1 ± strength, hue shifted by up to ± hue."""
+    brightness, contrast, saturation = (_uniform(row, 1 - strength, 1 + strength) for row in u[:3])
+    return color_jitter(images, brightness, contrast, saturation, _uniform(u[3], -hue, hue))
+
+
 def geometry_matrices(
     flip_h: torch.Tensor,
     flip_v: torch.Tensor,
@@ -197,13 +204,7 @@ def original_augment(images: torch.Tensor, generator: torch.Generator) -> torch.
     max_dx, max_dy = TRANSLATE_FRACTION[0] * width, TRANSLATE_FRACTION[1] * height
     dx = torch.round(_uniform(u[4], -max_dx, max_dx))
     dy = torch.round(_uniform(u[5], -max_dy, max_dy))
-    images = color_jitter(
-        images,
-        brightness=_uniform(u[6], 1 - BRIGHTNESS, 1 + BRIGHTNESS),
-        contrast=_uniform(u[7], 1 - CONTRAST, 1 + CONTRAST),
-        saturation=_uniform(u[8], 1 - SATURATION, 1 + SATURATION),
-        hue=_uniform(u[9], -HUE, HUE),
-    )
+    images = random_color_jitter(images, u[6:10], JITTER, HUE)
     return warp(images, geometry_matrices(flip_h, flip_v, angle, (dx, dy), height, width))
 
 
@@ -213,9 +214,8 @@ def crop_matrices(
     """matrices (N×2×3, output → input in [-1, 1] coordinates) followed by a zoom into the window
     of half-extent scale (sx, sy) about centre (cx, cy), all in those coordinates: an output pixel
     then reads from inside that window only."""
-    zoom = torch.stack([scale[0], scale[1]], dim=1).unsqueeze(2)  # N×2×1
-    shifted = matrices * zoom
-    shifted[:, :, 2] += torch.stack([centre[0], centre[1]], dim=1)
+    shifted = matrices * torch.stack(scale, dim=1).unsqueeze(2)  # each row by its axis's N×1 scale
+    shifted[:, :, 2] += torch.stack(centre, dim=1)
     return shifted
 
 
@@ -229,13 +229,7 @@ def crops_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     centre_x, centre_y = (1 - scale_x) * (2 * u[2] - 1), (1 - scale_y) * (2 * u[3] - 1)
     angle = _uniform(u[4], -CROP_ROTATION_DEGREES, CROP_ROTATION_DEGREES)
     zero = torch.zeros_like(angle)
-    images = color_jitter(
-        images,
-        brightness=_uniform(u[5], 1 - CROP_JITTER, 1 + CROP_JITTER),
-        contrast=_uniform(u[6], 1 - CROP_JITTER, 1 + CROP_JITTER),
-        saturation=_uniform(u[7], 1 - CROP_JITTER, 1 + CROP_JITTER),
-        hue=_uniform(u[8], -CROP_HUE, CROP_HUE),
-    )
+    images = random_color_jitter(images, u[5:9], CROP_JITTER, CROP_HUE)
     matrices = geometry_matrices(u[9] < 0.5, u[10] < 0.5, angle, (zero, zero), height, width)
     return warp(images, crop_matrices(matrices, (scale_x, scale_y), (centre_x, centre_y)))
 

@@ -263,12 +263,8 @@ class EarlyStopping:
         else:
             self.smoothed = self.smoothing * self.smoothed + (1 - self.smoothing) * val_loss
         if self.smoothed < self.best_smoothed:
-            self.best_smoothed, self.best_val_loss, self.best_epoch, self.bad_epochs = (
-                self.smoothed,
-                val_loss,
-                epoch,
-                0,
-            )
+            self.best_smoothed, self.best_val_loss = self.smoothed, val_loss
+            self.best_epoch, self.bad_epochs = epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return True
         self.bad_epochs += 1

@@ -198,3 +198,9 @@ def test_data_synth_refuses_bad_shapes(tmp_path, arguments, message):
     assert result.exit_code == 1
     assert result.output.startswith("paddy data synth: ") and message in result.output
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("size", ["96x", "96x320x3", "big"])
+def test_train_refuses_an_image_size_that_is_neither_a_side_nor_height_x_width(tmp_path, size):
+    result = runner.invoke(app, ["train", "--model", "custom_cnn", "--data", str(tmp_path), "--image-size", size])
+    assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.output and "Traceback" not in result.output
