@@ -118,7 +118,7 @@ def run_recipe(name: str, data: Path, args: argparse.Namespace) -> dict:
             started = time.perf_counter()
             summary = train_locally(f"bench-{uuid.uuid4().hex[:8]}", spec, settings)
             seconds.append(time.perf_counter() - started)
-            images = sum(int(metrics["support"]) for metrics in summary.per_class.values())
+            images = sum(int(metrics["support"]) for metrics in (summary.per_class or {}).values())
             accuracies.append(summary.test_accuracy)
             correct += round(summary.test_accuracy * images)
             tested += images

@@ -8,6 +8,7 @@ while the attempt holds the run's lease (training.EpochReporter, lease.py).
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,10 +108,22 @@ def restated_epochs(publisher: Publisher, checkpoint: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # One temporary file per attempt: two attempts never write into the same one.
-    partial = path.with_suffix(f".{checkpoint.get('attempt', 0)}.partial")
+    partial = _partial(path, checkpoint.get("attempt", 0))
     torch.save(checkpoint, partial)
     os.replace(partial, path)
+
+
+def copy_checkpoint(saved: Path, path: Path, attempt: int) -> None:
+    """path holding the checkpoint that save_checkpoint just wrote to saved, by copying the file
+    (a transfer model's frozen backbone makes serialising it the slow part of an epoch)."""
+    partial = _partial(path, attempt)
+    shutil.copyfile(saved, partial)
+    os.replace(partial, path)
+
+
+def _partial(path: Path, attempt: int) -> Path:
+    # One temporary file per attempt: two attempts never write into the same one.
+    return path.with_suffix(f".{attempt}.partial")
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

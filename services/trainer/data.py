@@ -4,7 +4,9 @@ Decoding and resizing every image once (instead of every epoch, as a PIL DataLoa
 keeps the loop from waiting on JPEG decoding.
 """
 
+import hashlib
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +18,9 @@ from shared.datasets.imagefolder import DatasetError, ImageFolderIndex
 from shared.images import Geometry, decode_image
 
 log = logging.getLogger(__name__)
+
+# The most bytes of decoded images (uint8) kept for the next job after one ends (load_split_data).
+KEPT_DECODED_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -41,6 +46,9 @@ class SplitData:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+_kept_decoded: dict[str, SplitData] = {}
 
 
 def decode_positions(
@@ -69,7 +77,42 @@ def decode_positions(
 def load_split_data(
     index: ImageFolderIndex, split: dict[str, list[int]], geometry: Geometry, max_pixels: int
 ) -> SplitData:
-    """Decode every image once into train / val / test tensors (split: from stratified_split)."""
+    """Every image decoded once into train / val / test tensors (split: from stratified_split).
+
+    The last split decoded in this process is kept (when under KEPT_DECODED_BYTES) and handed to
+    the next job that asks for the very same files, split and geometry — a sweep's or a study's
+    runs on one worker decode their dataset once. Its tensors are shared: never change them.
+    """
+    key = decoded_key(index, split, geometry, max_pixels)
+    if (kept := _kept_decoded.get(key)) is not None:
+        return kept
+    data = _decode_split(index, split, geometry, max_pixels)
+    _kept_decoded.clear()
+    if sum(part.images.numel() for part in (data.train, data.val, data.test)) <= KEPT_DECODED_BYTES:
+        _kept_decoded[key] = data
+    return data
+
+
+def decoded_key(index: ImageFolderIndex, split: dict[str, list[int]], geometry: Geometry, max_pixels: int) -> str:
+    """A hash of the split's files as they are now (path, size, modification time), the
+    split's positions, the geometry and the pixel limit."""
+    digest = hashlib.sha256(repr((sorted(split.items()), geometry, max_pixels)).encode())
+    for path in index.paths:
+        try:
+            stat = path.stat()
+        except OSError:  # gone or unreadable: decoding will say so; never reuse around it
+            return uuid.uuid4().hex
+        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def forget_decoded() -> None:
+    _kept_decoded.clear()
+
+
+def _decode_split(
+    index: ImageFolderIndex, split: dict[str, list[int]], geometry: Geometry, max_pixels: int
+) -> SplitData:
     decoded, skipped = {}, 0
     for name, positions in split.items():
         decoded[name], skipped_here = decode_positions(index, positions, geometry, max_pixels)

@@ -2,8 +2,9 @@
 
 With a frozen backbone the head is all that trains, and the backbone's forward pass is nearly
 all of an epoch's work. So a job with feature_views > 0 passes each training image through the
-backbone that many times, each time augmented, and each validation image once, unaugmented;
-every epoch then trains the head on one of each image's views (engine.batch_inputs).
+backbone that many times, each time augmented, and each validation and test image once,
+unaugmented; every epoch then trains the head on one of each image's views (engine.batch_inputs),
+and the test evaluation runs the head on the test images' features.
 
 The features are reused by every run with the same key (feature_key): a sha256 over everything
 they depend on — the decoded images themselves, so the dataset, its split and the image size —
@@ -37,13 +38,16 @@ from shared.schemas.jobs import JobSpec
 log = logging.getLogger(__name__)
 
 # Changes whenever what a file holds, or how its features are computed, changes.
-FORMAT = 1
+FORMAT = 2
 CACHE_DIR = "feature_cache"
 # Images per backbone pass. Fixed rather than the job's batch size, which the key leaves out:
 # the augmentation draws its random numbers batch by batch.
 EXTRACTION_BATCH = 64
 # Feature sets kept in memory: a worker runs a sweep's runs one after another.
 MEMORY_ENTRIES = 2
+
+# What a file holds beside its format and key; Features' tensors of the same names.
+PARTS = ("train", "val", "test")
 
 _recent: OrderedDict[str, "Features"] = OrderedDict()
 
@@ -53,9 +57,10 @@ class Features:
     key: str
     train: torch.Tensor  # N×V×D float32: V augmented views of each training image
     val: torch.Tensor  # N×D float32: each validation image as it is
+    test: torch.Tensor  # N×D float32: each test image as it is
 
     def nbytes(self) -> int:
-        return self.train.numel() * self.train.element_size() + self.val.numel() * self.val.element_size()
+        return sum(part.numel() * part.element_size() for part in (self.train, self.val, self.test))
 
 
 def cache_path(artifacts_root: Path, key: str) -> Path:
@@ -96,6 +101,7 @@ def feature_key(
         # The very pixels: the same split of a changed (or another) dataset is other data.
         "train_images": _digest(data.train.images),
         "val_images": _digest(data.val.images),
+        "test_images": _digest(data.test.images),
         "feature_views": spec.feature_views,
         "augment": spec.augment,
         # Numerics and random draws differ between devices, precisions, memory formats and torch releases.
@@ -148,40 +154,39 @@ def compute_features(
     key: str,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Features | None:
-    """views augmented views of data's training images and its validation images, through the
-    model's backbone; the views are drawn from a generator seeded by key, so every run with the
-    key gets the same. None when should_stop said so."""
+    """views augmented views of data's training images, and its validation and test images as
+    they are, through the model's backbone; the views are drawn from a generator seeded by key,
+    so every run with the key gets the same. None when should_stop said so."""
     generator = torch.Generator(device=setup.device).manual_seed(int(key[:15], 16))
+    computed = []
     with backbone_of(model) as backbone, torch.inference_mode():
-        train = []
-        for _view in range(views):
-            view = _features(backbone, data.train, setup, generator, should_stop)
-            if view is None:
+        for images, augmented in [(data.train, True)] * views + [(data.val, False), (data.test, False)]:
+            part = _features(backbone, images, setup, generator if augmented else None, should_stop)
+            if part is None:
                 return None
-            train.append(view)
-        val = _features(backbone, data.val, setup, None, should_stop)
-    if val is None:
-        return None
-    return Features(key, torch.stack(train, dim=1), val)
+            computed.append(part)
+    *train, val, test = computed
+    return Features(key, torch.stack(train, dim=1), val, test)
 
 
-def _valid(loaded: object, key: str, train_count: int, val_count: int, views: int) -> bool:
+def _valid(loaded: object, key: str, counts: dict[str, int], views: int) -> bool:
     if not isinstance(loaded, dict) or loaded.get("format") != FORMAT or loaded.get("key") != key:
         return False
-    train, val = loaded.get("train"), loaded.get("val")
-    if not isinstance(train, torch.Tensor) or not isinstance(val, torch.Tensor):
+    parts = [loaded.get(name) for name in PARTS]
+    tensors = [part for part in parts if isinstance(part, torch.Tensor) and part.dtype == torch.float32]
+    if len(tensors) != len(PARTS):
         return False
+    train, val, test = tensors
     return (
-        train.dtype == val.dtype == torch.float32
-        and train.ndim == 3
-        and train.shape[:2] == (train_count, views)
-        and val.shape == (val_count, train.shape[2])
-        and bool(train.isfinite().all())
-        and bool(val.isfinite().all())
+        train.ndim == 3
+        and train.shape[:2] == (counts["train"], views)
+        and val.shape == (counts["val"], train.shape[2])
+        and test.shape == (counts["test"], train.shape[2])
+        and all(bool(part.isfinite().all()) for part in tensors)
     )
 
 
-def read_features(path: Path, key: str, train_count: int, val_count: int, views: int) -> Features | None:
+def read_features(path: Path, key: str, counts: dict[str, int], views: int) -> Features | None:
     """The features in path when it holds exactly what key promises, else None (logged)."""
     if not path.is_file():
         return None
@@ -190,17 +195,17 @@ def read_features(path: Path, key: str, train_count: int, val_count: int, views:
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as error:
         log.warning("feature cache %s unreadable (%s): computing it again", path, error)
         return None
-    if not _valid(loaded, key, train_count, val_count, views):
+    if not _valid(loaded, key, counts, views):
         log.warning("feature cache %s does not hold the features of its key: computing it again", path)
         return None
-    return Features(key, loaded["train"], loaded["val"])
+    return Features(key, loaded["train"], loaded["val"], loaded["test"])
 
 
 def write_features(path: Path, features: Features) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # One temporary file per process: two trainers computing the same key never share one.
     partial = path.with_suffix(f".{os.getpid()}.partial")
-    torch.save({"format": FORMAT, "key": features.key, "train": features.train, "val": features.val}, partial)
+    torch.save({"format": FORMAT, "key": features.key, **{name: getattr(features, name) for name in PARTS}}, partial)
     os.replace(partial, path)
 
 
@@ -210,7 +215,7 @@ def placed(features: Features, device: torch.device, free_fraction: float) -> Fe
         target = device
     else:
         target = torch.device("cpu")
-    return Features(features.key, features.train.to(target), features.val.to(target))
+    return Features(features.key, features.train.to(target), features.val.to(target), features.test.to(target))
 
 
 def remember(features: Features) -> None:
@@ -243,20 +248,21 @@ def frozen_features(
         return known
     path = cache_path(artifacts_root, key)
     started = time.perf_counter()
-    features = read_features(path, key, len(data.train), len(data.val), spec.feature_views)
+    features = read_features(path, key, data.sizes(), spec.feature_views)
     if features is not None:
         log.info("features %s: read from %s in %.1f s", key[:12], path, time.perf_counter() - started)
     else:
         features = compute_features(model, data, setup, spec.feature_views, key, should_stop)
         if features is None:
             return None
-        write_features(path, Features(key, features.train.cpu(), features.val.cpu()))
+        write_features(path, Features(key, features.train.cpu(), features.val.cpu(), features.test.cpu()))
         log.info(
-            "features %s: %d views of %d images and %d validation images computed in %.1f s",
+            "features %s: %d views of %d images, %d validation and %d test images computed in %.1f s",
             key[:12],
             spec.feature_views,
             len(data.train),
             len(data.val),
+            len(data.test),
             time.perf_counter() - started,
         )
     features = placed(features, setup.device, free_fraction)

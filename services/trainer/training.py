@@ -74,9 +74,9 @@ class EpochReporter:
         self.record.finished_at.append(finished_at)
         if self.attempt.lease.confirm():
             checkpoint = checkpoints.checkpoint_of(self.record, state)
-            self._save(checkpoints.LAST, "last", metrics.epoch, checkpoint)
-            if is_best:
-                self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint)
+            last = self._save(checkpoints.LAST, "last", metrics.epoch, checkpoint)
+            if is_best:  # the same checkpoint: its file copied, not serialised again
+                self._save(checkpoints.BEST, "best", metrics.epoch, checkpoint, copy_of=last)
         else:  # Redis away for longer than the lease lives: another attempt may hold the run
             log.warning(
                 "run %s: epoch %d not checkpointed; the lease could not be confirmed",
@@ -85,24 +85,34 @@ class EpochReporter:
             )
         self.attempt.publisher.publish(EpochFinished, time=finished_at, **vars(metrics))
 
-    def _save(self, name: str, kind: str, epoch: int, checkpoint: dict) -> None:
+    def _save(self, name: str, kind: str, epoch: int, checkpoint: dict, copy_of: Path | None = None) -> Path:
         path = self.checkpoint_dir / name
-        checkpoints.save_checkpoint(path, checkpoint)
+        if copy_of is None:
+            checkpoints.save_checkpoint(path, checkpoint)
+        else:
+            checkpoints.copy_checkpoint(copy_of, path, self.attempt.number)
         shown = path.relative_to(self.artifacts_root) if path.is_relative_to(self.artifacts_root) else path
         self.attempt.publisher.publish(CheckpointSaved, epoch=epoch, kind=kind, path=shown.as_posix())
+        return path
 
 
 def on_features(data: SplitData, features: feature_cache.Features) -> SplitData:
-    """data with its training and validation images replaced by their features.
+    """data with its images replaced by their features.
 
-    Only the head trains on them; the model stays whole, so checkpoints, the best epoch's weights
-    and the test evaluation (on the test images) are those of the whole model.
+    Only the head trains on them; the model stays whole, so checkpoints and the best epoch's
+    weights are those of the whole model, and the head on a test image's features gives what the
+    whole model gives on the image (test-time augmentation needs the images themselves).
     """
 
     def replaced(images: ImageTensors, values: torch.Tensor) -> ImageTensors:
         return ImageTensors(values, images.labels.to(values.device), images.positions)
 
-    return replace(data, train=replaced(data.train, features.train), val=replaced(data.val, features.val))
+    return replace(
+        data,
+        train=replaced(data.train, features.train),
+        val=replaced(data.val, features.val),
+        test=replaced(data.test, features.test),
+    )
 
 
 def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome:
@@ -186,7 +196,9 @@ def train(spec: JobSpec, settings: TrainerSettings, attempt: Attempt) -> Outcome
         when = f"after {epochs_run} epochs"
         return stopped_run(attempt.publisher, attempt.run_id, epochs_run, when, attempt.stop_reason())
 
-    logits = predict_logits(model, placed.test, setup, spec.batch_size)
+    on_test_features = fit_setup.features and not setup.tta
+    test_data, test_setup = (fit_data, fit_setup) if on_test_features else (placed, setup)
+    logits = predict_logits(model, test_data.test, test_setup, spec.batch_size)
     evaluation = evaluation_of(logits, data.test.labels, index.class_names)
     publish_evaluation(attempt, evaluation)
     publish_test_predictions(attempt, split, logits, data.test.labels, data.test.positions)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from services.trainer import data as data_module
 from services.trainer.data import ImageTensors, load_split_data, place
 from shared.datasets.imagefolder import DatasetError, scan_image_folder
 from shared.datasets.splits import stratified_split
@@ -89,3 +90,33 @@ def test_each_decoded_image_knows_its_file_when_others_are_skipped(tmp_path):
         assert tensors.positions == readable
         assert tensors.labels.tolist() == [index.labels[p] for p in readable]
     assert sum(len(getattr(data, name).positions) for name in ("train", "val", "test")) == 9
+
+
+def test_the_next_job_on_the_same_files_split_and_geometry_reuses_the_decoded_images(tmp_path):
+    write_images(tmp_path / "a", 6)
+    write_images(tmp_path / "b", 6)
+    index = scan_image_folder(tmp_path)
+    split = stratified_split(index.labels, 0)
+    first = load_split_data(index, split, Geometry(16, 16), max_pixels=10**6)
+    assert load_split_data(scan_image_folder(tmp_path), split, Geometry(16, 16), max_pixels=10**6) is first
+    # Another geometry, another split: decoded again.
+    assert load_split_data(index, split, Geometry(16, 24), max_pixels=10**6) is not first
+    other_split = stratified_split(index.labels, 1)
+    assert load_split_data(index, other_split, Geometry(16, 16), max_pixels=10**6) is not first
+    # A file replaced under the same name: its new pixels, not the kept ones.
+    before = load_split_data(index, split, Geometry(16, 16), max_pixels=10**6)
+    position = before.train.positions[0]
+    Image.new("RGB", (40, 30), color=(255, 255, 255)).save(index.paths[position])
+    after = load_split_data(scan_image_folder(tmp_path), split, Geometry(16, 16), max_pixels=10**6)
+    assert after is not before
+    assert (after.train.images[0] == 255).all() and not (before.train.images[0] == 255).all()
+
+
+def test_decoded_images_too_large_to_keep_are_decoded_again(tmp_path, monkeypatch):
+    write_images(tmp_path / "a", 6)
+    write_images(tmp_path / "b", 6)
+    index = scan_image_folder(tmp_path)
+    split = stratified_split(index.labels, 0)
+    monkeypatch.setattr(data_module, "KEPT_DECODED_BYTES", 12 * 3 * 16 * 16 - 1)  # one byte short of all 12
+    first = load_split_data(index, split, Geometry(16, 16), max_pixels=10**6)
+    assert load_split_data(index, split, Geometry(16, 16), max_pixels=10**6) is not first

@@ -133,12 +133,14 @@ def test_the_head_on_the_features_predicts_as_the_whole_model(settings, model_na
     setup = make_setup(spec, CPU)
     features = feature_cache.compute_features(model, data, setup, 2, "0" * 64)
     assert features is not None and head_of(model) is head  # the head is back
-    assert features.train.shape[:2] == (len(data.train), 2) and features.val.shape[0] == len(data.val)
+    assert features.train.shape[:2] == (len(data.train), 2)
     model.eval()
-    with torch.inference_mode(), setup.autocast():
-        whole = model(batch_inputs(data.val.images, setup)).float()
-        on_features = head(features.val).float()
-    torch.testing.assert_close(on_features, whole, atol=1e-3, rtol=1e-3)
+    for images, features_of_images in [(data.val, features.val), (data.test, features.test)]:
+        assert len(features_of_images) == len(images)
+        with torch.inference_mode(), setup.autocast():
+            whole = model(batch_inputs(images.images, setup)).float()
+            on_features = head(features_of_images).float()
+        torch.testing.assert_close(on_features, whole, atol=1e-3, rtol=1e-3)
     assert not torch.equal(features.train[:, 0], features.train[:, 1])  # two augmented views
 
 
@@ -206,7 +208,7 @@ def test_a_damaged_cache_file_is_computed_again(settings, computations, damage):
     train_locally("b", job(), settings)
     assert len(computations) == 2 and computations[0] == computations[1]
     data, split_hash = split_data(job(), settings)
-    read = feature_cache.read_features(file, computations[0], len(data.train), len(data.val), 2)
+    read = feature_cache.read_features(file, computations[0], data.sizes(), 2)
     assert read is not None and read.train.shape[:2] == (len(data.train), 2)
 
 
@@ -242,9 +244,12 @@ def test_feature_views_need_a_frozen_backbone():
     assert JobSpec(model_name="mobilenet_v2", dataset="tiny").feature_views == 0  # off by default
 
 
-def test_features_replace_the_training_and_validation_images(settings):
+def test_features_replace_the_images(settings):
     data, _split_hash = split_data(job(), settings)
-    features = feature_cache.Features("k", torch.zeros(len(data.train), 2, 8), torch.zeros(len(data.val), 8))
+    features = feature_cache.Features(
+        "k", torch.zeros(len(data.train), 2, 8), torch.zeros(len(data.val), 8), torch.ones(len(data.test), 8)
+    )
     on = on_features(data, features)
     assert isinstance(on.train, ImageTensors) and on.train.images.shape == (len(data.train), 2, 8)
-    assert torch.equal(on.val.labels, data.val.labels) and on.test is data.test
+    assert torch.equal(on.val.labels, data.val.labels) and torch.equal(on.test.labels, data.test.labels)
+    assert on.test.images.shape == (len(data.test), 8) and on.test.positions == data.test.positions

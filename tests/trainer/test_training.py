@@ -68,6 +68,11 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
     for checkpoint in saved:
         assert checkpoint.path == f"runs/run-a/{checkpoint.kind}.pt"  # relative to the artifacts root
         assert (Path(settings.artifacts_root) / checkpoint.path).is_file()
+    # best.pt is the best epoch's checkpoint (a copy of the last.pt written with it), whole.
+    best = torch.load(Path(settings.artifacts_root) / "runs/run-a/best.pt", weights_only=False)
+    assert best["epoch"] == (2 if best_again else 1) and best["history"][-1]["val_loss"] == min(
+        event.val_loss for event in finished[: best["epoch"]]
+    )
     [evaluation] = [e for e in events if e.type == "evaluation_finished"]
     assert (evaluation.accuracy, evaluation.loss, evaluation.f1_macro, evaluation.images) == (
         summary.test_accuracy,
