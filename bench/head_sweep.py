@@ -13,9 +13,9 @@ process, as one trainer works through a sweep's runs. It is trained twice:
 - `cached`: feature_views `--views` — the first run computes that many augmented views of each
   training image once (services/trainer/feature_cache.py); the other 23 reuse them.
 
-Each seed's two sweeps start from empty artifacts folders and an empty in-memory cache, so the
-cached sweep pays for its backbone pass (and, like the uncached one, decodes the dataset once:
-data.load_split_data keeps it for the next run).
+Each sweep starts from an empty artifacts folder and nothing in memory, so the cached sweep pays
+for its backbone pass, and each sweep decodes (and audits) the dataset in its first run
+(data.load_split_data keeps the decoded images for the next run).
 
 The backbone (`--weights`): `imagenet` where torchvision's file is in the torch hub cache; by
 default `synthetic`, a stand-in for it on a machine that cannot download it: the model trained
@@ -41,6 +41,7 @@ import torch
 
 from bench.real_photos import REAL_TILES
 from services.trainer import checkpoints, feature_cache
+from services.trainer.data import forget_decoded
 from services.trainer.device import device_name, pick_device
 from services.trainer.local_run import train_locally
 from services.trainer.settings import TrainerSettings
@@ -124,6 +125,7 @@ def sweep(args: argparse.Namespace, runs: list[dict], seed: int, mode: str) -> t
     """Every run of the grid in one mode from empty artifacts; their summaries and the wall time."""
     views = args.views if mode == "cached" else 0
     feature_cache.forget_all()
+    forget_decoded()
     summaries = []
     with tempfile.TemporaryDirectory() as artifacts:
         settings = TrainerSettings(

@@ -102,7 +102,7 @@ def feature_key(
         "train_images": _digest(data.train.images),
         "val_images": _digest(data.val.images),
         "test_images": _digest(data.test.images),
-        "feature_views": spec.feature_views,
+        "feature_views": spec.cached_views,
         "augment": spec.augment,
         # Numerics and random draws differ between devices, precisions, memory formats and torch releases.
         "torch": torch.__version__,
@@ -248,18 +248,18 @@ def frozen_features(
         return known
     path = cache_path(artifacts_root, key)
     started = time.perf_counter()
-    features = read_features(path, key, data.sizes(), spec.feature_views)
+    features = read_features(path, key, data.sizes(), spec.cached_views)
     if features is not None:
         log.info("features %s: read from %s in %.1f s", key[:12], path, time.perf_counter() - started)
     else:
-        features = compute_features(model, data, setup, spec.feature_views, key, should_stop)
+        features = compute_features(model, data, setup, spec.cached_views, key, should_stop)
         if features is None:
             return None
         write_features(path, Features(key, features.train.cpu(), features.val.cpu(), features.test.cpu()))
         log.info(
             "features %s: %d views of %d images, %d validation and %d test images computed in %.1f s",
             key[:12],
-            spec.feature_views,
+            spec.cached_views,
             len(data.train),
             len(data.val),
             len(data.test),

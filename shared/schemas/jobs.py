@@ -48,8 +48,10 @@ MAX_GRID_VALUES = 1000
 # Runs of one study: folds of a k-fold, or seeds of repeated training.
 MAX_STUDY_RUNS = 20
 MAX_PATTERN_LENGTH = 256
-# Augmented views of each training image that a feature-extraction job computes once (feature_views).
+# Augmented views of each training image that a feature-extraction job computes once (feature_views):
+# at most, and by default with a frozen backbone (measured: bench/head_sweep.py, docs/benchmarks.md).
 MAX_FEATURE_VIEWS = 16
+DEFAULT_FEATURE_VIEWS = 4
 # JobSpec fields that make a study of several runs rather than set up one: no model's default.
 STUDY_FIELDS = ("folds", "fold", "repeats")
 # A default patience (JobSpec.patience null): this fraction of the epochs, at least this many.
@@ -156,12 +158,13 @@ class JobSpec(BaseModel):
     cnn_width: int = Field(
         32, ge=8, le=128, description="custom_cnn: the first block's channels; each next block doubles them"
     )
-    feature_views: int = Field(
-        0,
+    feature_views: int | None = Field(
+        None,
         ge=0,
         le=MAX_FEATURE_VIEWS,
         description="with a frozen backbone: augmented views of each training image whose features are computed "
-        "once and reused by every epoch and every run that shares them (0: none; off by default until measured)",
+        f"once and reused by every epoch and every run that shares them (0: none; default: {DEFAULT_FEATURE_VIEWS} "
+        'with a frozen backbone, 1 with augment "none", else 0)',
     )
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="seeds the weights and the augmentation (not the split: split_seed)"
@@ -216,6 +219,10 @@ class JobSpec(BaseModel):
             self.image_size = info.image_size
         if self.patience is None:
             self.patience = max(MIN_DEFAULT_PATIENCE, self.epochs // PATIENCE_FRACTION_OF_EPOCHS)
+        if self.feature_views is None:
+            frozen = self.feature_extraction and self.trainable_layers == 0
+            views = 1 if self.augment == "none" else DEFAULT_FEATURE_VIEWS
+            self.feature_views = views if frozen else 0
         return self
 
     @property
@@ -230,10 +237,16 @@ class JobSpec(BaseModel):
         assert self.patience is not None
         return self.patience
 
+    @property
+    def cached_views(self) -> int:
+        """feature_views, filled in by model_defaults."""
+        assert self.feature_views is not None
+        return self.feature_views
+
     @field_validator("feature_views")
     @classmethod
-    def views_of_a_frozen_backbone(cls, views: int, info: ValidationInfo) -> int:
-        if views == 0:
+    def views_of_a_frozen_backbone(cls, views: int | None, info: ValidationInfo) -> int | None:
+        if not views:  # none, or the default (model_defaults)
             return views
         frozen = info.data.get("feature_extraction")
         if frozen is None and info.data.get("model_name") in MODELS:

@@ -18,7 +18,7 @@ from services.trainer.training import on_features
 from shared.datasets.imagefolder import resolve_dataset, scan_image_folder
 from shared.datasets.splits import split_dataset
 from shared.datasets.synth import synthesize_dataset
-from shared.schemas.jobs import JobSpec
+from shared.schemas.jobs import DEFAULT_FEATURE_VIEWS, JobSpec
 
 CPU = torch.device("cpu")
 BASE = {
@@ -241,7 +241,17 @@ def test_feature_views_need_a_frozen_backbone():
     with pytest.raises(ValueError, match="use 1"):
         job(augment="none")
     assert job(augment="none", feature_views=1).feature_views == 1
-    assert JobSpec(model_name="mobilenet_v2", dataset="tiny").feature_views == 0  # off by default
+
+
+def test_a_frozen_backbone_caches_four_views_by_default():
+    def views(**fields) -> int | None:
+        return JobSpec(**{"model_name": "mobilenet_v2", "dataset": "tiny", **fields}).feature_views
+
+    assert views() == views(model_name="resnet50") == views(model_name="vgg16") == DEFAULT_FEATURE_VIEWS == 4
+    assert views(augment="none") == 1  # one image, one view
+    # A backbone that trains, or none to freeze: nothing to cache.
+    assert views(feature_extraction=False) == views(trainable_layers=1) == views(model_name="custom_cnn") == 0
+    assert views(feature_views=0) == 0  # asked for without the cache
 
 
 def test_features_replace_the_images(settings):
