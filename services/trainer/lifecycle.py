@@ -5,13 +5,19 @@ with heartbeats that renew the lease, watches the run's cancel flag (cancel.py),
 run a job whose workers kept dying, and ends the run the one way it ended: run_completed,
 run_cancelled, run_pruned or run_failed. An attempt that finds a newer one holding the run stands down
 (StoodDown): it publishes nothing more, and the newer attempt owns the run.
+
+A completed run whose events all reached the stream leaves COMPLETED_FILE in its directory. A
+job delivered again after that (a Redis restart makes kombu put back the messages a worker had
+in hand, even one whose task then completed) finds it and does nothing.
 """
 
 import logging
+import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 import torch
@@ -29,6 +35,9 @@ from shared import names
 from shared.schemas.events import RunCancelled, RunCompleted, RunFailed, RunPruned, TrainingSummary
 
 log = logging.getLogger(__name__)
+
+# In a completed run's directory: its summary, written once every event of the run was sent.
+COMPLETED_FILE = "completed.json"
 
 
 def never() -> bool:
@@ -75,8 +84,13 @@ class TooManyAttempts(RuntimeError):
 
 def run_attempt(run_id: str, settings: TrainerSettings, worker: str, work: Callable[[Attempt], Outcome]) -> Outcome:
     """One attempt at run run_id, publishing to Redis: `work` runs unless the run was cancelled
-    before it started (the worker got the job although it was revoked) or was delivered more
-    than settings.max_attempts times. Publishes run_failed (and re-raises) on errors."""
+    before it started (the worker got the job although it was revoked), was delivered more
+    than settings.max_attempts times, or has completed already (its summary comes back, nothing
+    is published). Publishes run_failed (and re-raises) on errors."""
+    run_dir = checkpoints.run_dir(settings.artifacts_root, run_id)
+    if (summary := completed_summary(run_dir)) is not None:
+        log.warning("run %s completed already: its job, delivered again, has nothing to do", run_id)
+        return summary
     with published_run(run_id, settings) as (publisher, lease), CancelFlag(settings.redis_url, run_id) as cancel:
         if cancel.is_set():
             return stopped_run(publisher, run_id, 0, "before it started", cancel.reason())
@@ -86,7 +100,31 @@ def run_attempt(run_id: str, settings: TrainerSettings, worker: str, work: Calla
                 f"run {run_id} was delivered {lease.attempt} times; its worker died during each of the "
                 f"last {lease.attempt - 1} (limit: PADDY_MAX_ATTEMPTS={settings.max_attempts})"
             )
-        return work(Attempt(run_id, lease.attempt, worker, publisher, lease, stop_check(lease, cancel), cancel.reason))
+        attempt = lease.attempt
+        outcome = work(Attempt(run_id, attempt, worker, publisher, lease, stop_check(lease, cancel), cancel.reason))
+    # Every event sent (none left in a spill file): run_completed is in the stream.
+    if isinstance(outcome, TrainingSummary) and not earlier_spill_files(run_dir, attempt + 1):
+        mark_completed(run_dir, outcome)
+    return outcome
+
+
+def completed_summary(run_dir: Path) -> TrainingSummary | None:
+    """The summary of a run that completed with every event sent, else None."""
+    path = run_dir / COMPLETED_FILE
+    try:
+        return TrainingSummary.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # unreadable or not a summary: the job runs as if it were not there
+        log.warning("ignoring %s: %s", path, error)
+        return None
+
+
+def mark_completed(run_dir: Path, summary: TrainingSummary) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / f"{COMPLETED_FILE}.{os.getpid()}.partial"
+    partial.write_text(summary.model_dump_json())
+    os.replace(partial, run_dir / COMPLETED_FILE)
 
 
 def stop_check(lease: RunLease, cancel: CancelFlag) -> Callable[[], bool]:

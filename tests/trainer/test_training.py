@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from services.trainer.lifecycle import COMPLETED_FILE
 from services.trainer.settings import TrainerSettings
 from services.trainer.training import run_training
 from shared import names
@@ -97,11 +98,33 @@ def test_a_job_publishes_its_whole_lifecycle_in_order(settings, redis_client, da
         ]
 
 
+def died_before_its_events_were_sent(settings, run_id: str) -> None:
+    """As if the attempt that just completed run_id had died before its last events reached
+    the stream: it would have left no completed.json."""
+    (Path(settings.artifacts_root) / "runs" / run_id / COMPLETED_FILE).unlink()
+
+
+def test_a_job_delivered_again_after_its_run_completed_does_nothing(settings, redis_client, dataset):
+    # A Redis restart makes kombu put back the messages a worker had in hand, even one whose task then completed.
+    spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=1, image_size=32, batch_size=8)
+    summary = run_training("run-f", spec, TrainerSettings(), worker="test")
+    events = published(redis_client)
+    assert run_training("run-f", spec, TrainerSettings(), worker="test") == summary
+    assert published(redis_client) == events  # nothing published
+    assert redis_client.get(names.ATTEMPT_KEY.format(run_id="run-f")) == b"1"  # no second attempt taken
+    # A damaged file is no proof of completion: the job runs (resuming from its checkpoint).
+    (Path(settings.artifacts_root) / "runs" / "run-f" / COMPLETED_FILE).write_text("{")
+    run_training("run-f", spec, TrainerSettings(), worker="test")
+    assert [e.type for e in published(redis_client)[len(events) :] if e.type != "heartbeat"][-1] == "run_completed"
+    assert redis_client.get(names.ATTEMPT_KEY.format(run_id="run-f")) == b"2"
+
+
 def test_a_second_attempt_numbers_its_events_after_the_first(settings, redis_client, dataset):
     spec = JobSpec(model_name="custom_cnn", dataset=dataset, epochs=1, image_size=32, batch_size=8)
     run_training("run-b", spec, TrainerSettings(), worker="test")
     last_of_first = published(redis_client)[-1].seq
     redis_client.delete(names.EVENTS_STREAM)
+    died_before_its_events_were_sent(settings, "run-b")
     run_training("run-b", spec, TrainerSettings(), worker="test")
     events = published(redis_client)
     assert events[0].seq > last_of_first and events[0].attempt == 2
@@ -130,6 +153,7 @@ def test_a_resumed_attempt_restates_the_checkpoints_epochs_with_their_first_time
     run_training("run-e", spec, TrainerSettings(), worker="test")
     first = {e.epoch: e for e in published(redis_client) if e.type == "epoch_finished"}
     redis_client.delete(names.EVENTS_STREAM)
+    died_before_its_events_were_sent(settings, "run-e")
     run_training("run-e", spec, TrainerSettings(), worker="test")  # delivered again: resumes after epoch 2
     events = [e for e in published(redis_client) if e.type != "heartbeat"]
     assert events[0].type == "run_started" and events[0].resumed_from_epoch == 2
