@@ -62,6 +62,9 @@ class Features:
     def nbytes(self) -> int:
         return sum(part.numel() * part.element_size() for part in (self.train, self.val, self.test))
 
+    def to(self, device: torch.device) -> "Features":
+        return Features(self.key, *(getattr(self, name).to(device) for name in PARTS))
+
 
 def cache_path(artifacts_root: Path, key: str) -> Path:
     return Path(artifacts_root) / CACHE_DIR / f"{key}.pt"
@@ -215,7 +218,7 @@ def placed(features: Features, device: torch.device, free_fraction: float) -> Fe
         target = device
     else:
         target = torch.device("cpu")
-    return Features(features.key, features.train.to(target), features.val.to(target), features.test.to(target))
+    return features.to(target)
 
 
 def remember(features: Features) -> None:
@@ -255,7 +258,7 @@ def frozen_features(
         features = compute_features(model, data, setup, spec.cached_views, key, should_stop)
         if features is None:
             return None
-        write_features(path, Features(key, features.train.cpu(), features.val.cpu(), features.test.cpu()))
+        write_features(path, features.to(torch.device("cpu")))
         log.info(
             "features %s: %d views of %d images, %d validation and %d test images computed in %.1f s",
             key[:12],
